@@ -1,0 +1,78 @@
+package keys
+
+import (
+	"strconv"
+)
+
+// DefaultPrefix is the default key prefix (HERALD_PREFIX).
+const DefaultPrefix = "herald:"
+
+// Space builds keys under one prefix. The zero value uses DefaultPrefix.
+type Space struct {
+	Prefix string
+}
+
+func (s Space) p() string {
+	if s.Prefix == "" {
+		return DefaultPrefix
+	}
+	return s.Prefix
+}
+
+// Events is the ingest stream without partitions: herald:events.
+func (s Space) Events() string { return s.p() + "events" }
+
+// EventsPartition is ingest partition n: herald:events:{n}.
+func (s Space) EventsPartition(n int) string {
+	return s.p() + "events:{" + strconv.Itoa(n) + "}"
+}
+
+// IngestStreams lists the ingest streams for a partition count (0 or 1
+// means the single unpartitioned stream).
+func (s Space) IngestStreams(partitions int) []string {
+	if partitions <= 1 {
+		return []string{s.Events()}
+	}
+	out := make([]string, partitions)
+	for i := range out {
+		out[i] = s.EventsPartition(i)
+	}
+	return out
+}
+
+// DLQ is the dead-letter stream: herald:dlq.
+func (s Space) DLQ() string { return s.p() + "dlq" }
+
+// Upstream is the stream of client pub frames: herald:upstream.
+func (s Space) Upstream() string { return s.p() + "upstream" }
+
+// Rules holds the rate rules document; RulesChannel announces changes.
+func (s Space) Rules() string        { return s.p() + "rules" }
+func (s Space) RulesChannel() string { return s.p() + "rules:changed" }
+
+// Lease is the ownership lease of one ingest stream by one dispatcher.
+func (s Space) Lease(stream string) string { return s.p() + "lease:" + stream }
+
+// Dispatchers is the sorted set of live dispatchers (member: name, score:
+// last heartbeat in unix ms).
+func (s Space) Dispatchers() string { return s.p() + "dispatchers" }
+
+// Edges is the sorted set of live edges (member: edge id, score: last
+// heartbeat in unix ms).
+func (s Space) Edges() string { return s.p() + "edges" }
+
+// Presence is the hash of a user's online devices (field: device, value:
+// edge id and session), tagged like the user's feed.
+func (s Space) Presence(tenant, user string) string {
+	return s.p() + "presence:{" + tenant + ":u:" + user + "}"
+}
+
+// EdgeSessions is the set of presence entries an edge owns, so a survivor
+// can clean up after an edge that crashed.
+func (s Space) EdgeSessions(edge string) string { return s.p() + "edge:" + edge + ":sessions" }
+
+// Acks is the hash of one device's ACK positions (field: feed name, value:
+// "<epoch>:<seq>"), written by edges so that another edge can resume it.
+func (s Space) Acks(tenant, user, device string) string {
+	return s.p() + "acks:{" + tenant + ":u:" + user + "}:" + device
+}
