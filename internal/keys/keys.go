@@ -76,3 +76,24 @@ func (s Space) EdgeSessions(edge string) string { return s.p() + "edge:" + edge 
 func (s Space) Acks(tenant, user, device string) string {
 	return s.p() + "acks:{" + tenant + ":u:" + user + "}:" + device
 }
+
+// IngestStream is the ingest stream a tenant's events go to: the single
+// stream, or partition fnv1a32(tenant) mod partitions, so that one tenant's
+// events stay in one stream, in order. Producers written in other languages
+// must use the same hash (documented in docs/contracts.md).
+func (s Space) IngestStream(tenant string, partitions int) string {
+	if partitions <= 1 {
+		return s.Events()
+	}
+	return s.EventsPartition(int(Partition(tenant, partitions)))
+}
+
+// Partition is fnv1a32(tenant) mod partitions.
+func Partition(tenant string, partitions int) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(tenant); i++ {
+		h ^= uint32(tenant[i])
+		h *= 16777619
+	}
+	return h % uint32(partitions)
+}

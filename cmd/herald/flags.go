@@ -1,0 +1,127 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// flags is a flag.FlagSet whose every flag may also come from a HERALD_*
+// environment variable. The variable sets the default; the flag wins.
+type flags struct {
+	*flag.FlagSet
+	envErrs []string
+}
+
+func newFlags(cmd, summary string) *flags {
+	fs := flag.NewFlagSet("herald "+cmd, flag.ContinueOnError)
+	f := &flags{FlagSet: fs}
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprintf(out, "usage: herald %s [flags]\n\n%s\n\nflags (flag wins over environment):\n", cmd, summary)
+		fs.PrintDefaults()
+	}
+	return f
+}
+
+func envName(flagName string) string {
+	return "HERALD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func (f *flags) env(name string) (string, bool) {
+	v, ok := os.LookupEnv(envName(name))
+	return v, ok && v != ""
+}
+
+func (f *flags) usageText(name, usage string) string {
+	return usage + " (env " + envName(name) + ")"
+}
+
+func (f *flags) String(p *string, name, def, usage string) {
+	if v, ok := f.env(name); ok {
+		def = v
+	}
+	f.StringVar(p, name, def, f.usageText(name, usage))
+}
+
+func (f *flags) Int(p *int, name string, def int, usage string) {
+	if v, ok := f.env(name); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			f.envErrs = append(f.envErrs, fmt.Sprintf("%s=%q: not a whole number", envName(name), v))
+		}
+		def = n
+	}
+	f.IntVar(p, name, def, f.usageText(name, usage))
+}
+
+func (f *flags) Duration(p *time.Duration, name string, def time.Duration, usage string) {
+	if v, ok := f.env(name); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			f.envErrs = append(f.envErrs, fmt.Sprintf("%s=%q: not a duration like 5s", envName(name), v))
+		}
+		def = d
+	}
+	f.DurationVar(p, name, def, f.usageText(name, usage))
+}
+
+func (f *flags) Bool(p *bool, name string, def bool, usage string) {
+	if v, ok := f.env(name); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			f.envErrs = append(f.envErrs, fmt.Sprintf("%s=%q: not true or false", envName(name), v))
+		}
+		def = b
+	}
+	f.BoolVar(p, name, def, f.usageText(name, usage))
+}
+
+// parse parses args; a bad environment variable or flag is a usage error.
+func (f *flags) parse(args []string) error {
+	f.SetOutput(io.Discard)
+	err := f.Parse(args)
+	f.SetOutput(os.Stderr)
+	if err == flag.ErrHelp {
+		f.Usage()
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if len(f.envErrs) > 0 {
+		return fmt.Errorf("%w: %s", errUsage, strings.Join(f.envErrs, "; "))
+	}
+	return nil
+}
+
+// logOptions are the logging flags every long-running command has.
+type logOptions struct {
+	level  string
+	format string
+}
+
+func (f *flags) logging(o *logOptions) {
+	f.String(&o.level, "log-level", "info", "log level: debug, info, warn or error")
+	f.String(&o.format, "log-format", "text", "log format: text or json")
+}
+
+func (o logOptions) logger(w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(o.level)); err != nil {
+		return nil, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, o.level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch o.format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("%w: --log-format %q: want text or json", errUsage, o.format)
+}

@@ -1,0 +1,75 @@
+// Command herald is Herald's single binary: the dispatcher, the WebSocket
+// edge, the all-in-one dev server and the tools that publish, inspect the
+// dead-letter queue, manage rate rules and load-test.
+//
+// Every setting is a flag and a HERALD_* environment variable; flags win.
+// `herald <command> --help` lists a command's settings with their defaults.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+)
+
+// command is one subcommand. Each lives in its own file and registers itself
+// in init.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string) error
+}
+
+var commands []command
+
+func register(c command) { commands = append(commands, c) }
+
+// errUsage marks an error caused by the command line; it exits with 2.
+var errUsage = errors.New("usage")
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage()
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	i := slices.IndexFunc(commands, func(c command) bool { return c.name == args[0] })
+	if i < 0 {
+		fmt.Fprintf(os.Stderr, "herald: unknown command %q (see herald --help)\n", args[0])
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := commands[i].run(ctx, args[1:])
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(os.Stderr, "herald %s: %v\n", args[0], err)
+		return 2
+	default:
+		fmt.Fprintf(os.Stderr, "herald %s: %v\n", args[0], err)
+		return 1
+	}
+}
+
+func usage() {
+	slices.SortFunc(commands, func(a, b command) int { return strings.Compare(a.name, b.name) })
+	fmt.Fprintln(os.Stderr, "usage: herald <command> [flags]\n\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(os.Stderr, "  %-11s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(os.Stderr, "\nrun 'herald <command> --help' for its flags (each also read from a HERALD_* variable)")
+}
