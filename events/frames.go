@@ -1,0 +1,194 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// WebSocket protocol version 1 (contracts section 3): the frames a client
+// sends and the ones the server sends. Every frame is a JSON object with a
+// field "t" naming its kind.
+
+// Client frame kinds.
+const (
+	FrameAck     = "ack"
+	FramePing    = "ping"
+	FrameResume  = "resume"
+	FrameSub     = "sub"
+	FrameUnsub   = "unsub"
+	FrameRefresh = "refresh"
+	FramePub     = "pub"
+)
+
+// Server frame kinds.
+const (
+	FrameWelcome      = "welcome"
+	FrameNotification = "n"
+	FrameReset        = "reset"
+	FramePong         = "pong"
+	FrameError        = "error"
+)
+
+// ErrBadFrame is wrapped by every client frame parse error. The edge closes
+// the connection with 1008 (protocol violation) on it.
+var ErrBadFrame = errors.New("bad frame")
+
+// MaxFrameIDLen bounds ids, tokens and topic names inside client frames.
+const (
+	maxAckIDLen  = 512
+	maxTokenLen  = 8192
+	maxResumeLen = 64
+)
+
+// Position is a client's place in one feed.
+type Position struct {
+	Epoch string `json:"epoch"`
+	Seq   uint64 `json:"seq"`
+}
+
+// ClientFrame is a parsed client frame; which fields are set depends on T.
+type ClientFrame struct {
+	T     string              `json:"t"`
+	ID    string              `json:"id,omitempty"`    // ack
+	Feeds map[string]Position `json:"feeds,omitempty"` // resume
+	Topic string              `json:"topic,omitempty"` // sub, unsub
+	Token string              `json:"token,omitempty"` // refresh
+	Type  string              `json:"type,omitempty"`  // pub
+	Data  json.RawMessage     `json:"data,omitempty"`  // pub
+}
+
+// ParseClientFrame parses and checks one client text frame. maxData bounds
+// the data of a pub frame (0 means DefaultMaxData).
+func ParseClientFrame(b []byte, maxData int) (ClientFrame, error) {
+	var f ClientFrame
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return ClientFrame{}, fmt.Errorf("%w: not a JSON frame of protocol 1: %v", ErrBadFrame, err)
+	}
+	if dec.More() {
+		return ClientFrame{}, fmt.Errorf("%w: trailing data after the frame", ErrBadFrame)
+	}
+	if err := f.check(maxData); err != nil {
+		return ClientFrame{}, fmt.Errorf("%w: %s: %v", ErrBadFrame, quoteKind(f.T), err)
+	}
+	return f, nil
+}
+
+func quoteKind(t string) string {
+	if len(t) > 16 {
+		t = t[:16]
+	}
+	return strconv.Quote(t)
+}
+
+func (f *ClientFrame) check(maxData int) error {
+	switch f.T {
+	case FramePing:
+		return nil
+	case FrameAck:
+		if f.ID == "" || len(f.ID) > maxAckIDLen {
+			return errors.New("needs an id")
+		}
+	case FrameResume:
+		if len(f.Feeds) == 0 || len(f.Feeds) > maxResumeLen {
+			return fmt.Errorf("needs 1 to %d feeds", maxResumeLen)
+		}
+		for name, p := range f.Feeds {
+			if name == "" || p.Epoch == "" {
+				return fmt.Errorf("feed %q needs a name and an epoch", name)
+			}
+		}
+	case FrameSub, FrameUnsub:
+		if !ValidID(f.Topic) {
+			return errors.New("topic must match [A-Za-z0-9_.@-]{1,128}")
+		}
+	case FrameRefresh:
+		if f.Token == "" || len(f.Token) > maxTokenLen {
+			return errors.New("needs a token")
+		}
+	case FramePub:
+		return f.checkPub(maxData)
+	case "":
+		return errors.New("has no field t")
+	default:
+		return errors.New("unknown frame kind")
+	}
+	return nil
+}
+
+func (f *ClientFrame) checkPub(maxData int) error {
+	if !ValidType(f.Type) {
+		return errors.New("type must match [a-z0-9_.-]{1,64}")
+	}
+	if maxData <= 0 {
+		maxData = DefaultMaxData
+	}
+	if len(f.Data) > maxData {
+		return fmt.Errorf("data is larger than %d bytes", maxData)
+	}
+	d := bytes.TrimLeft(f.Data, " \t\r\n")
+	if len(d) == 0 || d[0] != '{' {
+		return errors.New("data must be a JSON object")
+	}
+	return nil
+}
+
+// Welcome is the first frame of every session.
+type Welcome struct {
+	T         string `json:"t"`
+	Session   string `json:"session"`
+	User      string `json:"user"`
+	Tenant    string `json:"tenant"`
+	Device    string `json:"device"`
+	Heartbeat int    `json:"heartbeat"` // seconds between server pings
+}
+
+// Reset says history past the client's position in a feed is gone.
+type Reset struct {
+	T      string `json:"t"`
+	Feed   string `json:"feed"`
+	Reason string `json:"reason"`
+}
+
+// ErrorFrame reports a problem that does not end the session.
+type ErrorFrame struct {
+	T    string `json:"t"`
+	Code string `json:"code"`
+	Msg  string `json:"msg"`
+}
+
+// Notification is a notification frame as a client decodes it.
+type Notification struct {
+	T    string          `json:"t"`
+	ID   string          `json:"id"`
+	Feed string          `json:"feed"`
+	Seq  uint64          `json:"seq"`
+	Type string          `json:"type"`
+	TS   int64           `json:"ts"`
+	Data json.RawMessage `json:"data"`
+}
+
+// PongFrame is the reply to a client ping.
+var PongFrame = []byte(`{"t":"pong"}`)
+
+// AppendNotification appends a notification frame to b without reflection.
+// id, feed and typ are JSON-escaped; data must already be a JSON object.
+func AppendNotification(b []byte, id, feed string, seq uint64, typ string, ts int64, data []byte) []byte {
+	b = append(b, `{"t":"n","id":`...)
+	b = strconv.AppendQuote(b, id)
+	b = append(b, `,"feed":`...)
+	b = strconv.AppendQuote(b, feed)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, `,"type":`...)
+	b = strconv.AppendQuote(b, typ)
+	b = append(b, `,"ts":`...)
+	b = strconv.AppendInt(b, ts, 10)
+	b = append(b, `,"data":`...)
+	b = append(b, data...)
+	return append(b, '}')
+}

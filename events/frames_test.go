@@ -1,0 +1,72 @@
+package events_test
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/heraldrt/herald/events"
+)
+
+func TestParseClientFrame(t *testing.T) {
+	good := []string{
+		`{"t":"ping"}`,
+		`{"t":"ack","id":"ep-1-user"}`,
+		`{"t":"resume","feeds":{"user":{"epoch":"e","seq":41}}}`,
+		`{"t":"sub","topic":"news"}`,
+		`{"t":"unsub","topic":"news"}`,
+		`{"t":"refresh","token":"a.b.c"}`,
+		`{"t":"pub","type":"chat.message","data":{"text":"hi"}}`,
+	}
+	for _, s := range good {
+		if _, err := events.ParseClientFrame([]byte(s), 0); err != nil {
+			t.Errorf("%s: %v", s, err)
+		}
+	}
+	bad := []string{
+		``, `not json`, `[]`, `{}`, `{"t":"nope"}`, `{"t":"ping","extra":1}`, `{"t":"ping"} {"t":"ping"}`,
+		`{"t":"ack"}`, `{"t":"resume","feeds":{}}`, `{"t":"resume","feeds":{"user":{"seq":1}}}`,
+		`{"t":"sub","topic":"a b"}`, `{"t":"refresh"}`, `{"t":"pub","type":"X","data":{}}`,
+		`{"t":"pub","type":"chat.message","data":[1]}`, `{"t":"pub","type":"chat.message"}`,
+	}
+	for _, s := range bad {
+		if _, err := events.ParseClientFrame([]byte(s), 0); !errors.Is(err, events.ErrBadFrame) {
+			t.Errorf("%q: got %v, want ErrBadFrame", s, err)
+		}
+	}
+}
+
+func TestAppendNotificationIsJSON(t *testing.T) {
+	b := events.AppendNotification(nil, "e-1-topic:\"x\"", "topic:\"x\"", 7, "order.placed", 99, []byte(`{"a":[1,2]}`))
+	var n events.Notification
+	if err := json.Unmarshal(b, &n); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	if n.T != "n" || n.Seq != 7 || n.Feed != `topic:"x"` || n.TS != 99 || string(n.Data) != `{"a":[1,2]}` {
+		t.Fatalf("decoded %+v", n)
+	}
+}
+
+func FuzzParseClientFrame(f *testing.F) {
+	for _, s := range []string{`{"t":"ping"}`, `{"t":"ack","id":"x"}`, `{"t":"resume","feeds":{"user":{"epoch":"e","seq":1}}}`,
+		`{"t":"pub","type":"a","data":{}}`, `{"t":"sub","topic":"x"}`, `{"t":"refresh","token":"t"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fr, err := events.ParseClientFrame(b, 1024)
+		if err != nil {
+			if !errors.Is(err, events.ErrBadFrame) {
+				t.Fatalf("error does not wrap ErrBadFrame: %v", err)
+			}
+			return
+		}
+		// An accepted frame re-encodes to a frame that is accepted again.
+		again, err := json.Marshal(fr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := events.ParseClientFrame(again, 1024); err != nil {
+			t.Fatalf("%s accepted, its re-encoding %s refused: %v", b, again, err)
+		}
+	})
+}
