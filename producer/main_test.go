@@ -1,0 +1,20 @@
+package producer_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/heraldrt/herald/internal/leakcheck"
+	"github.com/redis/go-redis/v9"
+)
+
+// quiet drops go-redis's own log lines: the tests kill servers on purpose,
+// and the pool logs every failed redial.
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
+func TestMain(m *testing.M) {
+	redis.SetLogger(quiet{})
+	leakcheck.Main(m)
+}

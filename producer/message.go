@@ -1,0 +1,148 @@
+package producer
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/heraldrt/herald/events"
+)
+
+// Message is one entry of a batch for PublishBatch: a typed event with its
+// publish options ([Event]) or a raw envelope ([Envelope]). The zero
+// Message is refused with ErrEmptyMessage.
+type Message struct {
+	event events.Event
+	opts  []PublishOption
+	env   events.Envelope
+	kind  uint8 // 0: zero Message, typedMessage or rawMessage
+}
+
+const (
+	typedMessage = 1 + iota
+	rawMessage
+)
+
+// Event is the batch message that Publish(ctx, ev, opts...) would send.
+func Event(ev events.Event, opts ...PublishOption) Message {
+	return Message{event: ev, opts: opts, kind: typedMessage}
+}
+
+// Envelope is the batch message that PublishEnvelope(ctx, env) would send.
+func Envelope(env events.Envelope) Message { return Message{env: env, kind: rawMessage} }
+
+// typeName names the message in errors, before it is validated.
+func (m Message) typeName() string {
+	switch {
+	case m.kind == rawMessage:
+		return m.env.Type
+	case m.event != nil:
+		return m.event.EventType()
+	}
+	return ""
+}
+
+// envelope builds the message's entry, with the producer's defaults filled
+// in, and validates it.
+func (p *Producer) envelope(m Message, now time.Time) (events.Envelope, error) {
+	switch m.kind {
+	case rawMessage:
+		return p.rawEnvelope(m.env, now)
+	case typedMessage:
+		return p.eventEnvelope(m.event, m.opts, now)
+	}
+	return events.Envelope{}, ErrEmptyMessage
+}
+
+// eventEnvelope builds and validates the entry of a typed event.
+func (p *Producer) eventEnvelope(ev events.Event, opts []PublishOption, now time.Time) (events.Envelope, error) {
+	if ev == nil {
+		return events.Envelope{}, ErrNilEvent
+	}
+	var o publishOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return events.Envelope{}, fmt.Errorf("encode data: %w", err)
+	}
+	if bytes.Equal(data, []byte("null")) {
+		return events.Envelope{}, ErrNilEvent // a typed nil pointer
+	}
+	env := events.Envelope{
+		Type:   ev.EventType(),
+		Tenant: cmp.Or(o.tenant, p.tenant),
+		Data:   data,
+		ID:     o.id,
+		Device: o.device,
+		TTL:    o.ttl,
+		TS:     unixMilli(o.at, now),
+	}
+	if env.To, err = audience(ev, o); err != nil {
+		return events.Envelope{}, err
+	}
+	return env, p.validate(env)
+}
+
+// audience is the explicit To, else the event's default audience.
+func audience(ev events.Event, o publishOptions) (events.Audience, error) {
+	if o.toSet {
+		if o.to.Kind == 0 {
+			return events.Audience{}, o.to.Validate() // "audience is empty"
+		}
+		return o.to, nil
+	}
+	if ad, ok := ev.(events.Addressed); ok {
+		if a, ok := ad.DefaultAudience(); ok {
+			return a, nil
+		}
+	}
+	return events.Audience{}, &events.ValidationError{
+		Field:   events.FieldTo,
+		Problem: "is required: " + ev.EventType() + " gives no default audience, pass producer.To(...)",
+		Err:     events.ErrMissing,
+	}
+}
+
+// rawEnvelope fills in the tenant, ts and audience of an envelope and
+// validates it. An envelope without To gets its type's default audience
+// from its data, so every entry on the wire names its audience.
+func (p *Producer) rawEnvelope(env events.Envelope, now time.Time) (events.Envelope, error) {
+	env.Tenant = cmp.Or(env.Tenant, p.tenant)
+	if env.TS == 0 {
+		env.TS = now.UnixMilli()
+	}
+	if err := p.validate(env); err != nil {
+		return events.Envelope{}, err
+	}
+	if env.To.Kind == 0 {
+		// Validate passed, so the registered type gave an audience.
+		env.To, _ = events.DefaultAudience(env.Type, env.Data)
+	}
+	return env, nil
+}
+
+// validate checks an entry against the contract as the dispatcher will,
+// plus what Envelope.Values would silently drop or garble on the wire.
+func (p *Producer) validate(env events.Envelope) error {
+	if env.TTL < 0 {
+		return &events.ValidationError{Field: events.FieldTTL, Problem: "must not be negative", Err: events.ErrInvalid}
+	}
+	for k := range env.Ext {
+		if !strings.HasPrefix(k, events.ExtensionPrefix) {
+			return &events.ValidationError{Field: k, Problem: "is not an extension field (they start with x-)", Err: events.ErrUnknown}
+		}
+	}
+	return p.limits.Validate(env)
+}
+
+func unixMilli(at, now time.Time) int64 {
+	if at.IsZero() {
+		return now.UnixMilli()
+	}
+	return at.UnixMilli()
+}

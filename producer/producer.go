@@ -1,0 +1,155 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/heraldrt/herald/events"
+	"github.com/heraldrt/herald/internal/keys"
+	"github.com/redis/go-redis/v9"
+)
+
+// Producer publishes events to Herald's ingest streams. It holds no state
+// besides its settings and is safe for concurrent use.
+type Producer struct {
+	rdb        redis.UniversalClient
+	space      keys.Space
+	partitions int
+	tenant     string
+	maxLen     int64
+	minIDAge   time.Duration
+	limits     events.Limits
+	now        func() time.Time
+}
+
+// New returns a Producer that publishes through client. The client's own
+// settings apply, including its retries: see the package documentation.
+func New(client redis.UniversalClient, opts ...Option) *Producer {
+	if client == nil {
+		panic("producer: New with a nil client")
+	}
+	p := &Producer{rdb: client, maxLen: DefaultMaxLen}
+	for _, opt := range opts {
+		opt(p)
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	return p
+}
+
+// Publish sends ev as one entry of the ingest stream and returns the entry
+// id. The entry's data is the JSON encoding of ev and its type
+// ev.EventType(); its audience is To(...) if given, else ev's
+// DefaultAudience. A contract violation is refused before anything is sent,
+// with an error wrapping the *events.ValidationError that names the field.
+func (p *Producer) Publish(ctx context.Context, ev events.Event, opts ...PublishOption) (string, error) {
+	return p.publish(ctx, Event(ev, opts...))
+}
+
+// PublishEnvelope sends a raw entry, for events without a Go type. A zero
+// Tenant is the producer's tenant, a zero TS the current time, and a zero
+// To the type's default audience (registered types only); everything else
+// is sent as given, once it passes validation.
+func (p *Producer) PublishEnvelope(ctx context.Context, env events.Envelope) (string, error) {
+	return p.publish(ctx, Envelope(env))
+}
+
+func (p *Producer) publish(ctx context.Context, m Message) (string, error) {
+	now := p.now()
+	env, err := p.envelope(m, now)
+	if err != nil {
+		return "", publishErr(m.typeName(), "", err)
+	}
+	stream := p.stream(env.Tenant)
+	if err := ctx.Err(); err != nil {
+		return "", publishErr(env.Type, stream, err)
+	}
+	id, err := p.rdb.XAdd(ctx, p.xaddArgs(stream, env, now)).Result()
+	if err != nil {
+		return "", publishErr(env.Type, stream, err)
+	}
+	return id, nil
+}
+
+// PublishBatch sends every message in one pipelined round trip (Redis
+// Cluster: one per node) and returns their entry ids in order. All messages
+// are validated first: if one is invalid nothing is sent, and the error is a
+// *BatchError naming its index (wrapping the *events.ValidationError that
+// names the field). If Redis fails part way, ids holds the ids of the
+// entries that were stored ("" for the others) and the error is a
+// *BatchError naming the first message that failed.
+func (p *Producer) PublishBatch(ctx context.Context, msgs []Message) ([]string, error) {
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	now := p.now()
+	args := make([]*redis.XAddArgs, len(msgs))
+	for i, m := range msgs {
+		env, err := p.envelope(m, now)
+		if err != nil {
+			return nil, &BatchError{Index: i, Type: m.typeName(), Err: err}
+		}
+		args[i] = p.xaddArgs(p.stream(env.Tenant), env, now)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("publish batch: %w", err)
+	}
+	cmds, _ := p.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for _, a := range args {
+			pipe.XAdd(ctx, a)
+		}
+		return nil
+	})
+	return batchIDs(cmds, msgs, args)
+}
+
+// batchIDs reads the replies of a pipelined batch.
+func batchIDs(cmds []redis.Cmder, msgs []Message, args []*redis.XAddArgs) ([]string, error) {
+	ids := make([]string, len(args))
+	var first error
+	for i, c := range cmds {
+		id, err := c.(*redis.StringCmd).Result()
+		if err != nil && first == nil {
+			first = &BatchError{Index: i, Type: msgs[i].typeName(), Stream: args[i].Stream, Err: err}
+		}
+		ids[i] = id
+	}
+	return ids, first
+}
+
+// stream is the ingest stream of a tenant.
+func (p *Producer) stream(tenant string) string {
+	return p.space.IngestStream(tenant, p.partitions)
+}
+
+// xaddArgs is the XADD of one validated entry, with the retention option.
+func (p *Producer) xaddArgs(stream string, env events.Envelope, now time.Time) *redis.XAddArgs {
+	a := &redis.XAddArgs{Stream: stream, Values: env.Values()}
+	switch {
+	case p.maxLen > 0:
+		a.MaxLen, a.Approx = p.maxLen, true
+	case p.minIDAge > 0:
+		a.MinID = strconv.FormatInt(now.Add(-p.minIDAge).UnixMilli(), 10) + "-0"
+		a.Approx = true
+	}
+	return a
+}
+
+// publishErr wraps err as "publish <type> to <stream>: <err>".
+func publishErr(typ, stream string, err error) error {
+	var ve *events.ValidationError
+	switch {
+	case typ == "":
+		typ = "event"
+	case errors.As(err, &ve) && ve.Field == events.FieldType:
+		typ = "event" // the type itself is bad: do not repeat it
+	}
+	if stream == "" {
+		return fmt.Errorf("publish %s: %w", typ, err)
+	}
+	return fmt.Errorf("publish %s to %s: %w", typ, stream, err)
+}
