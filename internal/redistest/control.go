@@ -28,37 +28,37 @@ func (s *Server) running() (*process, error) {
 	return p, nil
 }
 
-// Kill crashes the server: SIGKILL to its process group, then waits until it
-// is gone. Writes that were not yet on disk are lost, as in a real crash.
-func (s *Server) Kill() error {
+// control runs f on the live process under s.mu and names op in its error.
+func (s *Server) control(op string, f func(*process) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, err := s.running()
 	if err != nil {
 		return err
 	}
-	s.proc = nil
-	if err := p.kill(); err != nil {
-		return fmt.Errorf("redistest: kill %s: %w", s.Addr(), err)
+	if err := f(p); err != nil {
+		return fmt.Errorf("redistest: %s %s: %w", op, s.Addr(), err)
 	}
 	return nil
+}
+
+// Kill crashes the server: SIGKILL to its process group, then waits until it
+// is gone. Writes that were not yet on disk are lost, as in a real crash.
+func (s *Server) Kill() error {
+	return s.control("kill", func(p *process) error {
+		s.proc = nil
+		return p.kill()
+	})
 }
 
 // Stop shuts the server down gracefully (SIGTERM, which redis-server handles
 // like SHUTDOWN) and waits until it is gone. A server that does not exit
 // within 10s is killed, and Stop says so.
 func (s *Server) Stop() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, err := s.running()
-	if err != nil {
-		return err
-	}
-	s.proc = nil
-	if err := p.terminate(stopGrace); err != nil {
-		return fmt.Errorf("redistest: stop %s: %w", s.Addr(), err)
-	}
-	return nil
+	return s.control("stop", func(p *process) error {
+		s.proc = nil
+		return p.terminate(stopGrace)
+	})
 }
 
 // Restart starts the server again after Kill, Stop or a crash, on the same
@@ -84,34 +84,18 @@ func (s *Server) Restart(ctx context.Context) error {
 // stopped: connections stay open but nothing is answered, so clients time
 // out. Resume thaws it.
 func (s *Server) Pause() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, err := s.running()
-	if err != nil {
-		return err
-	}
-	if err := p.signalGroup(syscall.SIGSTOP); err != nil {
-		return fmt.Errorf("redistest: pause %s: %w", s.Addr(), err)
-	}
-	if err := waitStopped(p.pid, pauseTimeout); err != nil {
-		return fmt.Errorf("redistest: pause %s: %w", s.Addr(), err)
-	}
-	return nil
+	return s.control("pause", func(p *process) error {
+		if err := p.signalGroup(syscall.SIGSTOP); err != nil {
+			return err
+		}
+		return waitStopped(p.pid, pauseTimeout)
+	})
 }
 
 // Resume thaws a paused server with SIGCONT. It answers what clients sent
 // while it was paused, in order.
 func (s *Server) Resume() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, err := s.running()
-	if err != nil {
-		return err
-	}
-	if err := p.signalGroup(syscall.SIGCONT); err != nil {
-		return fmt.Errorf("redistest: resume %s: %w", s.Addr(), err)
-	}
-	return nil
+	return s.control("resume", func(p *process) error { return p.signalGroup(syscall.SIGCONT) })
 }
 
 // Close kills the server if it is running, waits until it is gone and
