@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/heraldrt/herald/events"
@@ -45,19 +44,26 @@ func (m Message) typeName() string {
 	return ""
 }
 
-// envelope builds the message's entry, with the producer's defaults filled
-// in, and validates it.
-func (p *Producer) envelope(m Message, now time.Time) (events.Envelope, error) {
+// envelope builds the message's entry with the producer's defaults filled
+// in. trusted says its data came from encoding/json, which only writes
+// valid JSON.
+func (p *Producer) envelope(m Message, now time.Time) (env events.Envelope, trusted bool, err error) {
 	switch m.kind {
 	case rawMessage:
-		return p.rawEnvelope(m.env, now)
+		env = m.env
+		env.Tenant = cmp.Or(env.Tenant, p.tenant)
+		if env.TS == 0 {
+			env.TS = now.UnixMilli()
+		}
+		return env, false, nil
 	case typedMessage:
-		return p.eventEnvelope(m.event, m.opts, now)
+		env, err = p.eventEnvelope(m.event, m.opts, now)
+		return env, true, err
 	}
-	return events.Envelope{}, ErrEmptyMessage
+	return events.Envelope{}, false, ErrEmptyMessage
 }
 
-// eventEnvelope builds and validates the entry of a typed event.
+// eventEnvelope builds the entry of a typed event.
 func (p *Producer) eventEnvelope(ev events.Event, opts []PublishOption, now time.Time) (events.Envelope, error) {
 	if ev == nil {
 		return events.Envelope{}, ErrNilEvent
@@ -85,7 +91,7 @@ func (p *Producer) eventEnvelope(ev events.Event, opts []PublishOption, now time
 	if env.To, err = audience(ev, o); err != nil {
 		return events.Envelope{}, err
 	}
-	return env, p.validate(env)
+	return env, nil
 }
 
 // audience is the explicit To, else the event's default audience.
@@ -106,38 +112,6 @@ func audience(ev events.Event, o publishOptions) (events.Audience, error) {
 		Problem: "is required: " + ev.EventType() + " gives no default audience, pass producer.To(...)",
 		Err:     events.ErrMissing,
 	}
-}
-
-// rawEnvelope fills in the tenant, ts and audience of an envelope and
-// validates it. An envelope without To gets its type's default audience
-// from its data, so every entry on the wire names its audience.
-func (p *Producer) rawEnvelope(env events.Envelope, now time.Time) (events.Envelope, error) {
-	env.Tenant = cmp.Or(env.Tenant, p.tenant)
-	if env.TS == 0 {
-		env.TS = now.UnixMilli()
-	}
-	if err := p.validate(env); err != nil {
-		return events.Envelope{}, err
-	}
-	if env.To.Kind == 0 {
-		// Validate passed, so the registered type gave an audience.
-		env.To, _ = events.DefaultAudience(env.Type, env.Data)
-	}
-	return env, nil
-}
-
-// validate checks an entry against the contract as the dispatcher will,
-// plus what Envelope.Values would silently drop or garble on the wire.
-func (p *Producer) validate(env events.Envelope) error {
-	if env.TTL < 0 {
-		return &events.ValidationError{Field: events.FieldTTL, Problem: "must not be negative", Err: events.ErrInvalid}
-	}
-	for k := range env.Ext {
-		if !strings.HasPrefix(k, events.ExtensionPrefix) {
-			return &events.ValidationError{Field: k, Problem: "is not an extension field (they start with x-)", Err: events.ErrUnknown}
-		}
-	}
-	return p.limits.Validate(env)
 }
 
 func unixMilli(at, now time.Time) int64 {

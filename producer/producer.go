@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/heraldrt/herald/events"
@@ -60,19 +59,18 @@ func (p *Producer) PublishEnvelope(ctx context.Context, env events.Envelope) (st
 
 func (p *Producer) publish(ctx context.Context, m Message) (string, error) {
 	now := p.now()
-	env, err := p.envelope(m, now)
+	e, err := p.prepare(m, now, make(map[string]string, 8))
 	if err != nil {
 		return "", publishErr(m.typeName(), "", err)
 	}
-	stream := p.stream(env.Tenant)
 	if err := ctx.Err(); err != nil {
-		return "", publishErr(env.Type, stream, err)
+		return "", publishErr(e.typ, e.stream, err)
 	}
-	id, err := p.rdb.XAdd(ctx, p.xaddArgs(stream, env, now)).Result()
-	if err != nil {
-		return "", publishErr(env.Type, stream, err)
+	cmd := e.cmd(ctx)
+	if err := p.rdb.Process(ctx, cmd); err != nil {
+		return "", publishErr(e.typ, e.stream, err)
 	}
-	return id, nil
+	return cmd.Val(), nil
 }
 
 // PublishBatch sends every message in one pipelined round trip (Redis
@@ -87,56 +85,34 @@ func (p *Producer) PublishBatch(ctx context.Context, msgs []Message) ([]string, 
 		return nil, nil
 	}
 	now := p.now()
-	args := make([]*redis.XAddArgs, len(msgs))
+	fields := make(map[string]string, 8)
+	entries := make([]entry, len(msgs))
 	for i, m := range msgs {
-		env, err := p.envelope(m, now)
-		if err != nil {
+		var err error
+		if entries[i], err = p.prepare(m, now, fields); err != nil {
 			return nil, &BatchError{Index: i, Type: m.typeName(), Err: err}
 		}
-		args[i] = p.xaddArgs(p.stream(env.Tenant), env, now)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("publish batch: %w", err)
 	}
-	cmds, _ := p.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		for _, a := range args {
-			pipe.XAdd(ctx, a)
-		}
-		return nil
-	})
-	return batchIDs(cmds, msgs, args)
-}
-
-// batchIDs reads the replies of a pipelined batch.
-func batchIDs(cmds []redis.Cmder, msgs []Message, args []*redis.XAddArgs) ([]string, error) {
-	ids := make([]string, len(args))
+	cmds := make([]*redis.StringCmd, len(entries))
+	pipe := p.rdb.Pipeline()
+	for i, e := range entries {
+		cmds[i] = e.cmd(ctx)
+		_ = pipe.Process(ctx, cmds[i]) // queues; errors come from Exec
+	}
+	_, _ = pipe.Exec(ctx) // each command carries its own error
+	ids := make([]string, len(cmds))
 	var first error
 	for i, c := range cmds {
-		id, err := c.(*redis.StringCmd).Result()
+		id, err := c.Result()
 		if err != nil && first == nil {
-			first = &BatchError{Index: i, Type: msgs[i].typeName(), Stream: args[i].Stream, Err: err}
+			first = &BatchError{Index: i, Type: entries[i].typ, Stream: entries[i].stream, Err: err}
 		}
 		ids[i] = id
 	}
 	return ids, first
-}
-
-// stream is the ingest stream of a tenant.
-func (p *Producer) stream(tenant string) string {
-	return p.space.IngestStream(tenant, p.partitions)
-}
-
-// xaddArgs is the XADD of one validated entry, with the retention option.
-func (p *Producer) xaddArgs(stream string, env events.Envelope, now time.Time) *redis.XAddArgs {
-	a := &redis.XAddArgs{Stream: stream, Values: env.Values()}
-	switch {
-	case p.maxLen > 0:
-		a.MaxLen, a.Approx = p.maxLen, true
-	case p.minIDAge > 0:
-		a.MinID = strconv.FormatInt(now.Add(-p.minIDAge).UnixMilli(), 10) + "-0"
-		a.Approx = true
-	}
-	return a
 }
 
 // publishErr wraps err as "publish <type> to <stream>: <err>".

@@ -44,6 +44,12 @@ func badInputs() []struct {
 		{"buyer missing", producer.Event(order("o-1", ""), producer.Tenant("acme")), "to", events.ErrMissing},
 		{"raw without to", raw(func(e *events.Envelope) { e.To = events.Audience{} }), "to", events.ErrMissing},
 		{"empty audience", producer.Event(o, producer.Tenant("acme"), producer.To(events.Audience{})), "to", events.ErrInvalid},
+		{"malformed audience", producer.Event(o, producer.Tenant("acme"),
+			producer.To(events.Audience{Kind: events.AudienceUser, Users: []string{"1", "2"}})), "to", events.ErrInvalid},
+		{"malformed raw audience", raw(func(e *events.Envelope) {
+			// the data has a buyer: a malformed To must not fall back to it
+			e.Type, e.Data, e.To = "order.placed", json.RawMessage(`{"buyer_id":"42"}`), events.Audience{Kind: events.AudienceUser}
+		}), "to", events.ErrInvalid},
 		{"bad user id", producer.Event(o, producer.Tenant("acme"), producer.To(events.ToUser("a b"))), "to", events.ErrInvalid},
 		{"bad topic", producer.Event(o, producer.Tenant("acme"), producer.To(events.ToTopic("a:b"))), "to", events.ErrInvalid},
 		{"too many users", producer.Event(o, producer.Tenant("acme"), producer.To(events.ToUsers(many...))), "to", events.ErrTooLarge},
