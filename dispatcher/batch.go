@@ -1,0 +1,246 @@
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/heraldrt/herald/internal/feed"
+	"github.com/redis/go-redis/v9"
+)
+
+// Bounds of one feed append pipeline. A batch whose audiences fan out to
+// more feeds is appended in several pipelines, in order.
+const (
+	maxAppendRequests = 1000
+	maxAppendBytes    = 8 << 20
+)
+
+// batch is a run of consecutive entries of the stream, handled together.
+type batch struct {
+	msgs []redis.XMessage
+	// counts are the entries' delivery counts when they were claimed or
+	// re-read; nil for a first delivery.
+	counts map[string]int64
+	// lateBefore marks entries that were claimed after newer entries of the
+	// stream were handled: they are appended without the source-id check,
+	// which would drop them, so they arrive out of order instead of never.
+	lateBefore string
+}
+
+// handle processes b until it succeeds, retrying transient failures as
+// they are. Any other failure sends the pending list through recover. It
+// returns an error only when the worker must stop (ctx ended).
+func (w *worker) handle(ctx context.Context, b *batch) error {
+	err := w.retryTransient(ctx, b)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return w.recover(ctx)
+}
+
+// retryTransient processes b, and again after a backoff while it fails
+// transiently. It returns nil, ctx's error, or the first other failure.
+func (w *worker) retryTransient(ctx context.Context, b *batch) error {
+	for {
+		// The batch in flight is finished even during a shutdown: only the
+		// retries stop.
+		err := w.process(context.WithoutCancel(ctx), b)
+		if err == nil {
+			w.failures = 0
+			return nil
+		}
+		w.lastErr = err
+		w.d.m.errors.WithLabelValues("append").Inc()
+		w.log.Warn("batch failed", logCount, len(b.msgs), logID, b.msgs[0].ID, logErr, err)
+		if !w.backoff(ctx) {
+			return ctx.Err()
+		}
+		if !transient(err) {
+			return err
+		}
+	}
+}
+
+// recover handles this consumer's pending entries one at a time, after a
+// failure that may come from one entry's data. Each entry is re-read from
+// the pending list, which counts a delivery of that entry only, so an entry
+// that keeps failing is dead-lettered once it has had MaxDeliveries, and
+// the entries behind it flow again.
+func (w *worker) recover(ctx context.Context) error {
+	for ctx.Err() == nil {
+		msgs, err := w.readPending(ctx, 1)
+		var counts map[string]int64
+		if err == nil && len(msgs) > 0 {
+			counts, err = w.deliveries(ctx, msgs)
+		}
+		if err != nil {
+			w.readFailed(ctx, err)
+			continue
+		}
+		if len(msgs) == 0 {
+			return nil
+		}
+		_ = w.retryTransient(ctx, &batch{msgs: msgs, counts: counts}) // logged there; read again
+	}
+	return ctx.Err()
+}
+
+// process handles one batch: malformed entries and entries delivered too
+// often go to the dead-letter stream, the others are appended to their
+// feeds in one pipeline, and then the dead letters are written and every
+// entry is acknowledged in a second one. Nothing is acknowledged unless
+// everything before it was appended; a repeated process is harmless since
+// the feeds drop what they already have.
+func (w *worker) process(ctx context.Context, b *batch) error {
+	start := time.Now()
+	p := w.plan(b)
+	results, err := w.appendAll(ctx, p.reqs)
+	if err != nil {
+		return err
+	}
+	if err := w.settle(ctx, b, p.dead); err != nil {
+		return err
+	}
+	w.hw = maxID(w.hw, b.msgs[len(b.msgs)-1].ID)
+	w.count(b, p, results)
+	w.d.m.batch.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// plan is what process does with a batch.
+type plan struct {
+	reqs  []feed.Request
+	owner []int // index in the batch of each request's entry
+	dead  []deadLetter
+}
+
+func (w *worker) plan(b *batch) plan {
+	p := plan{reqs: make([]feed.Request, 0, len(b.msgs))}
+	for i, m := range b.msgs {
+		if m.Values == nil {
+			continue // deleted while pending: nothing to deliver, only to ack
+		}
+		n := b.counts[m.ID]
+		if n > int64(w.cfg.MaxDeliveries) {
+			reason := fmt.Sprintf("delivered %d times without success: %s", n-1, w.lastErrText())
+			p.dead = append(p.dead, deadLetter{values: m.Values, reason: reason, kind: reasonDeliveries, sourceID: m.ID, deliveries: n - 1})
+			continue
+		}
+		e, err := w.cfg.Limits.ParseValues(m.Values)
+		if err != nil {
+			p.dead = append(p.dead, deadLetter{values: m.Values, reason: err.Error(), kind: reasonMalformed, sourceID: m.ID, deliveries: max(n-1, 0)})
+			continue
+		}
+		from := len(p.reqs)
+		p.reqs = appendRequests(p.reqs, w.stream, m.ID, &e)
+		late := b.lateBefore != "" && idLess(m.ID, b.lateBefore)
+		for j := from; j < len(p.reqs); j++ {
+			p.owner = append(p.owner, i)
+			if late {
+				p.reqs[j].SourceID = ""
+			}
+		}
+		if late {
+			w.d.m.lateEntries.Inc()
+			w.log.Warn("late entry appended out of order", logID, m.ID)
+		}
+	}
+	return p
+}
+
+func (w *worker) lastErrText() string {
+	if w.lastErr == nil {
+		return "the failures happened in another dispatcher or before a restart"
+	}
+	return w.lastErr.Error()
+}
+
+// appendAll appends reqs in order, in pipelines of bounded size.
+func (w *worker) appendAll(ctx context.Context, reqs []feed.Request) ([]feed.Result, error) {
+	out := make([]feed.Result, 0, len(reqs))
+	for len(reqs) > 0 {
+		n, size := 0, 0
+		for n < len(reqs) && n < maxAppendRequests && (n == 0 || size+len(reqs[n].Data) <= maxAppendBytes) {
+			size += len(reqs[n].Data)
+			n++
+		}
+		res, err := w.d.app.Append(ctx, reqs[:n])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res...)
+		reqs = reqs[n:]
+	}
+	return out, nil
+}
+
+// settle writes the dead letters and acknowledges every entry of the batch
+// in one pipeline.
+func (w *worker) settle(ctx context.Context, b *batch, dead []deadLetter) error {
+	ids := make([]string, len(b.msgs))
+	for i, m := range b.msgs {
+		ids[i] = m.ID
+	}
+	now := time.Now()
+	_, err := w.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range dead {
+			p.XAdd(ctx, &redis.XAddArgs{
+				Stream: w.cfg.Space.DLQ(), MaxLen: w.cfg.DLQMaxLen, Approx: w.cfg.DLQMaxLen > 0,
+				Values: dead[i].xaddValues(w.stream, now),
+			})
+		}
+		p.XAck(ctx, w.stream, w.cfg.Group, ids...)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("dead-letter and acknowledge %d entries of %s: %w", len(ids), w.stream, err)
+	}
+	for i := range dead {
+		w.d.m.dlq.WithLabelValues(dead[i].kind).Inc()
+		w.log.Warn("entry dead-lettered", logID, dead[i].sourceID, "reason", dead[i].reason)
+	}
+	return nil
+}
+
+// count updates the event and append counters of a processed batch.
+func (w *worker) count(b *batch, p plan, results []feed.Result) {
+	delivered := make([]bool, len(b.msgs))
+	seen := make([]bool, len(b.msgs))
+	var appended, dup int
+	for j, r := range results {
+		i := p.owner[j]
+		seen[i] = true
+		if r.Appended {
+			delivered[i] = true
+			appended++
+		} else {
+			dup++
+		}
+	}
+	var nDelivered, nDup int
+	for i := range b.msgs {
+		switch {
+		case delivered[i]:
+			nDelivered++
+		case seen[i]:
+			nDup++
+		}
+	}
+	m := w.d.m
+	m.appends.WithLabelValues("appended").Add(float64(appended))
+	m.appends.WithLabelValues("duplicate").Add(float64(dup))
+	m.events.WithLabelValues(resultDelivered).Add(float64(nDelivered))
+	m.events.WithLabelValues(resultDuplicate).Add(float64(nDup))
+	m.events.WithLabelValues(resultDLQ).Add(float64(len(p.dead)))
+}
+
+func maxID(a, b string) string {
+	if idLess(a, b) {
+		return b
+	}
+	return a
+}

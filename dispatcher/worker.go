@@ -1,0 +1,198 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// worker handles one ingest stream while its lease is held: it is the only
+// reader of the stream in the group, and it handles entries strictly in id
+// order, one batch at a time.
+type worker struct {
+	d      *Dispatcher
+	cfg    *Config
+	rdb    redis.UniversalClient
+	log    *slog.Logger
+	stream string
+	lease  string
+
+	hw        string // id of the newest entry handled since the lease was taken
+	lastErr   error  // why the last attempt failed, for the dead-letter reason
+	failures  int    // consecutive failures, for the backoff
+	nextHouse time.Time
+}
+
+func newWorker(d *Dispatcher, stream string) *worker {
+	return &worker{
+		d: d, cfg: &d.cfg, rdb: d.rdb, log: d.log.With(logStream, stream),
+		stream: stream, lease: d.cfg.Space.Lease(stream), hw: "0-0",
+	}
+}
+
+// run takes the stream over and then handles new entries until ctx ends
+// (nil) or the lease is lost (ErrLeaseLost).
+func (w *worker) run(ctx context.Context) error {
+	if err := w.takeover(ctx); err != nil {
+		return stopErr(ctx, err)
+	}
+	w.nextHouse = time.Now().Add(w.cfg.ClaimInterval)
+	for ctx.Err() == nil {
+		if time.Now().After(w.nextHouse) {
+			if err := w.housekeeping(ctx); err != nil {
+				return stopErr(ctx, err)
+			}
+			w.nextHouse = time.Now().Add(w.cfg.ClaimInterval)
+		}
+		msgs, newest, err := w.readNew(ctx)
+		switch {
+		case err != nil:
+			if errors.Is(err, ErrLeaseLost) {
+				return err
+			}
+			w.readFailed(ctx, err)
+		case len(msgs) == 0:
+			w.wait(ctx, newest)
+		default:
+			if err := w.handle(ctx, &batch{msgs: msgs}); err != nil {
+				return stopErr(ctx, err)
+			}
+		}
+	}
+	return nil
+}
+
+// stopErr turns the error that ended the worker into its result: nil for
+// a shutdown.
+func stopErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// readNew reads up to BatchSize new entries, if the lease is still ours.
+// With nothing new it returns the stream's newest id.
+func (w *worker) readNew(ctx context.Context) ([]redis.XMessage, string, error) {
+	keys := []string{w.stream, w.lease}
+	res, err := readScript.Run(ctx, w.rdb, keys, w.d.owner, w.cfg.Group, w.cfg.Consumer, w.cfg.BatchSize).Slice()
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", w.stream, err)
+	}
+	code, _ := res[0].(int64)
+	switch {
+	case code == -1:
+		return nil, "", ErrLeaseLost
+	case code == 0 && len(res) == 2:
+		newest, _ := res[1].(string)
+		return nil, newest, nil
+	case code == 1 && len(res) == 2:
+		return parseEntries(res[1])
+	}
+	return nil, "", fmt.Errorf("read %s: unexpected script reply %v", w.stream, res)
+}
+
+// parseEntries reads XREADGROUP entries as the read script returns them.
+func parseEntries(v any) ([]redis.XMessage, string, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, "", fmt.Errorf("read: entries are %T, not a list", v)
+	}
+	out := make([]redis.XMessage, 0, len(list))
+	for _, e := range list {
+		pair, ok := e.([]any)
+		if !ok || len(pair) != 2 {
+			return nil, "", fmt.Errorf("read: malformed entry %v", e)
+		}
+		id, _ := pair[0].(string)
+		fields, _ := pair[1].([]any)
+		values := make(map[string]any, len(fields)/2)
+		for i := 0; i+1 < len(fields); i += 2 {
+			k, _ := fields[i].(string)
+			values[k] = fields[i+1]
+		}
+		out = append(out, redis.XMessage{ID: id, Values: values})
+	}
+	return out, "", nil
+}
+
+// wait blocks until the stream has an entry newer than newest, for at most
+// Block. XREAD does not consume anything: the next readNew does, under the
+// lease check.
+func (w *worker) wait(ctx context.Context, newest string) {
+	err := w.rdb.XRead(ctx, &redis.XReadArgs{
+		Streams: []string{w.stream, newest}, Count: 1, Block: w.cfg.Block,
+	}).Err()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		w.readFailed(ctx, err)
+	}
+}
+
+func (w *worker) readFailed(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	if isNoGroup(err) {
+		w.log.Warn("consumer group missing; creating it again", logErr, err)
+		if err = w.d.ensureGroup(ctx, w.stream); err == nil {
+			return
+		}
+	}
+	w.d.m.errors.WithLabelValues("read").Inc()
+	w.log.Warn("read failed", logErr, err)
+	w.backoff(ctx)
+}
+
+// backoff sleeps for the next capped exponential delay; false when ctx
+// ended first.
+func (w *worker) backoff(ctx context.Context) bool {
+	d := w.cfg.RetryMin << min(w.failures, 20)
+	d = min(d, w.cfg.RetryMax)
+	w.failures++
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// readPending reads this consumer's own pending entries, oldest first.
+func (w *worker) readPending(ctx context.Context, count int) ([]redis.XMessage, error) {
+	res, err := w.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: w.cfg.Group, Consumer: w.cfg.Consumer, Streams: []string{w.stream, "0"},
+		Count: int64(count), Block: -1,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read pending of %s: %w", w.stream, err)
+	}
+	if len(res) == 0 {
+		return nil, nil
+	}
+	return res[0].Messages, nil
+}
+
+// deliveries returns the delivery counts of msgs, which this consumer holds.
+func (w *worker) deliveries(ctx context.Context, msgs []redis.XMessage) (map[string]int64, error) {
+	pend, err := w.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
+		Stream: w.stream, Group: w.cfg.Group, Consumer: w.cfg.Consumer,
+		Start: msgs[0].ID, End: msgs[len(msgs)-1].ID, Count: int64(len(msgs)),
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read delivery counts on %s: %w", w.stream, err)
+	}
+	counts := make(map[string]int64, len(pend))
+	for _, p := range pend {
+		counts[p.ID] = p.RetryCount
+	}
+	return counts, nil
+}
