@@ -1,0 +1,221 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Retry pacing of the writer after a failed commit.
+const (
+	minRetryDelay = 50 * time.Millisecond
+	maxRetryDelay = time.Second
+)
+
+// run is the background ACK writer, started by Open and stopped by Close.
+// It sleeps until pending is non-empty, lets positions coalesce for
+// FlushInterval (or less when someone asked for an urgent commit), then
+// commits them all in one synced batch.
+func (s *Store) run() {
+	defer close(s.done)
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	var retry time.Duration
+	for {
+		select {
+		case <-s.stop:
+			s.finalErr = s.flushPending()
+			return
+		case <-s.urgent:
+		case <-s.kick:
+			if !s.sleep(t, s.cfg.FlushInterval, s.urgent) {
+				s.finalErr = s.flushPending()
+				return
+			}
+		}
+		err := s.flushPending()
+		if err == nil {
+			retry = 0
+			continue
+		}
+		retry = min(max(2*retry, minRetryDelay), maxRetryDelay)
+		s.log.Error("commit ack positions; will retry", attrErr, err, "retry_in", retry)
+		if !s.sleep(t, retry, nil) {
+			s.finalErr = s.flushPending()
+			return
+		}
+		signal(s.kick) // the failed positions are pending again
+	}
+}
+
+// sleep waits for d, or until wake fires (a nil wake never fires). It
+// returns false if the store is stopping.
+func (s *Store) sleep(t *time.Timer, d time.Duration, wake chan struct{}) bool {
+	t.Reset(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-wake:
+		return true
+	case <-s.stop:
+		return false
+	}
+}
+
+// flushPending commits the pending set and completes its generation. On
+// failure the positions go back into pending (under any newer ones), so
+// nothing accepted is dropped while the store is open.
+func (s *Store) flushPending() error {
+	s.mu.Lock()
+	if s.pending.n == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	batch, g := s.pending, s.cur
+	s.inflight, s.inflightGen = batch, g
+	s.pending, s.cur = newPendingSet(), newFlushGen()
+	s.space.Broadcast()
+	s.mu.Unlock()
+
+	start := time.Now()
+	err := s.commit(batch)
+	s.m.flushDuration.Observe(time.Since(start).Seconds())
+	if err != nil {
+		s.m.flushErrors.Inc()
+	}
+
+	s.mu.Lock()
+	if err != nil {
+		s.requeueLocked(batch)
+	}
+	s.inflight, s.inflightGen = pendingSet{}, nil
+	s.commits++
+	s.mu.Unlock()
+
+	g.err = err
+	close(g.done)
+	return err
+}
+
+// requeueLocked puts a failed batch back under the positions that arrived
+// since it was taken.
+func (s *Store) requeueLocked(batch pendingSet) {
+	for dk, feeds := range batch.m {
+		for _, old := range feeds {
+			if newer, ok := s.pending.m[dk][old.Feed]; ok {
+				merged, _ := advance(old, newer)
+				s.pending.m[dk][old.Feed] = merged
+				continue
+			}
+			s.pending.put(dk, old)
+		}
+	}
+}
+
+// commit writes a batch of positions in one pebble batch with pebble.Sync.
+// Each position is checked against the stored one (forward-only within an
+// epoch); every position that moves is written dirty, with its dirty-index
+// entry, for the Redis hand-off. Stored positions are read with one iterator
+// in key order, which is several times cheaper than a Get per key.
+func (s *Store) commit(batch pendingSet) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	return s.withDB(func(db *pebble.DB) error {
+		it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefixAck, UpperBound: prefixEnd(prefixAck)})
+		if err != nil {
+			return fmt.Errorf("commit ack positions: %w", err)
+		}
+		b := db.NewBatch()
+		defer b.Close()
+		written, newlyDirty := 0, 0
+		for _, e := range sortedEntries(batch) {
+			cur, found := s.seekStored(it, e.key)
+			if found {
+				old := AckPosition{Epoch: cur.Epoch, Seq: cur.Seq}
+				if _, moved := advance(old, e.pos); !moved {
+					continue
+				}
+			}
+			p := e.pos
+			val := encodeAck(storedAck{Epoch: p.Epoch, Seq: p.Seq, UpdatedAt: p.UpdatedAt, Dirty: true})
+			_ = b.Set(e.key, val, nil) // batch Set fails only on a closed or read-only batch
+			_ = b.Set(positionKey(prefixDirty, p.Tenant, p.User, p.Device, p.Feed), val, nil)
+			written++
+			if !found || !cur.Dirty {
+				newlyDirty++
+			}
+		}
+		if err := it.Close(); err != nil {
+			return fmt.Errorf("commit ack positions: read stored: %w", err)
+		}
+		if written == 0 {
+			return nil
+		}
+		if err := b.Commit(pebble.Sync); err != nil {
+			return fmt.Errorf("commit %d ack positions: %w", written, err)
+		}
+		s.m.flushBatches.Inc()
+		s.m.flushPositions.Add(float64(written))
+		s.m.unflushed.Add(float64(newlyDirty))
+		return nil
+	})
+}
+
+type keyedPosition struct {
+	key []byte
+	pos AckPosition
+}
+
+// sortedEntries returns the positions of batch with their ACK keys, in key order.
+func sortedEntries(batch pendingSet) []keyedPosition {
+	out := make([]keyedPosition, 0, batch.n)
+	for _, feeds := range batch.m {
+		for _, p := range feeds {
+			out = append(out, keyedPosition{positionKey(prefixAck, p.Tenant, p.User, p.Device, p.Feed), p})
+		}
+	}
+	slices.SortFunc(out, func(a, b keyedPosition) int { return bytes.Compare(a.key, b.key) })
+	return out
+}
+
+// seekStored reads the stored value of key with an iterator moving forward.
+// A corrupt value is logged and reported as absent, so the new position
+// simply overwrites it.
+func (s *Store) seekStored(it *pebble.Iterator, key []byte) (storedAck, bool) {
+	if !it.SeekGE(key) || !bytes.Equal(it.Key(), key) {
+		return storedAck{}, false
+	}
+	v, err := it.ValueAndErr()
+	if err == nil {
+		var a storedAck
+		if a, err = decodeAck(v); err == nil {
+			return a, true
+		}
+	}
+	s.log.Error("overwrite unreadable ack position", attrErr, err)
+	return storedAck{}, false
+}
+
+// getStored reads one stored ACK value. A corrupt value is logged and
+// reported as absent, so the next position simply overwrites it.
+func (s *Store) getStored(db *pebble.DB, key []byte) (storedAck, bool, error) {
+	v, closer, err := db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return storedAck{}, false, nil
+	}
+	if err != nil {
+		return storedAck{}, false, err
+	}
+	a, err := decodeAck(v)
+	_ = closer.Close()
+	if err != nil {
+		s.log.Error("overwrite corrupt ack position", attrErr, err)
+		return storedAck{}, false, nil
+	}
+	return a, true, nil
+}
