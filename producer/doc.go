@@ -12,7 +12,11 @@
 //		producer.IdempotencyKey("order-o-1-placed"))
 //
 // An invalid event is refused before anything is sent, with an error that
-// wraps the *events.ValidationError naming the field (errors.As works).
+// wraps the *events.ValidationError naming the field (errors.As works). What
+// is checked is the exact list of fields that XADD will send, with the
+// dispatcher's own parser (events.Limits.Parse, as in Limits.Validate); the
+// data of a typed event, written by encoding/json, is only checked for size
+// and shape instead of being parsed a second time.
 // [Producer.PublishEnvelope] sends raw entries, for event types without a
 // Go type, and [Producer.PublishBatch] sends many in one pipelined round
 // trip after validating all of them: a batch with one bad message sends

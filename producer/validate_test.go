@@ -121,3 +121,38 @@ func TestLimitsApply(t *testing.T) {
 		t.Fatalf("err = %v, want data too large", err)
 	}
 }
+
+// Typed events' data is checked by the producer itself (it is not parsed a
+// second time): its errors must read like events' own.
+func TestEncodedDataErrorsMatchEvents(t *testing.T) {
+	_, rdb := setup(t)
+	limits := events.Limits{MaxData: 64}
+	p := producer.New(rdb, producer.WithTenant("acme"), producer.WithLimits(limits))
+	ev := order("o-1", "42")
+	_, err := p.Publish(t.Context(), ev)
+	var got *events.ValidationError
+	if !errors.As(err, &got) {
+		t.Fatalf("err = %v", err)
+	}
+	_, err = limits.Parse(map[string]string{"type": "order.placed", "tenant": "acme", "to": "user:42", "data": string(mustJSON(t, ev))})
+	var want *events.ValidationError
+	if !errors.As(err, &want) {
+		t.Fatalf("events accepted %d bytes with MaxData 64", len(mustJSON(t, ev)))
+	}
+	if *got != *want {
+		t.Fatalf("producer says %+v, events says %+v", *got, *want)
+	}
+}
+
+type listEvent []int
+
+func (listEvent) EventType() string { return "list.event" }
+
+func TestEncodedDataMustBeAnObject(t *testing.T) {
+	_, rdb := setup(t)
+	p := producer.New(rdb, producer.WithTenant("acme"))
+	_, err := p.Publish(t.Context(), listEvent{1, 2}, producer.To(events.ToTenant()))
+	if !errors.Is(err, events.ErrInvalid) || events.FieldOf(err) != "data" {
+		t.Fatalf("err = %v, want data must be a JSON object", err)
+	}
+}
