@@ -116,6 +116,7 @@ type plan struct {
 	reqs  []feed.Request
 	owner []int // index in the batch of each request's entry
 	dead  []deadLetter
+	late  int // entries appended without the source-id check
 }
 
 func (w *worker) plan(b *batch) plan {
@@ -145,9 +146,12 @@ func (w *worker) plan(b *batch) plan {
 			}
 		}
 		if late {
-			w.d.m.lateEntries.Inc()
-			w.log.Warn("late entry appended out of order", logID, m.ID)
+			p.late++
 		}
+	}
+	if p.late > 0 {
+		w.d.m.lateEntries.Add(float64(p.late))
+		w.log.Warn("late entries appended out of order", logCount, p.late)
 	}
 	return p
 }
@@ -201,7 +205,9 @@ func (w *worker) settle(ctx context.Context, b *batch, dead []deadLetter) error 
 	}
 	for i := range dead {
 		w.d.m.dlq.WithLabelValues(dead[i].kind).Inc()
-		w.log.Warn("entry dead-lettered", logID, dead[i].sourceID, "reason", dead[i].reason)
+	}
+	if len(dead) > 0 { // one line per batch: the dead-letter stream has the details
+		w.log.Warn("entries dead-lettered", logCount, len(dead), logID, dead[0].sourceID, "reason", dead[0].reason)
 	}
 	return nil
 }

@@ -1,0 +1,166 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/heraldrt/herald/internal/keys"
+	"github.com/heraldrt/herald/internal/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+func TestSlot(t *testing.T) {
+	// Values from CLUSTER KEYSLOT.
+	for key, want := range map[string]uint16{"foo": 12182, "somekey": 11058, "foo{hash_tag}": 2515} {
+		if got := slot(key); got != want {
+			t.Errorf("slot(%q) = %d, want %d", key, got, want)
+		}
+	}
+	sp := keys.Space{}
+	if slot(sp.EventsPartition(3)) != slot(sp.Lease(sp.EventsPartition(3))) {
+		t.Error("a partition and its lease are in different slots")
+	}
+}
+
+func TestIDOrder(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		less bool
+	}{
+		{"1-0", "2-0", true}, {"2-0", "10-0", true}, {"5-2", "5-10", true},
+		{"5-10", "5-2", false}, {"7-1", "7-1", false}, {"0-0", "1-0", true},
+	} {
+		if got := idLess(c.a, c.b); got != c.less {
+			t.Errorf("idLess(%s, %s) = %v", c.a, c.b, got)
+		}
+	}
+}
+
+func TestDeadLetterFieldsRoundTrip(t *testing.T) {
+	orig := map[string]any{"type": "a", "reason": "mine", "orig.x": "y", "data": "{}"}
+	dl := deadLetter{values: orig, reason: "bad", sourceID: "5-1", deliveries: 2}
+	vals := dl.xaddValues("herald:events", time.UnixMilli(1234))
+	m := make(map[string]any, len(vals)/2)
+	for i := 0; i < len(vals); i += 2 {
+		if _, dup := m[vals[i].(string)]; dup {
+			t.Fatalf("field %s written twice", vals[i])
+		}
+		m[vals[i].(string)] = vals[i+1]
+	}
+	got := parseDeadLetter("9-0", m)
+	if got.Reason != "bad" || got.SourceID != "5-1" || got.SourceStream != "herald:events" ||
+		got.Deliveries != 2 || got.FailedAt.UnixMilli() != 1234 || len(got.Fields) != len(orig) {
+		t.Fatalf("round trip: %+v", got)
+	}
+	for k, v := range orig {
+		if got.Fields[k] != v {
+			t.Errorf("field %s = %q, want %q", k, got.Fields[k], v)
+		}
+	}
+}
+
+func TestTransient(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	rdb.Set(ctx, "s", "x", 0)
+	wrongType := rdb.HGet(ctx, "s", "f").Err()
+	if wrongType == nil || transient(wrongType) {
+		t.Fatalf("WRONGTYPE is transient: %v", wrongType)
+	}
+	if !transient(io.EOF) || !transient(fmt.Errorf("append: %w", errors.New("dial tcp: refused"))) {
+		t.Fatal("network errors are not transient")
+	}
+	if transient(fmt.Errorf("append: %w", wrongType)) {
+		t.Fatal("wrapped WRONGTYPE is transient")
+	}
+}
+
+// testWorker returns a worker over a fresh server whose lease on the
+// stream is held by the worker's dispatcher.
+func testWorker(t *testing.T) (*worker, *redis.Client) {
+	t.Helper()
+	rdb := redistest.Start(t).Client(t)
+	d, err := New(rdb, Config{Consumer: "me", ConsumerIdleTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := d.setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w := newWorker(d, d.streams[0])
+	if err := rdb.Set(ctx, w.lease, d.owner, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return w, rdb
+}
+
+func TestReadIsFencedByTheLease(t *testing.T) {
+	w, rdb := testWorker(t)
+	ctx := context.Background()
+	rdb.XAdd(ctx, &redis.XAddArgs{Stream: w.stream, Values: []any{"a", "1"}})
+	rdb.Set(ctx, w.lease, "someone else", time.Minute)
+	if _, _, err := w.readNew(ctx); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("read without the lease: %v", err)
+	}
+	if n := rdb.XInfoGroups(ctx, w.stream).Val()[0].Pending; n != 0 {
+		t.Fatalf("an unleased read took %d entries", n)
+	}
+	rdb.Set(ctx, w.lease, w.d.owner, time.Minute)
+	msgs, _, err := w.readNew(ctx)
+	if err != nil || len(msgs) != 1 || msgs[0].Values["a"] != "1" {
+		t.Fatalf("read with the lease: %v %+v", err, msgs)
+	}
+	msgs, newest, err := w.readNew(ctx)
+	if err != nil || len(msgs) != 0 || newest == "" || newest == "0-0" {
+		t.Fatalf("read with nothing new: %v %+v newest %q", err, msgs, newest)
+	}
+}
+
+func TestIdleConsumersWithoutPendingAreRemoved(t *testing.T) {
+	w, rdb := testWorker(t)
+	ctx := context.Background()
+	g := w.cfg.Group
+	rdb.XAdd(ctx, &redis.XAddArgs{Stream: w.stream, Values: []any{"a", "1"}})
+	rdb.XGroupCreateConsumer(ctx, w.stream, g, "old")
+	rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: g, Consumer: "busy", Streams: []string{w.stream, ">"}, Block: -1})
+	rdb.XGroupCreateConsumer(ctx, w.stream, g, "me")
+	names := func() map[string]bool {
+		out := map[string]bool{}
+		for _, c := range rdb.XInfoConsumers(ctx, w.stream, g).Val() {
+			out[c.Name] = true
+		}
+		return out
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for names()["old"] {
+		if time.Now().After(deadline) {
+			t.Fatal("idle consumer old was not removed")
+		}
+		w.removeIdleConsumers(ctx)
+		time.Sleep(10 * time.Millisecond) // polling until the consumers are idle long enough
+	}
+	if n := names(); !n["busy"] || !n["me"] {
+		t.Fatalf("consumers left: %v; busy (pending) and me must stay", n)
+	}
+	// Without the lease nothing is removed.
+	rdb.Set(ctx, w.lease, "someone else", time.Minute)
+	rdb.XAck(ctx, w.stream, g, rdb.XPending(ctx, w.stream, g).Val().Lower)
+	for idle := time.Duration(0); idle < 2*w.cfg.ConsumerIdleTimeout; {
+		time.Sleep(10 * time.Millisecond) // polling until busy is idle long enough
+		for _, c := range rdb.XInfoConsumers(ctx, w.stream, g).Val() {
+			if c.Name == "busy" {
+				idle = c.Idle
+			}
+		}
+	}
+	w.removeIdleConsumers(ctx)
+	if !names()["busy"] {
+		t.Fatal("removed a consumer without holding the lease")
+	}
+}
