@@ -22,6 +22,13 @@ type Producer struct {
 	minIDAge   time.Duration
 	limits     events.Limits
 	now        func() time.Time
+
+	// Filled in by New: the ingest streams by partition, also boxed as
+	// command arguments, and the boxed MAXLEN, so that encoding an entry
+	// does not allocate them again.
+	streams    []string
+	streamArgs []any
+	maxLenArg  any
 }
 
 // New returns a Producer that publishes through client. The client's own
@@ -37,7 +44,22 @@ func New(client redis.UniversalClient, opts ...Option) *Producer {
 	if p.now == nil {
 		p.now = time.Now
 	}
+	p.streams = p.space.IngestStreams(p.partitions)
+	p.streamArgs = make([]any, len(p.streams))
+	for i, s := range p.streams {
+		p.streamArgs[i] = s
+	}
+	p.maxLenArg = p.maxLen
 	return p
+}
+
+// partition is the index in p.streams of a tenant's ingest stream: the
+// stream keys.Space.IngestStream names.
+func (p *Producer) partition(tenant string) int {
+	if len(p.streams) == 1 {
+		return 0
+	}
+	return int(keys.Partition(tenant, len(p.streams)))
 }
 
 // Publish sends ev as one entry of the ingest stream and returns the entry
@@ -58,8 +80,7 @@ func (p *Producer) PublishEnvelope(ctx context.Context, env events.Envelope) (st
 }
 
 func (p *Producer) publish(ctx context.Context, m Message) (string, error) {
-	now := p.now()
-	e, err := p.prepare(m, now, make(map[string]string, 8))
+	e, err := p.prepare(m, p.newSendState())
 	if err != nil {
 		return "", publishErr(m.typeName(), "", err)
 	}
@@ -84,12 +105,11 @@ func (p *Producer) PublishBatch(ctx context.Context, msgs []Message) ([]string, 
 	if len(msgs) == 0 {
 		return nil, nil
 	}
-	now := p.now()
-	fields := make(map[string]string, 8)
+	s := p.newSendState()
 	entries := make([]entry, len(msgs))
 	for i, m := range msgs {
 		var err error
-		if entries[i], err = p.prepare(m, now, fields); err != nil {
+		if entries[i], err = p.prepare(m, s); err != nil {
 			return nil, &BatchError{Index: i, Type: m.typeName(), Err: err}
 		}
 	}
