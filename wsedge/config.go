@@ -1,0 +1,93 @@
+package wsedge
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/heraldrt/herald/internal/keys"
+	"github.com/heraldrt/herald/store"
+	"github.com/heraldrt/herald/wsedge/auth"
+)
+
+// Verifier checks a client's token; *auth.Verifier is the real one.
+type Verifier interface {
+	Verify(token string) (auth.Claims, error)
+}
+
+// Config configures an Edge. Zero values are the documented defaults.
+type Config struct {
+	Space    keys.Space
+	EdgeID   string       // unique per process; "" means hostname-pid
+	Verifier Verifier     // required
+	Store    *store.Store // required: ACK positions and session metadata
+	Logger   *slog.Logger // nil discards
+
+	OriginPatterns   []string      // extra allowed browser origins (host globs); the request host is always allowed
+	ConnectRatePerIP float64       // new connections per second per client address; 0 means 50, <0 turns it off
+	MaxConnsPerUser  int           // live sessions per user on this edge; 0 means 16
+	SendQueue        int           // frames queued per session before 4008; 0 means 1024
+	WriteTimeout     time.Duration // one frame write; 0 means 10s
+	Heartbeat        time.Duration // server ping interval, told to clients; 0 means 25s
+	IdleTimeout      time.Duration // no frame or pong from the client; 0 means 3 heartbeats
+	ReadLimit        int64         // largest client frame; 0 means 80 KiB (a 64 KiB pub plus framing)
+	Writers          int           // writer goroutines; 0 means 32
+	ReplayBatch      int64         // entries per feed read while catching up; 0 means 256
+	RingSize         int           // recent entries kept per feed; 0 means 128
+	AckFlushInterval time.Duration // ACK positions to Redis; 0 means 1s
+	PresenceTTL      time.Duration // an edge silent this long is dead; 0 means 30s
+
+	// Gate, when set, decides whether a notification may be pushed now
+	// (rate rules). nil pushes everything.
+	Gate Gate
+}
+
+func (c *Config) fill() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.ConnectRatePerIP == 0 {
+		c.ConnectRatePerIP = 50
+	}
+	if c.MaxConnsPerUser <= 0 {
+		c.MaxConnsPerUser = 16
+	}
+	if c.SendQueue <= 0 {
+		c.SendQueue = 1024
+	}
+	def(&c.WriteTimeout, 10*time.Second)
+	def(&c.Heartbeat, 25*time.Second)
+	def(&c.IdleTimeout, 3*c.Heartbeat)
+	if c.ReadLimit <= 0 {
+		c.ReadLimit = 80 << 10
+	}
+	if c.Writers <= 0 {
+		c.Writers = 32
+	}
+	if c.ReplayBatch <= 0 {
+		c.ReplayBatch = 256
+	}
+	if c.RingSize <= 0 {
+		c.RingSize = 128
+	}
+	def(&c.AckFlushInterval, time.Second)
+	def(&c.PresenceTTL, 30*time.Second)
+}
+
+// Gate is the seam for rate rules on the push path. Allow reports whether
+// the notification may be pushed now; when it may not, Decision says whether
+// to hold it (push later, in order, within the returned wait) or skip it.
+type Gate interface {
+	AllowPush(tenant, user, typ string) Decision
+}
+
+// Decision is a Gate's verdict.
+type Decision struct {
+	Allow bool
+	Drop  bool          // when !Allow: skip it (it stays in the feed for the inbox)
+	Retry time.Duration // when !Allow && !Drop: try again after this
+}

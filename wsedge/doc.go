@@ -1,0 +1,28 @@
+// Package wsedge is Herald's WebSocket edge: it authenticates clients,
+// keeps their multi-device sessions, pushes each feed's notifications in
+// order, takes cumulative ACKs and replays what a device missed.
+//
+// Layout of one edge process:
+//
+//   - [Edge.ServeHTTP] accepts /ws, checks the token (package auth), the
+//     per-address connect rate and the per-user session cap, and starts one
+//     reader goroutine per session; the handler then returns.
+//   - A shared pool of writer goroutines drains the sessions' bounded send
+//     queues, so a session costs one goroutine, not two. A session whose
+//     queue overflows is closed with 4008; it resumes from its ACK position.
+//   - The hub holds one Redis Pub/Sub connection. It subscribes to the
+//     channel of every feed a local session needs (reference-counted), keeps
+//     a short ring of each feed's recent entries, notices gaps by seq and
+//     fetches the missing range from the feed before it pushes anything newer.
+//     After a reconnect it fills every feed from its last seen seq.
+//   - Each session keeps, per feed, the last seq it was given. A session that
+//     is behind the ring (new, resuming, or replaying) is caught up from the
+//     feed stream by a catch-up job, which then joins the live ring under the
+//     feed's lock, so the switch from replay to live has no gap and no
+//     duplicate.
+//   - ACKs go to the Pebble store (package store) at once and to Redis in
+//     batches, so another edge can resume the device.
+//
+// wsedge imports events, store, internal/feed and internal/keys; it never
+// imports producer or dispatcher. An Edge is safe for concurrent use.
+package wsedge

@@ -1,0 +1,199 @@
+package wsedge
+
+import (
+	"context"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// heartbeatLoop pings quiet clients, closes idle ones and those whose token
+// expired, and forgets old connect-rate buckets.
+func (e *Edge) heartbeatLoop() {
+	tick := time.NewTicker(max(e.cfg.Heartbeat/5, 100*time.Millisecond))
+	defer tick.Stop()
+	pings := newWorkQueue[*session]()
+	for range 4 {
+		e.spawn(func() { e.pinger(pings) })
+	}
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case now := <-tick.C:
+			e.checkSessions(now, pings)
+			e.limiter.sweep(now)
+		}
+	}
+}
+
+func (e *Edge) checkSessions(now time.Time, pings *workQueue[*session]) {
+	nowMs := now.UnixMilli()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for s := range e.sessions {
+		quiet := nowMs - s.lastRead.Load()
+		switch {
+		case nowMs >= s.expires.Load():
+			s.close(StatusTokenExpired, "token expired: reconnect with a fresh token or send refresh before exp")
+		case quiet >= e.cfg.IdleTimeout.Milliseconds():
+			s.close(StatusIdle, "idle timeout")
+		case quiet >= e.cfg.Heartbeat.Milliseconds() && !s.pinging.Swap(true):
+			pings.push(s)
+		}
+	}
+}
+
+// pinger sends WebSocket pings; a pong (or any frame) counts as activity.
+func (e *Edge) pinger(q *workQueue[*session]) {
+	for {
+		s, ok := q.pop(e.ctx)
+		if !ok {
+			return
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, e.cfg.Heartbeat)
+		if err := s.conn.Ping(ctx); err == nil {
+			s.touch()
+		}
+		cancel()
+		s.pinging.Store(false)
+	}
+}
+
+// ackFlushLoop copies ACK positions from the store to Redis, so that another
+// edge can resume the device. Positions not yet copied survive a crash in
+// the store and are copied after the restart.
+func (e *Edge) ackFlushLoop() {
+	tick := time.NewTicker(e.cfg.AckFlushInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-tick.C:
+			e.flushAcks(e.ctx)
+		}
+	}
+}
+
+// flushAcks copies every unflushed position, in pipelines of up to 1000.
+func (e *Edge) flushAcks(ctx context.Context) error {
+	for ctx.Err() == nil {
+		ps, err := e.store.Unflushed(1000)
+		if err != nil || len(ps) == 0 {
+			return err
+		}
+		_, err = e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, pos := range ps {
+				k := e.cfg.Space.Acks(pos.Tenant, pos.User, pos.Device)
+				p.HSet(ctx, k, pos.Feed, formatPosition(pos.Epoch, pos.Seq))
+				p.Expire(ctx, k, 30*24*time.Hour)
+			}
+			return nil
+		})
+		if err != nil {
+			e.m.ackFlushErrors.Inc()
+			return err
+		}
+		if err := e.store.MarkFlushed(ps); err != nil {
+			return err
+		}
+		e.m.acksFlushed.Add(float64(len(ps)))
+		if len(ps) < 1000 {
+			return nil
+		}
+	}
+	return ctx.Err()
+}
+
+// recover cleans up after a crash of the previous process on this data
+// directory: sessions it had live lose their presence, and ACK positions it
+// had not copied to Redis are copied now.
+func (e *Edge) recover(ctx context.Context) error {
+	live, err := e.store.LiveSessions()
+	if err != nil {
+		return err
+	}
+	for _, ss := range live {
+		s := &session{e: e, id: ss.ID, tenant: ss.Tenant, user: ss.User, device: ss.Device}
+		sp := e.cfg.Space
+		delIfOwner.Run(ctx, e.rdb, []string{sp.Presence(s.tenant, s.user), sp.EdgeSessions(ss.Edge)},
+			s.device, ss.Edge+" "+s.id, s.presenceMember())
+		e.store.CloseSession(ss.ID, 0, "edge crashed", time.Now())
+	}
+	if len(live) > 0 {
+		e.log.Info("recovered after a crash", "stale_sessions", len(live))
+	}
+	return e.flushAcks(ctx)
+}
+
+// Shutdown drains the edge: it stops accepting, closes sessions with 1012
+// in waves (so clients do not all reconnect to the other edges at once),
+// flushes ACK positions to the store and to Redis, and stops every
+// goroutine. The store stays open: its owner closes it. Safe to call twice.
+func (e *Edge) Shutdown(ctx context.Context) error {
+	var err error
+	e.stopOnce.Do(func() { err = e.shutdown(ctx) })
+	return err
+}
+
+func (e *Edge) shutdown(ctx context.Context) error {
+	e.draining.Store(true)
+	e.closeInWaves(ctx, 500, 20*time.Millisecond)
+	done := make(chan struct{})
+	go func() { e.closes.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		e.closeAllNow()
+		<-done
+	}
+	ferr := e.store.Flush(ctx)
+	if err := e.flushAcks(ctx); err != nil && ferr == nil {
+		ferr = err
+	}
+	fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	e.rdb.ZRem(fctx, e.cfg.Space.Edges(), e.cfg.EdgeID)
+	cancel()
+	e.cancel()
+	e.stopTimers()
+	e.wg.Wait()
+	return ferr
+}
+
+func (e *Edge) closeInWaves(ctx context.Context, wave int, pause time.Duration) {
+	for {
+		e.mu.Lock()
+		batch := make([]*session, 0, wave)
+		for s := range e.sessions {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if !closed {
+				batch = append(batch, s)
+			}
+			if len(batch) == wave {
+				break
+			}
+		}
+		e.mu.Unlock()
+		if len(batch) == 0 {
+			return
+		}
+		for _, s := range batch {
+			s.close(StatusRestart, "edge is restarting: reconnect")
+		}
+		sleepCtx(ctx, pause)
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+func (e *Edge) closeAllNow() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for s := range e.sessions {
+		s.conn.CloseNow()
+	}
+}

@@ -1,0 +1,68 @@
+package wsedge
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the edge's Prometheus collectors; cmd/herald registers them.
+type metrics struct {
+	connects       *prometheus.CounterVec
+	closes         *prometheus.CounterVec
+	connectSeconds prometheus.Histogram
+	frames         prometheus.Counter
+	pushed         prometheus.Counter
+	replayed       prometheus.Counter
+	filled         prometheus.Counter
+	gaps           prometheus.Counter
+	resets         prometheus.Counter
+	slow           prometheus.Counter
+	acks           prometheus.Counter
+	acksFlushed    prometheus.Counter
+	ackFlushErrors prometheus.Counter
+	upstream       prometheus.Counter
+	ruleDropped    prometheus.Counter
+	pubsubErrors   prometheus.Counter
+	resubscribes   prometheus.Counter
+	deadEdges      prometheus.Counter
+	sessions       prometheus.Collector
+}
+
+func newMetrics() *metrics {
+	c := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_edge_" + name, Help: help})
+	}
+	return &metrics{
+		connects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_edge_connects_total",
+			Help: "WebSocket connection attempts by result (ok, or the close code that refused it)."}, []string{"result"}),
+		closes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_edge_closes_total",
+			Help: "Sessions closed by the server, by close code."}, []string{"code"}),
+		connectSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "herald_edge_connect_seconds",
+			Help: "Time from upgrade request to a session following its feeds.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		frames:         c("client_frames_total", "Frames received from clients."),
+		pushed:         c("frames_pushed_total", "Frames written to clients."),
+		replayed:       c("replayed_total", "Feed entries read from Redis to catch sessions up."),
+		filled:         c("gap_filled_total", "Feed entries fetched by the hub to fill gaps."),
+		gaps:           c("gaps_total", "Gaps in a feed's seq noticed by the hub."),
+		resets:         c("resets_total", "Reset frames sent (history lost or trimmed)."),
+		slow:           c("slow_consumers_total", "Sessions closed with 4008 because their send queue overflowed."),
+		acks:           c("acks_total", "ACKs that moved a device's position."),
+		acksFlushed:    c("acks_flushed_total", "ACK positions copied to Redis."),
+		ackFlushErrors: c("ack_flush_errors_total", "Failed copies of ACK positions to Redis (retried)."),
+		upstream:       c("upstream_total", "Client pub frames appended to the upstream stream."),
+		ruleDropped:    c("rule_dropped_total", "Notifications a rate rule kept from being pushed (still in the feed)."),
+		pubsubErrors:   c("pubsub_errors_total", "Redis Pub/Sub receive errors (each followed by a reconnect)."),
+		resubscribes:   c("resubscribes_total", "Feed channels resubscribed after a reconnect (each is filled from the stream)."),
+		deadEdges:      c("dead_edges_cleaned_total", "Dead edges whose presence this edge removed."),
+	}
+}
+
+func (m *metrics) sessionsFn(f func() float64) {
+	m.sessions = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "herald_edge_sessions",
+		Help: "Live WebSocket sessions."}, f)
+}
+
+func (m *metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.connects, m.closes, m.connectSeconds, m.frames, m.pushed, m.replayed,
+		m.filled, m.gaps, m.resets, m.slow, m.acks, m.acksFlushed, m.ackFlushErrors, m.upstream,
+		m.ruleDropped, m.pubsubErrors, m.resubscribes, m.deadEdges, m.sessions}
+}

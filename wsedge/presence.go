@@ -1,0 +1,165 @@
+package wsedge
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/heraldrt/herald/events"
+	"github.com/redis/go-redis/v9"
+)
+
+// Presence: the hash keys.Presence(tenant, user) maps each online device to
+// "<edge> <session>"; the set keys.EdgeSessions(edge) lists what an edge
+// owns, so that when an edge stops heartbeating in keys.Edges(), any other
+// edge removes its entries.
+
+// delIfOwner removes a presence field only when it still names the session
+// (the device may have moved to another edge meanwhile).
+var delIfOwner = redis.NewScript(`
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+redis.call('SREM', KEYS[2], ARGV[3])
+return 1`)
+
+func (s *session) presenceValue() string { return s.e.cfg.EdgeID + " " + s.id }
+
+// presenceMember is the edge-set member naming a presence field.
+func (s *session) presenceMember() string {
+	return s.tenant + "\x00" + s.user + "\x00" + s.device + "\x00" + s.id
+}
+
+func (e *Edge) addPresence(ctx context.Context, s *session) error {
+	sp := e.cfg.Space
+	_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, sp.Presence(s.tenant, s.user), s.device, s.presenceValue())
+		p.SAdd(ctx, sp.EdgeSessions(e.cfg.EdgeID), s.presenceMember())
+		return nil
+	})
+	return err
+}
+
+func (e *Edge) removePresence(ctx context.Context, s *session) {
+	sp := e.cfg.Space
+	err := delIfOwner.Run(ctx, e.rdb, []string{sp.Presence(s.tenant, s.user), sp.EdgeSessions(e.cfg.EdgeID)},
+		s.device, s.presenceValue(), s.presenceMember()).Err()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		e.log.Debug("remove presence", "session", s.id, "err", err)
+	}
+}
+
+// positions returns the device's known ACK positions per feed: the local
+// store's and the one in Redis (written by whichever edge served the device
+// last). The caller picks the best one for the feed's current epoch.
+func (e *Edge) positions(ctx context.Context, s *session) (map[string][]events.Position, error) {
+	out := make(map[string][]events.Position)
+	local, err := e.store.Acks(s.tenant, s.user, s.device)
+	if err != nil {
+		return nil, err
+	}
+	for feed, p := range local {
+		out[feed] = append(out[feed], events.Position{Epoch: p.Epoch, Seq: p.Seq})
+	}
+	remote, err := e.rdb.HGetAll(ctx, e.cfg.Space.Acks(s.tenant, s.user, s.device)).Result()
+	if err != nil {
+		return nil, err
+	}
+	for feed, v := range remote {
+		if p, ok := parsePosition(v); ok {
+			out[feed] = append(out[feed], p)
+		}
+	}
+	return out, nil
+}
+
+// anyEpoch is the epoch of a position stored for a feed that did not exist
+// yet: the device has seen nothing of it, so it starts from the first entry
+// of whatever epoch the feed gets.
+const anyEpoch = "*"
+
+// bestPosition picks the highest position in the given epoch (a position
+// for anyEpoch counts as seq 0 of it); found is false when there is none,
+// other is true when there are only positions of other epochs.
+func bestPosition(ps []events.Position, epoch string) (seq uint64, found, other bool) {
+	for _, p := range ps {
+		switch {
+		case p.Epoch == epoch:
+			seq, found = max(seq, p.Seq), true
+		case p.Epoch == anyEpoch:
+			found = true
+		default:
+			other = true
+		}
+	}
+	return seq, found, other && !found
+}
+
+func formatPosition(epoch string, seq uint64) string {
+	return epoch + ":" + strconv.FormatUint(seq, 10)
+}
+
+func parsePosition(v string) (events.Position, bool) {
+	epoch, num, ok := strings.Cut(v, ":")
+	seq, err := strconv.ParseUint(num, 10, 64)
+	if !ok || err != nil || epoch == "" {
+		return events.Position{}, false
+	}
+	return events.Position{Epoch: epoch, Seq: seq}, true
+}
+
+// presenceLoop heartbeats this edge in the live-edge registry and cleans up
+// after edges that stopped.
+func (e *Edge) presenceLoop() {
+	tick := time.NewTicker(e.cfg.PresenceTTL / 3)
+	defer tick.Stop()
+	for {
+		e.heartbeatEdge()
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (e *Edge) heartbeatEdge() {
+	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+	defer cancel()
+	sp := e.cfg.Space
+	now := time.Now()
+	if err := e.rdb.ZAdd(ctx, sp.Edges(), redis.Z{Score: float64(now.UnixMilli()), Member: e.cfg.EdgeID}).Err(); err != nil {
+		e.log.Warn("edge heartbeat failed", "err", err)
+		return
+	}
+	dead, err := e.rdb.ZRangeByScore(ctx, sp.Edges(), &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(now.Add(-e.cfg.PresenceTTL).UnixMilli(), 10),
+	}).Result()
+	if err != nil {
+		return
+	}
+	for _, id := range dead {
+		e.cleanEdge(ctx, id)
+	}
+}
+
+// cleanEdge removes the presence entries of a dead edge.
+func (e *Edge) cleanEdge(ctx context.Context, edge string) {
+	sp := e.cfg.Space
+	members, err := e.rdb.SMembers(ctx, sp.EdgeSessions(edge)).Result()
+	if err != nil {
+		return
+	}
+	for _, m := range members {
+		parts := strings.Split(m, "\x00")
+		if len(parts) != 4 {
+			continue
+		}
+		delIfOwner.Run(ctx, e.rdb, []string{sp.Presence(parts[0], parts[1]), sp.EdgeSessions(edge)},
+			parts[2], edge+" "+parts[3], m)
+	}
+	e.rdb.Del(ctx, sp.EdgeSessions(edge))
+	e.rdb.ZRem(ctx, sp.Edges(), edge)
+	e.m.deadEdges.Inc()
+	e.log.Info("cleaned presence of a dead edge", "dead_edge", edge, "entries", len(members))
+}

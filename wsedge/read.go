@@ -1,0 +1,185 @@
+package wsedge
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/heraldrt/herald/events"
+	"github.com/heraldrt/herald/internal/feed"
+	"github.com/heraldrt/herald/internal/keys"
+	"github.com/heraldrt/herald/wsedge/auth"
+	"github.com/redis/go-redis/v9"
+)
+
+// readLoop reads client frames until the connection ends. A frame that
+// breaks protocol 1 closes the session with 1008; an oversize frame gets
+// 1009 from the library.
+func (e *Edge) readLoop(s *session) {
+	for {
+		typ, b, err := s.conn.Read(s.ctx)
+		if err != nil {
+			return
+		}
+		s.touch()
+		e.m.frames.Inc()
+		if typ != websocket.MessageText {
+			s.close(StatusProtocolViolation, "binary frames are not part of protocol 1")
+			continue
+		}
+		f, err := events.ParseClientFrame(b, events.DefaultMaxData)
+		if err != nil {
+			s.close(StatusProtocolViolation, clipReason(err.Error()))
+			continue
+		}
+		e.handle(s, &f)
+	}
+}
+
+func (e *Edge) handle(s *session, f *events.ClientFrame) {
+	switch f.T {
+	case events.FramePing:
+		s.mu.Lock()
+		s.enqueueLocked(events.PongFrame)
+		s.mu.Unlock()
+	case events.FrameAck:
+		e.onAck(s, f.ID)
+	case events.FrameResume:
+		e.onResume(s, f.Feeds)
+	case events.FrameSub:
+		e.onSub(s, f.Topic)
+	case events.FrameUnsub:
+		e.onUnsub(s, f.Topic)
+	case events.FrameRefresh:
+		e.onRefresh(s, f.Token)
+	case events.FramePub:
+		e.onPub(s, f)
+	}
+}
+
+// onAck moves the device's ACK position (cumulative). An id this session
+// was never sent is refused with an error frame and changes nothing.
+func (e *Edge) onAck(s *session, id string) {
+	epoch, seq, name, err := feed.ParseNotificationID(id)
+	if err != nil {
+		s.sendError("bad_ack", "not a notification id")
+		return
+	}
+	c := s.cursorFor(name)
+	if c == nil {
+		s.sendError("bad_ack", "not a feed of this session: "+clipReason(name))
+		return
+	}
+	s.mu.Lock()
+	if epoch != c.epoch || seq > c.sent {
+		s.mu.Unlock()
+		s.sendError("bad_ack", "id "+clipReason(id)+" was not sent to this session")
+		return
+	}
+	moved := seq > c.acked
+	if moved {
+		c.acked = seq
+	}
+	s.mu.Unlock()
+	if moved {
+		e.m.acks.Inc()
+		e.saveAck(s, name, epoch, seq)
+	}
+}
+
+// onResume replays each named feed from the client's own position.
+func (e *Edge) onResume(s *session, feeds map[string]events.Position) {
+	for name, p := range feeds {
+		c := s.cursorFor(name)
+		if c == nil {
+			s.sendError("bad_resume", "not a feed of this session: "+clipReason(name))
+			continue
+		}
+		fs := c.fs
+		fs.mu.Lock()
+		s.mu.Lock()
+		switch {
+		case fs.epoch == "":
+		case p.Epoch != fs.epoch:
+			c.epoch = p.Epoch
+			s.newEpochLocked(c, fs.epoch, true)
+		default:
+			c.sent = min(p.Seq, fs.last)
+			c.acked = min(c.acked, c.sent)
+		}
+		if !c.catching {
+			s.startCatchUpLocked(c)
+		}
+		s.mu.Unlock()
+		fs.mu.Unlock()
+	}
+}
+
+func (e *Edge) onSub(s *session, topic string) {
+	if !(auth.Claims{Topics: s.topics}).MayTopic(topic) {
+		s.sendError("forbidden", "the token does not allow topic "+topic)
+		return
+	}
+	name := keys.TopicFeed(s.tenant, topic).ClientName()
+	if s.cursorFor(name) != nil {
+		return
+	}
+	positions, err := e.positions(s.ctx, s)
+	if err == nil {
+		_, err = e.attach(s, keys.TopicFeed(s.tenant, topic), positions, true)
+	}
+	if err != nil {
+		s.sendError("unavailable", "cannot subscribe now: retry")
+	}
+}
+
+func (e *Edge) onUnsub(s *session, topic string) {
+	name := keys.TopicFeed(s.tenant, topic).ClientName()
+	s.mu.Lock()
+	var c *cursor
+	for i, x := range s.cursors {
+		if x.fs.name == name {
+			c = x
+			s.cursors = append(s.cursors[:i], s.cursors[i+1:]...)
+			break
+		}
+	}
+	s.mu.Unlock()
+	if c != nil {
+		e.detach(s, c)
+	}
+}
+
+// onRefresh extends the session with a new token of the same user.
+func (e *Edge) onRefresh(s *session, token string) {
+	c, err := e.cfg.Verifier.Verify(token)
+	switch {
+	case errors.Is(err, auth.ErrExpired):
+		s.sendError("token_expired", "the new token has expired")
+	case err != nil:
+		s.sendError("bad_token", clipReason(err.Error()))
+	case c.Subject != s.user || c.Tenant != s.tenant:
+		s.close(StatusForbidden, "refresh token is for another user")
+	default:
+		s.setClaims(c)
+	}
+}
+
+// onPub appends an upstream frame to the upstream stream with the verified
+// tenant, user and device.
+func (e *Edge) onPub(s *session, f *events.ClientFrame) {
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	defer cancel()
+	err := e.rdb.XAdd(ctx, &redis.XAddArgs{
+		Stream: e.cfg.Space.Upstream(), MaxLen: 1_000_000, Approx: true,
+		Values: []any{"type", f.Type, "tenant", s.tenant, "user", s.user, "device", s.device,
+			"session", s.id, "data", string(f.Data), "ts", strconv.FormatInt(time.Now().UnixMilli(), 10)},
+	}).Err()
+	if err != nil {
+		s.sendError("unavailable", "upstream publish failed: retry")
+		return
+	}
+	e.m.upstream.Inc()
+}
