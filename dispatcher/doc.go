@@ -27,25 +27,27 @@
 // On taking a lease a dispatcher first claims everything pending in the
 // group (XAUTOCLAIM from 0 with no minimum idle time) and handles it in id
 // order, then its own pending entries, and only then new ones. New entries
-// are read by a Lua script that checks the lease in the same atomic step as
-// XREADGROUP, so a holder that lost its lease (a pause longer than
-// LeaseTTL: a stop-the-world VM freeze, a SIGSTOP) can never take entries
-// that the new holder does not see. What it already had when it paused, the
-// new holder has claimed and handles too: both append in stream order, the
-// feed keeps the first of each, and nothing is lost, reordered or
-// duplicated in the feeds; the cost is only repeated work, and a rare
-// duplicate dead letter. On Redis Cluster the check needs the stream and its
-// lease in one slot, which partitioned streams are ({N} hash tag): New
-// refuses a cluster client without partitions (ErrCrossSlot). Entries that
-// turn up later than newer ones anyway (only a consumer outside Herald
-// could cause it) are appended without the source-id check, out of order,
-// rather than dropped.
+// are read in a MULTI together with a GET of the lease, so each read knows
+// exactly whether the lease was still its own when it took the entries.
+// A holder frozen longer than LeaseTTL (a stop-the-world VM pause, a
+// SIGSTOP) may wake up and find it was not: it leaves what it read alone,
+// and the new holder delivers those entries with its periodic claim, as
+// late entries appended without the source-id check: out of order, within
+// ClaimIdle+ClaimInterval, never lost. What the old holder was working on
+// when it froze, the new holder claimed at takeover and handles too: both
+// append in stream order, the feed keeps the first of each, and nothing is
+// lost or duplicated; the cost is repeated work and, rarely, a duplicate
+// dead letter. On Redis Cluster the MULTI needs the stream and its lease in
+// one slot, which partitioned streams are ({N} hash tag): New refuses a
+// cluster client without partitions (ErrCrossSlot).
 //
 // # Batches
 //
 // Each batch (up to BatchSize entries) costs three round trips: the read,
-// one pipeline of feed appends, and one pipeline with the dead letters and
-// a single XACK of every id. A failed append is retried with capped
+// the feed appends (two pipelines sent at once, split by feed, so that the
+// client encodes one while Redis runs the other; each feed's appends stay
+// in order), and one pipeline with the dead letters and a single XACK of
+// every id. A failed append is retried with capped
 // exponential backoff and never skipped: transient failures (network,
 // LOADING, READONLY, OOM...) retry the batch as it is; others (a script or
 // WRONGTYPE error caused by the data) re-read the pending entries one at a

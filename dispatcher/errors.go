@@ -46,5 +46,6 @@ func transient(err error) bool {
 
 // isNoGroup reports a missing consumer group (the stream was deleted).
 func isNoGroup(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "NOGROUP")
+	var re redis.Error
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "NOGROUP")
 }

@@ -108,17 +108,54 @@ func TestReadIsFencedByTheLease(t *testing.T) {
 	if _, _, err := w.readNew(ctx); !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("read without the lease: %v", err)
 	}
-	if n := rdb.XInfoGroups(ctx, w.stream).Val()[0].Pending; n != 0 {
-		t.Fatalf("an unleased read took %d entries", n)
-	}
+	rdb.XAdd(ctx, &redis.XAddArgs{Stream: w.stream, Values: []any{"a", "2"}})
 	rdb.Set(ctx, w.lease, w.d.owner, time.Minute)
 	msgs, _, err := w.readNew(ctx)
-	if err != nil || len(msgs) != 1 || msgs[0].Values["a"] != "1" {
+	if err != nil || len(msgs) != 1 || msgs[0].Values["a"] != "2" {
 		t.Fatalf("read with the lease: %v %+v", err, msgs)
 	}
 	msgs, newest, err := w.readNew(ctx)
-	if err != nil || len(msgs) != 0 || newest == "" || newest == "0-0" {
+	if err != nil || len(msgs) != 0 || newest != rdb.XRevRangeN(ctx, w.stream, "+", "-", 1).Val()[0].ID {
 		t.Fatalf("read with nothing new: %v %+v newest %q", err, msgs, newest)
+	}
+}
+
+// A dispatcher that reads after losing its lease leaves the entries in its
+// pending list; the holder's periodic claim delivers them late, out of
+// order, rather than dropping them as older than what the feed has.
+func TestEntriesReadWithoutTheLeaseAreDeliveredLate(t *testing.T) {
+	w1, rdb := testWorker(t)
+	ctx := context.Background()
+	d2, err := New(rdb, Config{Consumer: "holder"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2 := newWorker(d2, w1.stream)
+	rdb.Set(ctx, w1.lease, d2.owner, time.Minute)
+	fields := func(n int) []any {
+		return []any{"type", "a.b", "tenant", "acme", "to", "user:u1", "data", fmt.Sprintf(`{"n":%d}`, n)}
+	}
+	rdb.XAdd(ctx, &redis.XAddArgs{Stream: w1.stream, Values: fields(1)})
+	if _, _, err := w1.readNew(ctx); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("stale read: %v", err)
+	}
+	rdb.XAdd(ctx, &redis.XAddArgs{Stream: w1.stream, Values: fields(2)})
+	msgs, _, err := w2.readNew(ctx)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("holder read: %v %v", err, msgs)
+	}
+	if err := w2.handle(ctx, &batch{msgs: msgs}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := w2.claim(ctx, 0, w2.hw); err != nil || n != 1 {
+		t.Fatalf("claim: %d, %v", n, err)
+	}
+	got := rdb.XRange(ctx, (keys.Space{}).FeedStream(keys.UserFeed("acme", "u1")), "-", "+").Val()
+	if len(got) != 2 || got[0].Values["data"] != `{"n":2}` || got[1].Values["data"] != `{"n":1}` {
+		t.Fatalf("feed %v, want n=2 then the late n=1", got)
+	}
+	if p := rdb.XPending(ctx, w1.stream, w1.cfg.Group).Val().Count; p != 0 {
+		t.Fatalf("%d entries still pending", p)
 	}
 }
 

@@ -7,8 +7,6 @@ import (
 )
 
 var (
-	//go:embed read.lua
-	readSrc string
 	//go:embed heartbeat.lua
 	heartbeatSrc string
 	//go:embed renew.lua
@@ -21,7 +19,6 @@ var (
 
 // The scripts run by SHA; go-redis falls back to EVAL on NOSCRIPT.
 var (
-	readScript        = redis.NewScript(readSrc)
 	heartbeatScript   = redis.NewScript(heartbeatSrc)
 	renewScript       = redis.NewScript(renewSrc)
 	releaseScript     = redis.NewScript(releaseSrc)

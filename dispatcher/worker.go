@@ -75,49 +75,47 @@ func stopErr(ctx context.Context, err error) error {
 	return err
 }
 
-// readNew reads up to BatchSize new entries, if the lease is still ours.
-// With nothing new it returns the stream's newest id.
+// readNew reads up to BatchSize new entries; with nothing new it returns
+// the stream's newest id, from which wait can block. The read runs in one
+// MULTI with a GET of the lease, so it says exactly whether the lease was
+// still ours when the entries were taken. If it was not (this dispatcher
+// was frozen longer than LeaseTTL), the entries are left alone: the holder
+// claims them, at its takeover or, if that already ran, with its periodic
+// claim as late entries. They may arrive out of order then, never lost.
 func (w *worker) readNew(ctx context.Context) ([]redis.XMessage, string, error) {
-	keys := []string{w.stream, w.lease}
-	res, err := readScript.Run(ctx, w.rdb, keys, w.d.owner, w.cfg.Group, w.cfg.Consumer, w.cfg.BatchSize).Slice()
-	if err != nil {
+	var lease *redis.StringCmd
+	var read *redis.XStreamSliceCmd
+	var newest *redis.XMessageSliceCmd
+	_, err := w.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		lease = p.Get(ctx, w.lease)
+		read = p.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: w.cfg.Group, Consumer: w.cfg.Consumer, Streams: []string{w.stream, ">"},
+			Count: int64(w.cfg.BatchSize), Block: -1,
+		})
+		newest = p.XRevRangeN(ctx, w.stream, "+", "-", 1)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, "", fmt.Errorf("read %s: %w", w.stream, err)
 	}
-	code, _ := res[0].(int64)
-	switch {
-	case code == -1:
+	var msgs []redis.XMessage
+	if streams := read.Val(); len(streams) > 0 {
+		msgs = streams[0].Messages
+	}
+	if lease.Val() != w.d.owner {
+		if len(msgs) > 0 {
+			w.log.Warn("read entries after the lease was lost; leaving them to its holder",
+				logCount, len(msgs), "holder", lease.Val())
+		}
 		return nil, "", ErrLeaseLost
-	case code == 0 && len(res) == 2:
-		newest, _ := res[1].(string)
-		return nil, newest, nil
-	case code == 1 && len(res) == 2:
-		return parseEntries(res[1])
 	}
-	return nil, "", fmt.Errorf("read %s: unexpected script reply %v", w.stream, res)
-}
-
-// parseEntries reads XREADGROUP entries as the read script returns them.
-func parseEntries(v any) ([]redis.XMessage, string, error) {
-	list, ok := v.([]any)
-	if !ok {
-		return nil, "", fmt.Errorf("read: entries are %T, not a list", v)
+	if len(msgs) > 0 {
+		return msgs, "", nil
 	}
-	out := make([]redis.XMessage, 0, len(list))
-	for _, e := range list {
-		pair, ok := e.([]any)
-		if !ok || len(pair) != 2 {
-			return nil, "", fmt.Errorf("read: malformed entry %v", e)
-		}
-		id, _ := pair[0].(string)
-		fields, _ := pair[1].([]any)
-		values := make(map[string]any, len(fields)/2)
-		for i := 0; i+1 < len(fields); i += 2 {
-			k, _ := fields[i].(string)
-			values[k] = fields[i+1]
-		}
-		out = append(out, redis.XMessage{ID: id, Values: values})
+	if last := newest.Val(); len(last) > 0 {
+		return nil, last[0].ID, nil
 	}
-	return out, "", nil
+	return nil, "0-0", nil
 }
 
 // wait blocks until the stream has an entry newer than newest, for at most
