@@ -78,16 +78,25 @@ func (c *Config) fill() {
 	def(&c.PresenceTTL, 30*time.Second)
 }
 
-// Gate is the seam for rate rules on the push path. Allow reports whether
-// the notification may be pushed now; when it may not, Decision says whether
-// to hold it (push later, in order, within the returned wait) or skip it.
+// Gate is the seam for rate rules (package ratelimit, adapted in
+// cmd/herald). Every method must be cheap and must not block.
 type Gate interface {
+	// AllowPush decides whether a notification may be pushed now.
 	AllowPush(tenant, user, typ string) Decision
+	// AllowPub decides whether a client's pub frame is accepted.
+	AllowPub(tenant, user, typ string) bool
+	// AllowConnect decides whether a tenant may open another connection.
+	AllowConnect(tenant string) bool
 }
 
-// Decision is a Gate's verdict.
+// Decision is a Gate's verdict on one push.
 type Decision struct {
 	Allow bool
-	Drop  bool          // when !Allow: skip it (it stays in the feed for the inbox)
-	Retry time.Duration // when !Allow && !Drop: try again after this
+	// When !Allow: Drop skips the notification (it stays in the feed for the
+	// inbox and the device's position moves past it); otherwise it is held
+	// and tried again after Retry, for at most MaxWait in all, after which
+	// it is skipped like a drop.
+	Drop    bool
+	Retry   time.Duration
+	MaxWait time.Duration
 }

@@ -37,6 +37,11 @@ func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 		e.refuse(conn, code, reason)
 		return
 	}
+	if g := e.cfg.Gate; g != nil && !g.AllowConnect(claims.Tenant) {
+		e.m.ruleConnDenied.Inc()
+		e.refuse(conn, StatusTooMany, "too many connection attempts for this tenant")
+		return
+	}
 	device := claims.Device
 	if device == "" {
 		device = r.URL.Query().Get("device")
@@ -247,12 +252,13 @@ func (s *session) startLocked(c *cursor, positions map[string][]events.Position)
 			s.e.saveAck(s, fs.name, anyEpoch, 0)
 		}
 	case found:
-		c.epoch, c.sent, c.acked = fs.epoch, min(seq, fs.last), min(seq, fs.last)
+		c.epoch, c.sent = fs.epoch, min(seq, fs.last)
+		c.acked, c.lastPushed = c.sent, c.sent
 	case other:
 		c.epoch = "old"
 		s.newEpochLocked(c, fs.epoch, true)
 	default:
-		c.epoch, c.sent, c.acked = fs.epoch, fs.last, fs.last
+		c.epoch, c.sent, c.acked, c.lastPushed = fs.epoch, fs.last, fs.last, fs.last
 		s.e.saveAck(s, fs.name, c.epoch, c.sent)
 	}
 	fs.subs[s] = c

@@ -58,20 +58,11 @@ func (s *session) admitLocked(c *cursor, e *feed.Entry, frame []byte) bool {
 	case e.Seq != c.sent+1:
 		return false
 	case !e.For(s.device), e.Expired(time.Now().UnixMilli()):
-		c.sent = e.Seq
+		s.skipLocked(c, e.Seq)
 		return true
 	}
-	if g := s.e.cfg.Gate; g != nil {
-		d := g.AllowPush(s.tenant, s.user, e.Type)
-		switch {
-		case !d.Allow && d.Drop:
-			s.e.m.ruleDropped.Inc()
-			c.sent = e.Seq
-			return true
-		case !d.Allow:
-			c.heldTill = time.Now().Add(max(d.Retry, 10*time.Millisecond))
-			return false
-		}
+	if g := s.e.cfg.Gate; g != nil && !s.gateLocked(c, g, e) {
+		return c.sent == e.Seq // skipped (dropped or waited too long), or held
 	}
 	if frame == nil {
 		frame = events.AppendNotification(nil, feed.NotificationID(e.Epoch, e.Seq, c.fs.name), c.fs.name, e.Seq, e.Type, e.TS, e.Data)
@@ -79,8 +70,20 @@ func (s *session) admitLocked(c *cursor, e *feed.Entry, frame []byte) bool {
 	if !s.enqueueLocked(frame) {
 		return false
 	}
-	c.sent = e.Seq
+	c.sent, c.lastPushed = e.Seq, e.Seq
 	return true
+}
+
+// skipLocked moves the cursor past an entry that is deliberately not pushed
+// (another device's, expired, or a rule's drop). When the client has acked
+// everything pushed so far, the ACK position moves past it too, so that a
+// reconnect does not offer it again.
+func (s *session) skipLocked(c *cursor, seq uint64) {
+	c.sent = seq
+	if c.acked >= c.lastPushed {
+		c.acked = seq
+		s.e.saveAck(s, c.fs.name, c.epoch, seq)
+	}
 }
 
 // newEpochLocked moves a cursor to a feed's new epoch: history before it is
@@ -89,7 +92,7 @@ func (s *session) newEpochLocked(c *cursor, epoch string, tell bool) {
 	if tell {
 		s.resetLocked(c, "epoch changed: history was lost")
 	}
-	c.epoch, c.sent, c.acked = epoch, 0, 0
+	c.epoch, c.sent, c.acked, c.lastPushed = epoch, 0, 0, 0
 	s.e.saveAck(s, c.fs.name, epoch, 0)
 }
 
@@ -204,4 +207,28 @@ func (s *session) trimmedTailLocked(c *cursor) {
 		s.resetLocked(c, "history was trimmed: fetch the inbox")
 		c.sent = last
 	}
+}
+
+// gateLocked asks the rate rules about e. It returns true to push now; false
+// with c.sent moved past e when e is skipped; false with c.heldTill set when
+// e must wait.
+func (s *session) gateLocked(c *cursor, g Gate, e *feed.Entry) bool {
+	d := g.AllowPush(s.tenant, s.user, e.Type)
+	if d.Allow {
+		c.heldSeq = 0
+		return true
+	}
+	now := time.Now()
+	if c.heldSeq != e.Seq {
+		c.heldSeq, c.heldSince = e.Seq, now
+	}
+	if d.Drop || now.Sub(c.heldSince) >= d.MaxWait {
+		s.e.m.ruleSkipped.Inc()
+		c.heldSeq = 0
+		s.skipLocked(c, e.Seq)
+		return false
+	}
+	s.e.m.ruleHeld.Inc()
+	c.heldTill = now.Add(min(max(d.Retry, 10*time.Millisecond), d.MaxWait-now.Sub(c.heldSince)+time.Millisecond))
+	return false
 }

@@ -20,7 +20,10 @@ type metrics struct {
 	acksFlushed    prometheus.Counter
 	ackFlushErrors prometheus.Counter
 	upstream       prometheus.Counter
-	ruleDropped    prometheus.Counter
+	ruleSkipped    prometheus.Counter
+	ruleHeld       prometheus.Counter
+	rulePubDenied  prometheus.Counter
+	ruleConnDenied prometheus.Counter
 	pubsubErrors   prometheus.Counter
 	resubscribes   prometheus.Counter
 	deadEdges      prometheus.Counter
@@ -49,7 +52,10 @@ func newMetrics() *metrics {
 		acksFlushed:    c("acks_flushed_total", "ACK positions copied to Redis."),
 		ackFlushErrors: c("ack_flush_errors_total", "Failed copies of ACK positions to Redis (retried)."),
 		upstream:       c("upstream_total", "Client pub frames appended to the upstream stream."),
-		ruleDropped:    c("rule_dropped_total", "Notifications a rate rule kept from being pushed (still in the feed)."),
+		ruleSkipped:    c("rule_skipped_total", "Notifications a rate rule kept from being pushed: drop, or held past max_wait (still in the feed)."),
+		ruleHeld:       c("rule_held_total", "Times a rate rule held a notification to push it later."),
+		rulePubDenied:  c("rule_pub_denied_total", "Client pub frames refused by a rate rule."),
+		ruleConnDenied: c("rule_connect_denied_total", "Connections refused by a per-tenant rate rule."),
 		pubsubErrors:   c("pubsub_errors_total", "Redis Pub/Sub receive errors (each followed by a reconnect)."),
 		resubscribes:   c("resubscribes_total", "Feed channels resubscribed after a reconnect (each is filled from the stream)."),
 		deadEdges:      c("dead_edges_cleaned_total", "Dead edges whose presence this edge removed."),
@@ -64,5 +70,5 @@ func (m *metrics) sessionsFn(f func() float64) {
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.connects, m.closes, m.connectSeconds, m.frames, m.pushed, m.replayed,
 		m.filled, m.gaps, m.resets, m.slow, m.acks, m.acksFlushed, m.ackFlushErrors, m.upstream,
-		m.ruleDropped, m.pubsubErrors, m.resubscribes, m.deadEdges, m.sessions}
+		m.ruleSkipped, m.ruleHeld, m.rulePubDenied, m.ruleConnDenied, m.pubsubErrors, m.resubscribes, m.deadEdges, m.sessions}
 }

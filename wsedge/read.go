@@ -78,6 +78,9 @@ func (e *Edge) onAck(s *session, id string) {
 		s.sendError("bad_ack", "id "+clipReason(id)+" was not sent to this session")
 		return
 	}
+	if seq == c.lastPushed {
+		seq = c.sent // what follows the last pushed entry was skipped on purpose
+	}
 	moved := seq > c.acked
 	if moved {
 		c.acked = seq
@@ -108,6 +111,7 @@ func (e *Edge) onResume(s *session, feeds map[string]events.Position) {
 		default:
 			c.sent = min(p.Seq, fs.last)
 			c.acked = min(c.acked, c.sent)
+			c.lastPushed = min(c.lastPushed, c.sent)
 		}
 		if !c.catching {
 			s.startCatchUpLocked(c)
@@ -170,6 +174,11 @@ func (e *Edge) onRefresh(s *session, token string) {
 // onPub appends an upstream frame to the upstream stream with the verified
 // tenant, user and device.
 func (e *Edge) onPub(s *session, f *events.ClientFrame) {
+	if g := e.cfg.Gate; g != nil && !g.AllowPub(s.tenant, s.user, f.Type) {
+		e.m.rulePubDenied.Inc()
+		s.sendError("rate_limited", "pub of "+f.Type+" refused by a rate rule: retry later")
+		return
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
 	err := e.rdb.XAdd(ctx, &redis.XAddArgs{

@@ -44,13 +44,18 @@ type session struct {
 // cursor is a session's place in one feed. Its fields are guarded by the
 // session's mu.
 type cursor struct {
-	s        *session
-	fs       *feedState
-	epoch    string
-	sent     uint64 // last seq pushed or deliberately skipped
-	acked    uint64
-	catching bool // a catch-up job, not the live path, delivers
-	heldTill time.Time
+	s     *session
+	fs    *feedState
+	epoch string
+	sent  uint64 // last seq pushed or deliberately skipped
+	acked uint64
+	// lastPushed is the last seq actually queued to the client; entries
+	// after it up to sent were skipped on purpose.
+	lastPushed uint64
+	catching   bool      // a catch-up job, not the live path, delivers
+	heldTill   time.Time // a rate rule holds the next entry until then
+	heldSeq    uint64    // the entry it holds
+	heldSince  time.Time // since when
 }
 
 func (s *session) setClaims(c auth.Claims) {
