@@ -125,3 +125,14 @@ func (o logOptions) logger(w io.Writer) (*slog.Logger, error) {
 	}
 	return nil, fmt.Errorf("%w: --log-format %q: want text or json", errUsage, o.format)
 }
+
+func (f *flags) Float(p *float64, name string, def float64, usage string) {
+	if v, ok := f.env(name); ok {
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			f.envErrs = append(f.envErrs, fmt.Sprintf("%s=%q: not a number", envName(name), v))
+		}
+		def = x
+	}
+	f.Float64Var(p, name, def, f.usageText(name, usage))
+}

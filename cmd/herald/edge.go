@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/heraldrt/herald/internal/keys"
+	"github.com/heraldrt/herald/store"
+	"github.com/heraldrt/herald/wsedge"
+	"github.com/heraldrt/herald/wsedge/auth"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+)
+
+func init() {
+	register(command{name: "edge", summary: "serve WebSocket clients: authenticate, push feeds in order, take ACKs, replay", run: runEdge})
+}
+
+const edgeHelp = `Serves /ws (protocol 1), /healthz and /readyz on --listen, and /metrics,
+/debug/pprof/ and the admin API on --admin-listen. Keeps ACK positions and
+session metadata in a Pebble store in --data-dir (one edge per directory).
+SIGTERM drains: new connections are refused, sessions are closed with 1012
+in waves, ACK positions are flushed, then it exits.`
+
+// edgeFlags are the settings of the edge (and of dev, which adds a dispatcher).
+type edgeFlags struct {
+	redis     redisOptions
+	log       logOptions
+	admin     string
+	listen    string
+	dataDir   string
+	secret    string
+	keyFiles  string
+	issuer    string
+	audience  string
+	origins   string
+	connRate  int
+	cfg       wsedge.Config
+	drainTime time.Duration
+	console   bool // serve the development console at / (herald dev only)
+}
+
+func (f *flags) edge(o *edgeFlags) {
+	f.String(&o.listen, "listen", ":8080", "public listener: /ws, /healthz, /readyz")
+	f.String(&o.dataDir, "data-dir", "./herald-data", "Pebble store directory (ACK positions, sessions); one edge per directory")
+	f.StringVar(&o.secret, "jwt-hs256-secret", "", "HS256 secret for client tokens, at least 32 bytes (env "+secretEnv+")")
+	f.String(&o.keyFiles, "jwt-keys", "", "comma-separated PEM or JWKS files with RS256/ES256/EdDSA public keys")
+	f.String(&o.issuer, "jwt-issuer", "", "required iss claim (empty: not checked)")
+	f.String(&o.audience, "jwt-audience", "", "required aud claim (empty: not checked)")
+	f.String(&o.origins, "origins", "", "comma-separated extra browser origins allowed (host globs); the request host is always allowed")
+	f.Int(&o.connRate, "connect-rate-per-ip", 50, "new WebSocket connections per second from one address (bursts to twice that); 0 turns it off")
+	f.Int(&o.cfg.MaxConnsPerUser, "max-conns-per-user", 16, "live sessions per user on this edge; more are closed with 4029")
+	f.Int(&o.cfg.SendQueue, "send-queue", 1024, "frames queued per session before it is closed with 4008 (it resumes, nothing is lost)")
+	f.Duration(&o.cfg.Heartbeat, "heartbeat", 25*time.Second, "server ping interval, told to clients in welcome")
+	f.Duration(&o.cfg.WriteTimeout, "write-timeout", 10*time.Second, "longest write of one batch of frames to a client before 4008")
+	f.String(&o.cfg.EdgeID, "edge-id", "", "this edge's id in presence (default <hostname>-<pid>)")
+	f.Duration(&o.drainTime, "drain-timeout", 30*time.Second, "longest graceful drain on SIGTERM")
+}
+
+func runEdge(ctx context.Context, args []string) error {
+	o := new(edgeFlags)
+	f := newFlags("edge", edgeHelp)
+	f.redis(&o.redis)
+	f.logging(&o.log)
+	f.admin(&o.admin)
+	f.edge(o)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	log, err := o.log.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	rdb, err := o.redis.client(ctx)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	return serveEdge(ctx, o, rdb, log, nil)
+}
+
+func (o *edgeFlags) verifier() (*auth.Verifier, error) {
+	if o.secret == "" {
+		o.secret = os.Getenv(secretEnv)
+	}
+	cfg := auth.Config{KeyFiles: splitList(o.keyFiles), Issuer: o.issuer, Audience: o.audience}
+	if o.secret != "" {
+		cfg.HS256Secret = []byte(o.secret)
+	}
+	v, err := auth.New(cfg)
+	if errors.Is(err, auth.ErrNoKeys) {
+		return nil, fmt.Errorf("%w: no token keys: set %s or --jwt-keys", errUsage, secretEnv)
+	}
+	return v, err
+}
+
+// serveEdge runs an edge until ctx ends, then drains it. extra, when set,
+// runs beside it (herald dev's dispatcher) and is stopped after the drain.
+func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log *slog.Logger, extra *component) error {
+	ver, err := o.verifier()
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(o.dataDir, store.Config{Logger: log.With("component", "store")})
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("data directory %s is in use by another edge (one edge per --data-dir)", o.dataDir)
+	}
+	if err != nil {
+		return fmt.Errorf("open data directory %s: %w", o.dataDir, err)
+	}
+	defer st.Close()
+	cfg := o.cfg
+	cfg.Space, cfg.Verifier, cfg.Store, cfg.Logger = keys.Space{Prefix: o.redis.prefix}, ver, st, log
+	cfg.OriginPatterns = splitList(o.origins)
+	cfg.ConnectRatePerIP = float64(o.connRate)
+	if o.connRate == 0 {
+		cfg.ConnectRatePerIP = -1
+	}
+	e, err := wsedge.New(rdb, cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.listen, err)
+	}
+	reg := newRegistry()
+	reg.MustRegister(e.Collectors()...)
+	reg.MustRegister(st.Collectors()...)
+	if extra != nil {
+		reg.MustRegister(extra.collectors...)
+	}
+	adm, err := startAdmin(o.admin, reg, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer closeAdmin(adm)
+	if err := e.Start(ctx); err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{Handler: o.handler(e), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	stopExtra := extra.start(ctx)
+	log.Info("edge ready", "listen", ln.Addr().String(), "admin", adm.Addr(), "edge", e.ID(),
+		"data_dir", o.dataDir, "algorithms", strings.Join(ver.Algorithms(), ","))
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		log.Error("public listener failed", "err", err)
+	}
+	log.Info("draining", "timeout", o.drainTime)
+	dctx, cancel := context.WithTimeout(context.Background(), o.drainTime)
+	defer cancel()
+	derr := e.Shutdown(dctx)
+	srv.Shutdown(dctx)
+	if err := stopExtra(); err != nil && derr == nil {
+		derr = err
+	}
+	log.Info("stopped", "err", derr)
+	return derr
+}
+
+func closeAdmin(a *adminServer) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = a.Close(ctx)
+}
+
+// component is something that runs beside the edge in one process.
+type component struct {
+	run        func(ctx context.Context) error
+	collectors []prometheus.Collector
+}
+
+// start runs the component until the returned stop is called.
+func (c *component) start(ctx context.Context) (stop func() error) {
+	if c == nil {
+		return func() error { return nil }
+	}
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- c.run(cctx) }()
+	return func() error {
+		cancel()
+		return <-done
+	}
+}

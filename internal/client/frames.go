@@ -1,0 +1,166 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/heraldrt/herald/events"
+)
+
+func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
+	token, err := c.cfg.Token()
+	if err != nil {
+		return nil, fmt.Errorf("client token: %w", err)
+	}
+	u, err := url.Parse(c.cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	q := u.Query()
+	q.Set("token", token)
+	if c.cfg.Device != "" {
+		q.Set("device", c.cfg.Device)
+	}
+	u.RawQuery = q.Encode()
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(dctx, u.String(), &websocket.DialOptions{HTTPClient: c.httpClient()})
+	return conn, err
+}
+
+var localClients sync.Map // source address -> *http.Client
+
+func (c *Client) httpClient() *http.Client {
+	if c.cfg.Dialer != nil {
+		return c.cfg.Dialer
+	}
+	if c.cfg.LocalAddr == "" {
+		return http.DefaultClient
+	}
+	if hc, ok := localClients.Load(c.cfg.LocalAddr); ok {
+		return hc.(*http.Client)
+	}
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(c.cfg.LocalAddr)}, Timeout: 10 * time.Second}
+	hc := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	v, _ := localClients.LoadOrStore(c.cfg.LocalAddr, hc)
+	return v.(*http.Client)
+}
+
+// frame handles one server frame.
+func (c *Client) frame(ctx context.Context, conn *websocket.Conn, b []byte, handle func(events.Notification)) error {
+	var n events.Notification
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("client: bad frame %.100s: %w", b, err)
+	}
+	switch n.T {
+	case events.FrameNotification:
+		c.notification(n, handle)
+	case events.FrameWelcome:
+		c.event("welcome", string(b))
+		for _, t := range c.cfg.Topics {
+			b, _ := json.Marshal(events.ClientFrame{T: events.FrameSub, Topic: t})
+			if err := conn.Write(ctx, websocket.MessageText, b); err != nil {
+				return err
+			}
+		}
+		if !c.cfg.NoResume {
+			return c.resume(ctx, conn)
+		}
+	case events.FrameReset:
+		c.stats.resets.Add(1)
+		c.event("reset", string(b))
+	case events.FrameError:
+		c.stats.errors.Add(1)
+		c.event("error", string(b))
+	}
+	return nil
+}
+
+func (c *Client) notification(n events.Notification, handle func(events.Notification)) {
+	epoch := epochOf(n.ID)
+	c.mu.Lock()
+	p := c.pos[n.Feed]
+	if p == nil {
+		p = &position{}
+		c.pos[n.Feed] = p
+	}
+	dup := p.epoch == epoch && n.Seq <= p.seq
+	if !dup {
+		if p.epoch != epoch {
+			p.acked = 0
+		}
+		p.epoch, p.seq, p.id = epoch, n.Seq, n.ID
+	}
+	c.mu.Unlock()
+	if dup {
+		c.stats.duplicates.Add(1)
+		return
+	}
+	c.stats.notifications.Add(1)
+	handle(n)
+}
+
+// resume tells the server where this client is in every feed it has seen.
+func (c *Client) resume(ctx context.Context, conn *websocket.Conn) error {
+	c.mu.Lock()
+	feeds := make(map[string]events.Position, len(c.pos))
+	for name, p := range c.pos {
+		feeds[name] = events.Position{Epoch: p.epoch, Seq: p.seq}
+	}
+	c.mu.Unlock()
+	if len(feeds) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(events.ClientFrame{T: events.FrameResume, Feeds: feeds})
+	return conn.Write(ctx, websocket.MessageText, b)
+}
+
+// ackLoop acks the newest notification of every feed at most every AckEvery.
+func (c *Client) ackLoop(ctx context.Context, conn *websocket.Conn, wake <-chan struct{}) {
+	t := time.NewTicker(c.cfg.AckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		var ids []string
+		for _, p := range c.pos {
+			if p.seq > p.acked && p.id != "" {
+				ids = append(ids, p.id)
+				p.acked = p.seq
+			}
+		}
+		c.mu.Unlock()
+		for _, id := range ids {
+			b, _ := json.Marshal(events.ClientFrame{T: events.FrameAck, ID: id})
+			if conn.Write(ctx, websocket.MessageText, b) != nil {
+				return
+			}
+		}
+	}
+}
+
+// epochOf reads the epoch out of a notification id ("<epoch>-<seq>-<feed>").
+func epochOf(id string) string {
+	for i := 0; i < len(id); i++ {
+		if id[i] == '-' {
+			return id[:i]
+		}
+	}
+	return id
+}
