@@ -134,7 +134,7 @@ func (w *worker) plan(b *batch) plan {
 		}
 		e, err := w.cfg.Limits.ParseValues(m.Values)
 		if err != nil {
-			p.dead = append(p.dead, deadLetter{values: m.Values, reason: err.Error(), kind: reasonMalformed, sourceID: m.ID, deliveries: max(n-1, 0)})
+			p.dead = append(p.dead, deadLetter{values: m.Values, reason: err.Error(), kind: reasonMalformed, sourceID: m.ID, deliveries: max(n, 1)})
 			continue
 		}
 		from := len(p.reqs)

@@ -14,7 +14,7 @@ const (
 	FieldSourceStream = "source_stream" // the ingest stream it came from
 	FieldSourceID     = "source_id"     // its entry id there
 	FieldFailedAt     = "failed_at"     // unix ms when it was dead-lettered
-	FieldDeliveries   = "deliveries"    // deliveries that failed before it was dead-lettered
+	FieldDeliveries   = "deliveries"    // times it was delivered to a dispatcher, none successful
 )
 
 // origPrefix marks an original field whose name is one of the fields above
