@@ -200,7 +200,8 @@ func (c *client) notifications(n int) []events.Notification {
 	return out
 }
 
-// quiet asserts nothing arrives for d.
+// quiet asserts nothing arrives for d. The read's timeout closes the
+// connection (coder/websocket), so call it last.
 func (c *client) quiet(d time.Duration) {
 	c.t.Helper()
 	if m, err := c.read(d); err == nil {
