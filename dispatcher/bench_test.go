@@ -98,6 +98,7 @@ func BenchmarkDispatch(b *testing.B) {
 	b.Logf("CPU while dispatching: redis-server %.0f%%, this process %.0f%% of one core",
 		100*redisCPU.Seconds()/took.Seconds(), 100*ownCPU.Seconds()/took.Seconds())
 	b.ReportMetric(float64(redisCPU.Microseconds())/float64(b.N), "redis-cpu-µs/event")
+	b.ReportMetric(float64(ownCPU.Microseconds())/float64(b.N), "client-cpu-µs/event")
 	rate, rawRate := float64(b.N)/took.Seconds(), float64(b.N)/raw.Seconds()
 	b.ReportMetric(rate, "events/s")
 	b.ReportMetric(rawRate, "raw/s")

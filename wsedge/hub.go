@@ -199,11 +199,13 @@ func (h *hub) addLocked(fs *feedState, entries []feed.Entry) {
 			fs.ring = fs.ring[:0] // not contiguous: sessions catch up from the stream
 		}
 		fs.last = e.Seq
-		if len(fs.ring) == h.ring {
-			copy(fs.ring, fs.ring[1:])
-			fs.ring = fs.ring[:h.ring-1]
+		if size := h.ringSize(fs); len(fs.ring) >= size {
+			n := copy(fs.ring, fs.ring[len(fs.ring)-size+1:])
+			clear(fs.ring[n:])
+			fs.ring = fs.ring[:n]
 		}
 		frame := events.AppendNotification(nil, feed.NotificationID(e.Epoch, e.Seq, fs.name), fs.name, e.Seq, e.Type, e.TS, e.Data)
+		e.Data = nil // the frame holds it
 		fs.ring = append(fs.ring, ringEntry{Entry: e, frame: frame})
 		added = true
 	}
@@ -213,6 +215,16 @@ func (h *hub) addLocked(fs *feedState, entries []feed.Entry) {
 	for s, c := range fs.subs {
 		s.offer(fs, c)
 	}
+}
+
+// ringSize is how many recent entries a feed keeps for sessions that join
+// or fall slightly behind: a user's feed has a few sessions, all live at the
+// same point, so a short ring does; tenant and topic feeds fan out to many.
+func (h *hub) ringSize(fs *feedState) int {
+	if fs.feed.Kind == keys.FeedUser {
+		return min(h.ring, 8)
+	}
+	return h.ring
 }
 
 // acquire returns the live state of a feed, subscribing on first use and
