@@ -97,6 +97,10 @@ func (f *flags) parse(args []string) error {
 	if len(f.envErrs) > 0 {
 		return fmt.Errorf("%w: %s", errUsage, strings.Join(f.envErrs, "; "))
 	}
+	if printConfig != nil {
+		f.printSettings(printConfig)
+		return errConfigPrinted
+	}
 	return nil
 }
 
