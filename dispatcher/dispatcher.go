@@ -328,7 +328,7 @@ func (d *Dispatcher) freeStreams(ctx context.Context) ([]string, error) {
 
 // hold starts the holder of a stream whose lease was just acquired.
 func (d *Dispatcher) hold(ctx context.Context, stream string) {
-	h := newHolder(d, stream, ctx)
+	h := newHolder(ctx, d, stream)
 	d.mu.Lock()
 	d.holders[stream] = h
 	d.mu.Unlock()
@@ -339,7 +339,7 @@ func (d *Dispatcher) hold(ctx context.Context, stream string) {
 	}()
 }
 
-// errorsIsStop reports errors that mean "stop quietly".
-func errorsIsStop(err error) bool {
+// isStop reports errors that mean "stop quietly".
+func isStop(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, ErrLeaseLost)
 }

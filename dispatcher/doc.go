@@ -26,14 +26,14 @@
 //
 // On taking a lease a dispatcher first claims everything pending in the
 // group (XAUTOCLAIM from 0 with no minimum idle time) and handles it in id
-// order, then its own pending entries, and only then new ones. New entries
-// are read in a MULTI together with a GET of the lease, so each read knows
-// exactly whether the lease was still its own when it took the entries.
-// A holder frozen longer than LeaseTTL (a stop-the-world VM pause, a
-// SIGSTOP) may wake up and find it was not: it leaves what it read alone,
-// and the new holder delivers those entries with its periodic claim, as
-// late entries appended without the source-id check: out of order, within
-// ClaimIdle+ClaimInterval, never lost. What the old holder was working on
+// order, then its own pending entries, and only then new ones. A holder
+// frozen longer than LeaseTTL (a VM pause, a SIGSTOP) notices by its
+// monotonic clock before its next read and stops. New entries are also read
+// in a MULTI together with a GET of the lease, so a read caught by a freeze
+// after that check knows that the lease was no longer its own when it took
+// the entries: it leaves them alone, and the new holder delivers them with
+// its periodic claim, as late entries appended without the source-id check:
+// out of order, within ClaimIdle+ClaimInterval, never lost. What the old holder was working on
 // when it froze, the new holder claimed at takeover and handles too: both
 // append in stream order, the feed keeps the first of each, and nothing is
 // lost or duplicated; the cost is repeated work and, rarely, a duplicate

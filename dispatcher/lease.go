@@ -2,7 +2,9 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,15 +19,28 @@ type holder struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	// base and validUntil say until when the lease is surely ours: LeaseTTL
+	// after the last successful renewal was sent, on the monotonic clock
+	// (nanoseconds since base).
+	base       time.Time
+	validUntil atomic.Int64
 }
 
-func newHolder(d *Dispatcher, stream string, parent context.Context) *holder {
+func newHolder(parent context.Context, d *Dispatcher, stream string) *holder {
 	ctx, cancel := context.WithCancel(parent)
-	return &holder{
+	h := &holder{
 		d: d, stream: stream, lease: d.cfg.Space.Lease(stream),
-		ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		ctx: ctx, cancel: cancel, done: make(chan struct{}), base: time.Now(),
 	}
+	h.validUntil.Store(int64(d.cfg.LeaseTTL))
+	return h
 }
+
+// valid reports whether the lease is surely still held, by the local
+// clock. After a freeze longer than the lease it is not, and the worker
+// stops before reading anything.
+func (h *holder) valid() bool { return int64(time.Since(h.base)) < h.validUntil.Load() }
 
 // finished reports whether the holder has ended.
 func (h *holder) finished() bool {
@@ -42,13 +57,13 @@ func (h *holder) run() {
 	defer h.cancel()
 	log := h.d.log.With(logStream, h.stream)
 	log.Info("lease acquired")
-	acquired := time.Now()
 	wctx, stopWorker := context.WithCancel(h.ctx)
 	defer stopWorker()
 	werr := make(chan error, 1)
-	go func() { werr <- newWorker(h.d, h.stream).run(wctx) }()
+	w := newWorker(h.d, h.stream)
+	w.leaseValid = h.valid
+	go func() { werr <- w.run(wctx) }()
 
-	validUntil := acquired.Add(h.d.cfg.LeaseTTL)
 	tick := time.NewTicker(h.d.cfg.LeaseTTL / 3)
 	defer tick.Stop()
 	for {
@@ -63,14 +78,14 @@ func (h *holder) run() {
 			h.release(log)
 			return
 		case <-tick.C:
-			sent := time.Now()
+			sent := time.Since(h.base)
 			held, err := h.renew()
 			switch {
 			case err == nil && held:
-				validUntil = sent.Add(h.d.cfg.LeaseTTL)
+				h.validUntil.Store(int64(sent + h.d.cfg.LeaseTTL))
 				h.gauges()
 				continue
-			case err != nil && time.Now().Before(validUntil):
+			case err != nil && h.valid():
 				h.d.m.errors.WithLabelValues("lease").Inc()
 				log.Warn("renew lease failed; retrying", logErr, err)
 				continue
@@ -86,7 +101,10 @@ func (h *holder) run() {
 // finish logs how the worker ended and drops the stream's gauges, which the
 // next holder publishes.
 func (h *holder) finish(log *slog.Logger, err error) {
-	if err != nil && !errorsIsStop(err) {
+	switch {
+	case errors.Is(err, ErrLeaseLost):
+		log.Warn("lease lost to another dispatcher")
+	case err != nil && !isStop(err):
 		log.Warn("stream worker stopped", logErr, err)
 	}
 	h.d.m.lag.DeleteLabelValues(h.stream)

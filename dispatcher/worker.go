@@ -21,6 +21,8 @@ type worker struct {
 	stream string
 	lease  string
 
+	leaseValid func() bool // false once the lease surely expired by the local clock; nil: always true
+
 	hw        string // id of the newest entry handled since the lease was taken
 	lastErr   error  // why the last attempt failed, for the dead-letter reason
 	failures  int    // consecutive failures, for the backoff
@@ -83,6 +85,9 @@ func stopErr(ctx context.Context, err error) error {
 // claims them, at its takeover or, if that already ran, with its periodic
 // claim as late entries. They may arrive out of order then, never lost.
 func (w *worker) readNew(ctx context.Context) ([]redis.XMessage, string, error) {
+	if w.leaseValid != nil && !w.leaseValid() {
+		return nil, "", ErrLeaseLost // woken from a freeze: do not even read
+	}
 	var lease *redis.StringCmd
 	var read *redis.XStreamSliceCmd
 	var newest *redis.XMessageSliceCmd
