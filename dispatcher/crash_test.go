@@ -14,6 +14,7 @@ import (
 	"github.com/heraldrt/herald/dispatcher"
 	"github.com/heraldrt/herald/events"
 	"github.com/heraldrt/herald/internal/keys"
+	"github.com/heraldrt/herald/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -178,5 +179,57 @@ func TestFrozenDispatcherLosesNothing(t *testing.T) {
 	t.Logf("froze the child at seq %d; %v late entries", frozenAt, late)
 	if late == 0 && !inOrder {
 		t.Fatal("the feed is out of order without late entries")
+	}
+}
+
+// Redis crashing (with AOF, so acknowledged writes survive) and coming
+// back, or freezing for longer than the lease, mid-stream: the dispatcher
+// retries, takes its stream back and delivers every event once, in order.
+func TestRedisFailuresLoseNothing(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		disrupt func(t *testing.T, srv *redistest.Server)
+	}{
+		{"crash and restart", func(t *testing.T, srv *redistest.Server) {
+			if err := srv.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.Restart(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"freeze longer than the lease", func(t *testing.T, srv *redistest.Server) {
+			if err := srv.Pause(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(1500 * time.Millisecond) // the failure being tested: Redis frozen for 2.5 leases
+			if err := srv.Resume(); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := redistest.Start(t, redistest.WithAOF())
+			rdb := srv.Client(t)
+			space := keys.Space{}
+			const n = 20000
+			envs := make([]events.Envelope, n)
+			want := make([]string, n)
+			for i := range envs {
+				envs[i] = numbered("acme", events.ToUser("u1"), i+1)
+				want[i] = string(envs[i].Data)
+			}
+			publish(t, rdb, space, 0, envs)
+			cfg := testConfig(t, space, "c1")
+			cfg.BatchSize = 50
+			startDispatcher(t, rdb, cfg)
+			f := keys.UserFeed("acme", "u1")
+			waitFor(t, 30*time.Second, "1000 events in the feed", func() bool { return feedSeq(t, rdb, space, f) >= 1000 })
+			c.disrupt(t, srv)
+			waitFor(t, 60*time.Second, "the group to drain", func() bool {
+				return feedSeq(t, rdb, space, f) >= n && drained(t, rdb, space.IngestStreams(0))
+			})
+			checkSequence(t, readFeed(t, rdb, space, f), want)
+		})
 	}
 }

@@ -103,7 +103,7 @@ func (h *holder) run() {
 func (h *holder) finish(log *slog.Logger, err error) {
 	switch {
 	case errors.Is(err, ErrLeaseLost):
-		log.Warn("lease lost to another dispatcher")
+		log.Warn("lease lost; stopped reading the stream")
 	case err != nil && !isStop(err):
 		log.Warn("stream worker stopped", logErr, err)
 	}
