@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/heraldrt/herald/events"
+	"github.com/heraldrt/herald/producer"
+)
+
+// benchType is the event type of every bench event.
+const benchType = "bench.load"
+
+// publisher sends the personal load: event n goes to user u<n mod clients>,
+// paced open-loop to rate: each pass sends every event due by now (at most
+// batch in one pipeline), stamped with the time it is sent, so a slow Redis
+// shows up as larger batches and as lag behind the schedule, not as a lower
+// rate that hides latency.
+type publisher struct {
+	p       *producer.Producer
+	tenant  string
+	runID   string
+	clients int
+	rate    float64
+	total   int
+	batch   int
+
+	sent     atomic.Int64  // stored in the stream
+	errors   atomic.Int64  // refused or failed
+	maxLagUS atomic.Int64  // furthest behind schedule
+	elapsed  time.Duration // from the first send to the last reply (valid after run)
+	expected []int32       // per user: events stored for it (valid after run)
+	firstErr atomic.Pointer[string]
+}
+
+func newPublisher(p *producer.Producer, o *benchFlags) *publisher {
+	return &publisher{p: p, tenant: o.tenant, runID: o.run, clients: o.clients, rate: o.rate,
+		total: int(o.rate * o.duration.Seconds()), batch: o.batch, expected: make([]int32, o.clients)}
+}
+
+// run publishes until total are sent or ctx ends.
+func (pb *publisher) run(ctx context.Context) {
+	start := time.Now()
+	defer func() { pb.elapsed = time.Since(start) }()
+	msgs := make([]producer.Message, 0, pb.batch)
+	data := make([]byte, 0, 96)
+	for n := 0; n < pb.total && ctx.Err() == nil; {
+		due := min(pb.total, int(time.Since(start).Seconds()*pb.rate)+1)
+		if due <= n {
+			next := start.Add(time.Duration(float64(n) / pb.rate * float64(time.Second)))
+			if sleepUntil(ctx, next) != nil {
+				return
+			}
+			continue
+		}
+		if lag := time.Since(start.Add(time.Duration(float64(n) / pb.rate * float64(time.Second)))); lag.Microseconds() > pb.maxLagUS.Load() {
+			pb.maxLagUS.Store(lag.Microseconds())
+		}
+		end := min(due, n+pb.batch)
+		now := time.Now().UnixMicro()
+		msgs = msgs[:0]
+		for i := n; i < end; i++ {
+			data = appendBenchData(data[:0], now, int64(i), pb.runID)
+			msgs = append(msgs, producer.Envelope(events.Envelope{Type: benchType, Tenant: pb.tenant,
+				To: events.ToUser("u" + strconv.Itoa(i%pb.clients)), Data: json.RawMessage(string(data))}))
+		}
+		ids, err := pb.p.PublishBatch(ctx, msgs)
+		pb.count(n, end, ids, err)
+		n = end
+	}
+}
+
+// count records which of events n..end-1 were stored.
+func (pb *publisher) count(n, end int, ids []string, err error) {
+	if err != nil {
+		msg := err.Error()
+		pb.firstErr.CompareAndSwap(nil, &msg)
+	}
+	for i := n; i < end; i++ {
+		if i-n < len(ids) && ids[i-n] != "" {
+			pb.sent.Add(1)
+			pb.expected[i%pb.clients]++
+		} else {
+			pb.errors.Add(1)
+		}
+	}
+}
+
+// broadcast publishes round r to the whole tenant and returns its publish
+// time in unix µs.
+func broadcastRound(ctx context.Context, p *producer.Producer, tenant, run string, r int) (int64, error) {
+	now := time.Now().UnixMicro()
+	data := appendBenchData(nil, now, int64(r), run)
+	_, err := p.PublishEnvelope(ctx, events.Envelope{Type: benchType, Tenant: tenant, To: events.ToTenant(), Data: data})
+	return now, err
+}
+
+// appendBenchData appends {"t":<us>,"n":<n>,"r":"<run>"}; run is [a-z0-9].
+func appendBenchData(b []byte, tUS, n int64, run string) []byte {
+	b = append(b, `{"t":`...)
+	b = strconv.AppendInt(b, tUS, 10)
+	b = append(b, `,"n":`...)
+	b = strconv.AppendInt(b, n, 10)
+	b = append(b, `,"r":"`...)
+	b = append(b, run...)
+	return append(b, `"}`...)
+}

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heraldrt/herald/internal/leakcheck"
+	"github.com/heraldrt/herald/internal/redistest"
+)
+
+const benchSecret = "bench-test-secret-0123456789abcdef0123"
+
+// TestBenchWorkerProcess is not a test: it is the body of the worker
+// processes that the bench tests start by running this test binary again
+// (benchSpawn), since `herald bench worker` needs the real binary.
+func TestBenchWorkerProcess(t *testing.T) {
+	if os.Getenv("HERALD_BENCH_TEST_WORKER") != "1" {
+		return
+	}
+	args := os.Args[slices.Index(os.Args, "--")+1:]
+	if err := runBenchWorker(context.Background(), args, os.Stdin, os.Stdout); err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// useTestWorkers makes bench start its workers from this test binary.
+func useTestWorkers(t *testing.T) {
+	old := benchSpawn
+	benchSpawn = func(args []string) (*exec.Cmd, error) {
+		cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestBenchWorkerProcess$", "--"}, args...)...)
+		cmd.Env = append(os.Environ(), "HERALD_BENCH_TEST_WORKER=1")
+		return cmd, nil
+	}
+	t.Cleanup(func() { benchSpawn = old })
+}
+
+// readyLog is a log destination that notices the edge's "edge ready" line
+// and hands over its listen and admin addresses.
+type readyLog struct {
+	once  sync.Once
+	ready chan [2]string
+}
+
+func (l *readyLog) Write(p []byte) (int, error) {
+	var line struct{ Msg, Listen, Admin string }
+	if json.Unmarshal(p, &line) == nil && line.Msg == "edge ready" {
+		l.once.Do(func() { l.ready <- [2]string{line.Listen, line.Admin} })
+	}
+	return len(p), nil
+}
+
+// startHerald runs herald dev (a dispatcher and an edge in this process)
+// on its own redis-server and returns the WebSocket URL, the /metrics URL
+// and the Redis URL.
+func startHerald(t *testing.T) (ws, metrics, redisURL string) {
+	srv := redistest.Start(t)
+	o := &edgeFlags{listen: "127.0.0.1:0", admin: "127.0.0.1:0", dataDir: t.TempDir(), secret: benchSecret,
+		drainTime: 5 * time.Second}
+	o.redis.url, o.redis.prefix = srv.URL(), "herald:"
+	logs := &readyLog{ready: make(chan [2]string, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serveDev(ctx, o, 0, slog.New(slog.NewJSONHandler(logs, nil))) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("herald dev: %v", err)
+		}
+	})
+	select {
+	case addrs := <-logs.ready:
+		return "ws://" + addrs[0] + "/ws", "http://" + addrs[1] + "/metrics", srv.URL()
+	case err := <-done:
+		t.Fatalf("herald dev stopped before it was ready: %v", err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("herald dev not ready within 15s")
+	}
+	return
+}
+
+// runBenchJSON runs the bench and decodes its JSON line.
+func runBenchJSON(t *testing.T, args ...string) (benchSummary, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := bench(t.Context(), args, &out, &errOut)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var s benchSummary
+	if jerr := json.Unmarshal([]byte(lines[len(lines)-1]), &s); jerr != nil {
+		t.Fatalf("last line is not the JSON summary: %v\nstdout:\n%s\nstderr:\n%s", jerr, out.String(), errOut.String())
+	}
+	if err != nil {
+		t.Fatalf("bench: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+	}
+	return s, out.String()
+}
+
+func TestBenchPersonalAndBroadcast(t *testing.T) {
+	verifyNoLeaks(t)
+	useTestWorkers(t)
+	ws, metrics, redisURL := startHerald(t)
+	common := []string{"--edges", ws, "--redis-url", redisURL, "--secret", benchSecret, "--clients", "20", "--workers", "2",
+		"--metrics", "dev=" + metrics, "--connect-timeout", "20s", "--drain-timeout", "5s", "--timeout", "60s"}
+
+	s, out := runBenchJSON(t, append(common, "--mode", "personal", "--rate", "1000", "--duration", "200ms", "--label", "tiny")...)
+	if s.Connected != 20 || s.Expected != 200 || s.Delivered != 200 || s.Lost != 0 || s.Extra != 0 || s.Foreign != 0 {
+		t.Fatalf("personal: connected %d, expected %d, delivered %d, lost %d, extra %d, foreign %d\n%s",
+			s.Connected, s.Expected, s.Delivered, s.Lost, s.Extra, s.Foreign, out)
+	}
+	if s.LatencyMS == nil || s.LatencyMS.N != 200 || s.LatencyMS.Max <= 0 || s.LatencyMS.P50 > s.LatencyMS.P99 || s.OK == nil || !*s.OK {
+		t.Fatalf("personal latency %+v, ok %v\n%s", s.LatencyMS, s.OK, out)
+	}
+	if len(s.Processes) != 1 || !s.Processes[0].Edge || s.Processes[0].Sessions != 20 || s.Processes[0].RSSMB[0] <= 0 {
+		t.Fatalf("processes %+v", s.Processes)
+	}
+	if !strings.Contains(out, "latency ms") || !strings.Contains(out, "tiny (personal)") {
+		t.Fatalf("no table:\n%s", out)
+	}
+
+	s, out = runBenchJSON(t, append(common, "--mode", "broadcast", "--tenant", "bcast", "--rounds", "3", "--round-gap", "10ms")...)
+	if s.BroadcastMS == nil || s.BroadcastMS.Complete != 3 || s.Delivered != 60 || s.Expected != 60 || s.BroadcastMS.Median <= 0 {
+		t.Fatalf("broadcast: %+v, delivered %d of %d\n%s", s.BroadcastMS, s.Delivered, s.Expected, out)
+	}
+}
+
+func TestBenchIdleWritesMarkdown(t *testing.T) {
+	verifyNoLeaks(t)
+	useTestWorkers(t)
+	ws, metrics, redisURL := startHerald(t)
+	md := t.TempDir() + "/load.md"
+	s, _ := runBenchJSON(t, "--mode", "idle", "--edges", ws, "--redis-url", redisURL, "--secret", benchSecret,
+		"--clients", "10", "--workers", "1", "--settle", "100ms", "--metrics", "edge="+metrics, "--md", md, "--json")
+	if s.Connected != 10 || s.Processes[0].Goroutines[1] <= s.Processes[0].Goroutines[0] || s.Verdict != "OK" {
+		t.Fatalf("idle: %+v", s)
+	}
+	b, err := os.ReadFile(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"### idle, ", "Command: `herald bench --mode idle", "load average", "edge memory", `"mode":"idle"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, b)
+		}
+	}
+}
+
+func TestBenchWorkerFailureIsReported(t *testing.T) {
+	old := benchSpawn
+	benchSpawn = func(args []string) (*exec.Cmd, error) { return exec.Command("false"), nil }
+	t.Cleanup(func() { benchSpawn = old })
+	srv := redistest.Start(t)
+	var out bytes.Buffer
+	err := bench(t.Context(), []string{"--mode", "idle", "--clients", "2", "--redis-url", srv.URL(), "--secret", benchSecret,
+		"--connect-timeout", "10s"}, &out, io.Discard)
+	if !errors.Is(err, errWorkerDied) {
+		t.Fatalf("err = %v, want errWorkerDied\n%s", err, out.String())
+	}
+}
+
+func TestBenchFlags(t *testing.T) {
+	t.Setenv(secretEnv, benchSecret)
+	o, err := parseBenchFlags([]string{"--clients", "15000"})
+	if err != nil || o.workers != 2 || o.mode != modePersonal || len(o.run) != 8 {
+		t.Fatalf("defaults: %+v, %v", o, err)
+	}
+	for _, args := range [][]string{
+		{"--mode", "soak"},
+		{"--clients", "0"},
+		{"--clients", "40000", "--workers", "2"},
+		{"--mode", "personal", "--rate", "0"},
+		{"--tenant", "a:b"},
+		{"--workers", "5", "--clients", "4"},
+	} {
+		if _, err := parseBenchFlags(args); !errors.Is(err, errUsage) {
+			t.Errorf("%v: err = %v, want a usage error", args, err)
+		}
+	}
+	t.Setenv(secretEnv, "short")
+	if _, err := parseBenchFlags(nil); !errors.Is(err, errUsage) {
+		t.Errorf("short secret: %v", err)
+	}
+}
+
+func TestHistogram(t *testing.T) {
+	var h histogram
+	for v := int64(1); v <= 100000; v++ {
+		h.record(v)
+	}
+	for _, q := range []float64{0.5, 0.9, 0.99, 0.999} {
+		want := q * 100000
+		if got := float64(h.quantile(q)); got < want || got > want*1.008 {
+			t.Errorf("q%.3f = %.0f, want %.0f within 0.8%%", q, got, want)
+		}
+	}
+	if h.quantile(1) != 100000 || h.n.Load() != 100000 {
+		t.Fatalf("max %d, n %d", h.quantile(1), h.n.Load())
+	}
+	var a, b, m histogram
+	a.record(5)
+	a.record(300)
+	b.record(1 << 45) // clamped into the last bucket, max kept exact
+	b.record(-3)
+	m.merge(a.data())
+	m.merge(b.data())
+	if m.n.Load() != 4 || m.quantile(0.25) != 0 || m.quantile(0.5) != 5 || m.max.Load() != 1<<45 {
+		t.Fatalf("merged: n %d, q25 %d, q50 %d, max %d", m.n.Load(), m.quantile(0.25), m.quantile(0.5), m.max.Load())
+	}
+	for v := uint64(0); v < 1<<20; v += 37 {
+		if i := histBucket(v); histUpper(i) < v || (i > 0 && histUpper(i-1) >= v) {
+			t.Fatalf("value %d in bucket %d [.., %d], previous ends at %d", v, i, histUpper(i), histUpper(i-1))
+		}
+	}
+	if med, p90 := medianP90([]float64{5, 1, 3, 2, 4, 10, 6, 7, 8, 9}); med != 5.5 || p90 != 9 {
+		t.Fatalf("median %v p90 %v", med, p90)
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	text := `# HELP process_cpu_seconds_total x
+# TYPE process_cpu_seconds_total counter
+process_cpu_seconds_total 12.5
+process_resident_memory_bytes 1.048576e+06
+go_goroutines 42
+herald_edge_sessions{edge="a"} 3
+herald_edge_sessions{edge="b",x="}"} 4
+herald_edge_sessions_total 99
+`
+	m, err := parseMetrics(strings.NewReader(text), sampledMetrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{metricCPU: 12.5, metricRSS: 1 << 20, metricGoroutines: 42, metricSessions: 7}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %v, want %v", k, m[k], v)
+		}
+	}
+	eps, err := parseEndpoints("edge=http://127.0.0.1:9091/metrics, http://127.0.0.1:9092/metrics")
+	if err != nil || len(eps) != 2 || eps[0].Name != "edge" || eps[1].Name != "127.0.0.1:9092" {
+		t.Fatalf("endpoints %+v, %v", eps, err)
+	}
+	if _, err := parseEndpoints("edge=127.0.0.1:9091"); !errors.Is(err, errUsage) {
+		t.Fatalf("no scheme: %v", err)
+	}
+	addrs, err := sourceAddrs("127.0.0.254", 2)
+	if err != nil || addrs[1] != "127.0.0.255" {
+		t.Fatalf("addrs %v, %v", addrs, err)
+	}
+	if _, err := sourceAddrs("127.255.255.255", 2); !errors.Is(err, errUsage) {
+		t.Fatalf("past loopback: %v", err)
+	}
+}
+
+// verifyNoLeaks checks, after every other clean-up of the test, that no
+// goroutine is left.
+func verifyNoLeaks(t *testing.T) {
+	t.Cleanup(func() {
+		http.DefaultClient.CloseIdleConnections()
+		leakcheck.VerifyNone(t)
+	})
+}
