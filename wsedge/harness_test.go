@@ -74,7 +74,10 @@ func (v *env) startEdge(dir string, mut func(*wsedge.Config)) *edge {
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(e)
+	hs := httptest.NewUnstartedServer(e)
+	hs.Listener = e.Listener(hs.Listener)
+	hs.Config.ConnContext = e.ConnContext
+	hs.Start()
 	ed := &edge{Edge: e, url: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws", store: st, dir: dir, http: hs}
 	t.Cleanup(ed.stop)
 	return ed

@@ -10,6 +10,7 @@ type metrics struct {
 	closes         *prometheus.CounterVec
 	connectSeconds prometheus.Histogram
 	frames         prometheus.Counter
+	flushFrames    prometheus.Histogram
 	pushed         prometheus.Counter
 	replayed       prometheus.Counter
 	filled         prometheus.Counter
@@ -41,7 +42,9 @@ func newMetrics() *metrics {
 			Help: "Sessions closed by the server, by close code."}, []string{"code"}),
 		connectSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "herald_edge_connect_seconds",
 			Help: "Time from upgrade request to a session following its feeds.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
-		frames:         c("client_frames_total", "Frames received from clients."),
+		frames: c("client_frames_total", "Frames received from clients."),
+		flushFrames: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "herald_edge_flush_frames",
+			Help: "Frames written to one session per flush (several are sent in one write).", Buckets: []float64{1, 2, 4, 8, 16, 64, 256, 1024}}),
 		pushed:         c("frames_pushed_total", "Frames written to clients."),
 		replayed:       c("replayed_total", "Feed entries read from Redis to catch sessions up."),
 		filled:         c("gap_filled_total", "Feed entries fetched by the hub to fill gaps."),
@@ -68,7 +71,7 @@ func (m *metrics) sessionsFn(f func() float64) {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.connects, m.closes, m.connectSeconds, m.frames, m.pushed, m.replayed,
+	return []prometheus.Collector{m.connects, m.closes, m.connectSeconds, m.frames, m.flushFrames, m.pushed, m.replayed,
 		m.filled, m.gaps, m.resets, m.slow, m.acks, m.acksFlushed, m.ackFlushErrors, m.upstream,
 		m.ruleSkipped, m.ruleHeld, m.rulePubDenied, m.ruleConnDenied, m.pubsubErrors, m.resubscribes, m.deadEdges, m.sessions}
 }

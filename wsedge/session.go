@@ -18,6 +18,7 @@ type session struct {
 	e      *Edge
 	id     string
 	conn   *websocket.Conn
+	cork   *corkConn // nil when the listener is not the edge's
 	tenant string
 	user   string
 	device string
@@ -109,15 +110,26 @@ func (s *session) flush() {
 	s.queue, s.spare = s.spare[:0], nil
 	s.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(s.ctx, s.e.cfg.WriteTimeout)
+	deadline := time.Now().Add(s.e.cfg.WriteTimeout)
+	ctx, cancel := context.WithDeadline(s.ctx, deadline)
+	corked := s.cork != nil && len(frames) > 1
+	if corked {
+		s.cork.cork()
+	}
 	var err error
 	for _, f := range frames {
 		if err = s.conn.Write(ctx, websocket.MessageText, f); err != nil {
 			break
 		}
 	}
+	if corked {
+		if uerr := s.cork.uncork(deadline); err == nil {
+			err = uerr
+		}
+	}
 	cancel()
 	s.e.m.pushed.Add(float64(len(frames)))
+	s.e.m.flushFrames.Observe(float64(len(frames)))
 	clear(frames)
 
 	s.mu.Lock()

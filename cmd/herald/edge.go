@@ -147,10 +147,10 @@ func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: o.handler(e), ReadHeaderTimeout: 10 * time.Second,
+	srv := &http.Server{Handler: o.handler(e), ReadHeaderTimeout: 10 * time.Second, ConnContext: e.ConnContext,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(e.Listener(ln)) }()
 	stopExtra := extra.start(ctx)
 	log.Info("edge ready", "listen", ln.Addr().String(), "admin", adm.Addr(), "edge", e.ID(),
 		"data_dir", o.dataDir, "algorithms", strings.Join(ver.Algorithms(), ","))
