@@ -134,8 +134,8 @@ type docPos struct {
 type rulePos struct {
 	mapping   bool // false when the item is not a mapping (the decoder says so)
 	line, end int
-	fields    map[string]int         // key → line
-	values    map[string]*yaml.Node  // key → value node
+	fields    map[string]int        // key → line
+	values    map[string]*yaml.Node // key → value node
 	overrides map[string]int        // override key → line
 }
 

@@ -180,7 +180,7 @@ func (v *validator) appliesOf(list []string) []Op {
 	}
 	if len(list) == 0 {
 		v.add(v.at("applies_to"), "applies_to", "empty: list push, pub and/or connect (omit it for [push])")
-		return nil
+		return []Op{OpPush} // for the checks of the other fields
 	}
 	var ops []Op
 	for _, s := range list {
