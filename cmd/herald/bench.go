@@ -75,6 +75,7 @@ type benchFlags struct {
 	json           bool
 	md             string
 	label          string
+	profileDir     string
 	run            string // random id in every event's data
 }
 
@@ -114,6 +115,7 @@ func parseBenchFlags(args []string) (*benchFlags, error) {
 	f.Bool(&o.json, "json", false, "print only the JSON summary line on stdout")
 	f.String(&o.md, "md", "", "append the command, machine conditions, table and JSON to this Markdown file")
 	f.String(&o.label, "label", "", "scenario name in the table and the Markdown")
+	f.String(&o.profileDir, "cpu-profile", "", "personal and broadcast: save a CPU profile of every --metrics process, taken during the load, in this directory")
 	if err := f.parse(args); err != nil {
 		return nil, err
 	}
@@ -292,6 +294,7 @@ func (b *benchRun) personal(ctx context.Context) error {
 	pb := newPublisher(b.prod, b.o)
 	done := make(chan struct{})
 	start := time.Now()
+	defer b.profile(ctx, b.o.duration/4, min(10*time.Second, b.o.duration/2))()
 	go func() {
 		defer close(done)
 		pb.run(ctx)
@@ -326,11 +329,26 @@ func (b *benchRun) personal(ctx context.Context) error {
 	return err
 }
 
+// profile starts the --cpu-profile profiles (if asked for); the function
+// it returns waits for them and records them in the summary.
+func (b *benchRun) profile(ctx context.Context, delay, seconds time.Duration) func() {
+	if b.o.profileDir == "" || len(b.eps) == 0 {
+		return func() {}
+	}
+	wait := profileAll(ctx, b.eps, b.o.profileDir, b.o.mode, delay, max(seconds, time.Second))
+	return func() {
+		files, errs := wait()
+		b.s.Profiles = append(b.s.Profiles, files...)
+		b.s.Errors = append(b.s.Errors, errs...)
+	}
+}
+
 // broadcast publishes one tenant-wide event per round and waits until
 // every connected client has it (or the round timeout).
 func (b *benchRun) broadcast(ctx context.Context) error {
 	target := b.fleet.totals().Welcomed
 	prog := newProgress(b.stderr, b.o.rounds, "rounds")
+	defer b.profile(ctx, 0, time.Duration(b.o.rounds)*(b.o.roundGap+50*time.Millisecond))()
 	for r := range b.o.rounds {
 		if ctx.Err() != nil {
 			break

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -176,4 +177,67 @@ func loadAverage() [3]float64 {
 		l[i], _ = strconv.ParseFloat(f, 64)
 	}
 	return l
+}
+
+// profileAll takes a CPU profile of `seconds` from every endpoint's
+// /debug/pprof/profile (the admin listener's, beside /metrics) after a
+// delay, into dir/<name>-<mode>.pprof. wait returns the files written and
+// the errors met.
+func profileAll(ctx context.Context, eps []endpoint, dir, mode string, delay, seconds time.Duration) (wait func() ([]string, []string)) {
+	type result struct{ file, err string }
+	results := make(chan result, len(eps))
+	for _, ep := range eps {
+		go func() {
+			if sleepUntil(ctx, time.Now().Add(delay)) != nil {
+				results <- result{err: ep.Name + ": profile not taken: " + ctx.Err().Error()}
+				return
+			}
+			file := filepath.Join(dir, ep.Name+"-"+mode+".pprof")
+			base, _ := strings.CutSuffix(ep.URL, "/metrics")
+			url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, max(1, int(seconds.Seconds())))
+			if err := fetchTo(ctx, url, file, seconds+15*time.Second); err != nil {
+				results <- result{err: ep.Name + ": " + err.Error()}
+				return
+			}
+			results <- result{file: file}
+		}()
+	}
+	return func() (files, errs []string) {
+		for range eps {
+			r := <-results
+			if r.err != "" {
+				errs = append(errs, r.err)
+			} else {
+				files = append(files, r.file)
+			}
+		}
+		return files, errs
+	}
+}
+
+// fetchTo saves the body of a GET of url to file.
+func fetchTo(ctx context.Context, url, file string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("profile %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("profile %s: %w", url, err)
+	}
+	return f.Close()
 }

@@ -65,6 +65,8 @@ type benchSummary struct {
 	HeraldCPUPerConnMS    float64      `json:"herald_cpu_per_conn_ms,omitempty"`  // connect: every Herald process + Redis
 	CPUPerNotifUS         float64      `json:"cpu_per_notification_us,omitempty"` // every Herald process + Redis / delivered
 
+	Profiles []string `json:"cpu_profiles,omitempty"`
+
 	SLOMS   float64  `json:"slo_ms,omitempty"`
 	OK      *bool    `json:"ok,omitempty"`
 	Verdict string   `json:"verdict"`
@@ -355,7 +357,7 @@ func (s *benchSummary) appendMarkdown(path string) error {
 	}
 	defer f.Close()
 	title := s.Mode
-	if s.Label != "" {
+	if s.Label != "" && s.Label != s.Mode {
 		title = s.Label + " (" + s.Mode + ")"
 	}
 	fmt.Fprintf(f, "\n### %s, %s\n\n", title, s.Started.Format("2006-01-02 15:04 UTC"))
@@ -375,7 +377,7 @@ func (s *benchSummary) table(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, a...)...) }
 	head := s.Mode
-	if s.Label != "" {
+	if s.Label != "" && s.Label != s.Mode {
 		head = s.Label + " (" + s.Mode + ")"
 	}
 	row("bench", "%s: %d clients in %d workers -> %s, run %s", head, s.Clients, s.Workers, strings.Join(s.Edges, ","), s.Run)
@@ -415,6 +417,9 @@ func (s *benchSummary) table(w io.Writer) error {
 	row("load generator", "cpu %.2fs in workers, largest worker rss %.0f MB", s.LoadCPUS, s.LoadMaxRSSMB)
 	row("machine", "%d cores, load avg %.2f %.2f %.2f -> %.2f %.2f %.2f", s.Nproc,
 		s.LoadAvg.Before[0], s.LoadAvg.Before[1], s.LoadAvg.Before[2], s.LoadAvg.After[0], s.LoadAvg.After[1], s.LoadAvg.After[2])
+	for _, p := range s.Profiles {
+		row("cpu profile", "%s", p)
+	}
 	for _, e := range s.Errors {
 		row("error", "%s", e)
 	}

@@ -115,7 +115,9 @@ func TestBenchPersonalAndBroadcast(t *testing.T) {
 	common := []string{"--edges", ws, "--redis-url", redisURL, "--secret", benchSecret, "--clients", "20", "--workers", "2",
 		"--metrics", "dev=" + metrics, "--connect-timeout", "20s", "--drain-timeout", "5s", "--timeout", "60s"}
 
-	s, out := runBenchJSON(t, append(common, "--mode", "personal", "--rate", "1000", "--duration", "200ms", "--label", "tiny")...)
+	profiles := t.TempDir()
+	s, out := runBenchJSON(t, append(common, "--mode", "personal", "--rate", "1000", "--duration", "200ms", "--label", "tiny",
+		"--cpu-profile", profiles)...)
 	if s.Connected != 20 || s.Expected != 200 || s.Delivered != 200 || s.Lost != 0 || s.Extra != 0 || s.Foreign != 0 {
 		t.Fatalf("personal: connected %d, expected %d, delivered %d, lost %d, extra %d, foreign %d\n%s",
 			s.Connected, s.Expected, s.Delivered, s.Lost, s.Extra, s.Foreign, out)
@@ -128,6 +130,9 @@ func TestBenchPersonalAndBroadcast(t *testing.T) {
 	}
 	if !strings.Contains(out, "latency ms") || !strings.Contains(out, "tiny (personal)") {
 		t.Fatalf("no table:\n%s", out)
+	}
+	if fi, err := os.Stat(profiles + "/dev-personal.pprof"); err != nil || fi.Size() == 0 || len(s.Profiles) != 1 {
+		t.Fatalf("cpu profile: %v, %v", s.Profiles, err)
 	}
 
 	s, out = runBenchJSON(t, append(common, "--mode", "broadcast", "--tenant", "bcast", "--rounds", "3", "--round-gap", "10ms")...)

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# loadtest.sh: measures Herald under load with `herald bench` on this machine
+# and appends the figures to BENCHMARKS-load.md.
+#
+#   scripts/loadtest.sh                 the five scenarios at full size (~10 min)
+#   SMALL=1 scripts/loadtest.sh         a quick check: 1000 clients, 10 s runs
+#   ONLY=idle,personal scripts/loadtest.sh      some of: idle personal throughput broadcast connect
+#   RATES="20000 30000 40000"           personal rates tried by throughput, in order,
+#                                       until one misses (p99 < 100 ms, 0 lost)
+#   OUT=file.md                         where to append (default BENCHMARKS-load.md)
+#
+# Each scenario gets a fresh stack: a throwaway redis-server (no persistence)
+# on a free loopback port, one `herald dispatcher` and one `herald edge`
+# (connect rate limit off), each with its admin listener, so memory and CPU
+# figures start from a clean process. Everything runs on this machine and
+# talks over 127.0.0.0/8 only; every bench run stops by itself. A trap stops
+# every process this script started, by PID, and deletes its files.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$PWD
+SMALL=${SMALL:-0}
+ONLY=${ONLY:-idle personal throughput broadcast connect}
+ONLY=${ONLY//,/ }
+OUT=${OUT:-$root/BENCHMARKS-load.md}
+case $OUT in /*) ;; *) OUT=$root/$OUT ;; esac
+
+if [ "$SMALL" = 1 ]; then
+	IDLE_CLIENTS=1000 SETTLE=3s CLIENTS=1000 RATE=1000 DURATION=10s
+	RATES=${RATES:-2000 4000} BCAST_CLIENTS=1000 CONNECT_CLIENTS=1000
+else
+	IDLE_CLIENTS=15000 SETTLE=10s CLIENTS=10000 RATE=10000 DURATION=60s
+	RATES=${RATES:-20000 30000 40000} BCAST_CLIENTS=10000 CONNECT_CLIENTS=10000
+fi
+
+go tool task setup
+go build -o bin/herald ./cmd/herald
+herald=$root/bin/herald
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/herald-load.XXXXXX")
+pids=()
+# stop_all ends the processes of this script, newest first (edge, then
+# dispatcher, then redis-server), each politely, then for good after 10 s.
+stop_all() {
+	local pid i
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+		pid=${pids[i]}
+		kill -TERM "$pid" 2>/dev/null || true
+		for _ in $(seq 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	pids=()
+}
+cleanup() {
+	stop_all
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+secret=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+export HERALD_JWT_HS256_SECRET=$secret
+
+# free_port prints a loopback port that nothing listens on.
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 20000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+}
+
+# wait_line FILE TEXT: wait up to 30 s for TEXT in FILE.
+wait_line() {
+	for _ in $(seq 300); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "loadtest: no '$2' in $1 within 30s:" >&2
+	tail -20 "$1" >&2
+	exit 1
+}
+
+# start_stack NAME: redis, dispatcher, edge; sets redis_url, ws, metrics, edge_admin.
+start_stack() {
+	local dir=$work/$1 rp dp ep ap
+	mkdir -p "$dir/redis"
+	rp=$(free_port)
+	redis-server --bind 127.0.0.1 --port "$rp" --save "" --appendonly no --dir "$dir/redis" \
+		--logfile "$dir/redis.log" --daemonize no &
+	pids+=($!)
+	for _ in $(seq 100); do
+		redis-cli -p "$rp" ping >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	redis_url=redis://127.0.0.1:$rp/0
+	dp=$(free_port)
+	"$herald" dispatcher --redis-url "$redis_url" --admin-listen "127.0.0.1:$dp" >"$dir/dispatcher.log" 2>&1 &
+	pids+=($!)
+	wait_line "$dir/dispatcher.log" "dispatcher ready"
+	ep=$(free_port)
+	ap=$(free_port)
+	HERALD_CONNECT_RATE_PER_IP=0 HERALD_MAX_CONNS_PER_USER=100000 \
+		"$herald" edge --redis-url "$redis_url" --data-dir "$dir/edge" --listen "127.0.0.1:$ep" \
+		--admin-listen "127.0.0.1:$ap" --drain-timeout 5s >"$dir/edge.log" 2>&1 &
+	pids+=($!)
+	wait_line "$dir/edge.log" "edge ready"
+	ws=ws://127.0.0.1:$ep/ws
+	edge_admin=127.0.0.1:$ap
+	metrics=edge=http://$edge_admin/metrics,dispatcher=http://127.0.0.1:$dp/metrics
+}
+
+# bench NAME ARGS...: one scenario on a fresh stack; its status is the bench's.
+bench() {
+	local name=$1 rc=0
+	shift
+	start_stack "$name"
+	echo "== $name: herald bench $*" >&2
+	"$herald" bench --label "$name" --edges "$ws" --redis-url "$redis_url" --metrics "$metrics" \
+		--tenant "$name" --md "$OUT" "$@" || rc=$?
+	# edge warnings and errors, if any, go with the figures
+	if grep -Eq 'level=(WARN|ERROR)' "$work/$name/edge.log" "$work/$name/dispatcher.log"; then
+		{
+			echo
+			echo "Warnings and errors logged by the edge and the dispatcher during $name (first 10):"
+			echo
+			echo '```'
+			grep -hE 'level=(WARN|ERROR)' "$work/$name/edge.log" "$work/$name/dispatcher.log" | head -10
+			echo '```'
+		} >>"$OUT"
+	fi
+	stop_all
+	return $rc
+}
+
+# top_profile FILE TITLE: the top functions of a CPU profile, into the report.
+top_profile() {
+	[ -s "$1" ] || return 0
+	cp "$1" "$root/bin/$(basename "$1")"
+	{
+		echo
+		echo "$2 (go tool pprof -top, bin/$(basename "$1")):"
+		echo
+		echo '```'
+		go tool pprof -top -nodecount=25 "$herald" "$1" 2>/dev/null | head -32
+		echo '```'
+	} >>"$OUT"
+}
+
+wants() { [[ " $ONLY " == *" $1 "* ]]; }
+
+{
+	echo
+	echo "## Load run $(date -u '+%Y-%m-%d %H:%M UTC')$([ "$SMALL" = 1 ] && echo ' (SMALL=1)')"
+	echo
+	echo "Script: \`$([ "$SMALL" = 1 ] && echo 'SMALL=1 ')scripts/loadtest.sh\` at $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)');"
+	echo "$(nproc) cores, $(free -g | awk '/^Mem/ {print $2}') GiB, load average $(cut -d' ' -f1-3 /proc/loadavg) at start;"
+	echo "$(go version | cut -d' ' -f3), $(redis-server --version | cut -d' ' -f3), Linux $(uname -r)."
+	echo "Redis, dispatcher, edge and the load generator share these cores, and other work may be running on the machine: see each run's load average."
+} >>"$OUT"
+
+status=0
+if wants idle; then
+	bench idle --mode idle --clients "$IDLE_CLIENTS" --settle "$SETTLE" || status=1
+fi
+if wants personal; then
+	bench personal --mode personal --clients "$CLIENTS" --rate "$RATE" --duration "$DURATION" --slo-ms 20 \
+		--cpu-profile "$work" || status=1
+	top_profile "$work/edge-personal.pprof" "Edge CPU profile, 10 s during the personal run"
+	top_profile "$work/dispatcher-personal.pprof" "Dispatcher CPU profile, 10 s during the personal run"
+fi
+if wants throughput; then
+	for r in $RATES; do
+		bench "throughput-$r" --mode personal --clients "$CLIENTS" --rate "$r" --duration "$DURATION" --slo-ms 100 \
+			--cpu-profile "$work" || {
+			top_profile "$work/edge-personal.pprof" "Edge CPU profile at $r/s, the first rate missed"
+			break
+		}
+	done
+fi
+if wants broadcast; then
+	bench broadcast --mode broadcast --clients "$BCAST_CLIENTS" --rounds 20 --slo-ms 100 --cpu-profile "$work" || status=1
+	top_profile "$work/edge-broadcast.pprof" "Edge CPU profile during the broadcast rounds"
+fi
+if wants connect; then
+	bench connect --mode connect --clients "$CONNECT_CLIENTS" || status=1
+fi
+echo "loadtest: figures appended to $OUT" >&2
+exit $status
