@@ -5,9 +5,10 @@
 #   scripts/loadtest.sh                 the five scenarios at full size (~10 min)
 #   SMALL=1 scripts/loadtest.sh         a quick check: 1000 clients, 10 s runs
 #   ONLY=idle,personal scripts/loadtest.sh      some of: idle personal throughput broadcast connect
-#   RATES="20000 30000 40000"           personal rates tried by throughput, in order,
+#   RATES="15000 20000 30000 40000"         personal rates tried by throughput, in order,
 #                                       until one misses (p99 < 100 ms, 0 lost)
 #   OUT=file.md                         where to append (default BENCHMARKS-load.md)
+#   PROFILE_DIR=dir                     where CPU profiles are kept (default bin/)
 #
 # Each scenario gets a fresh stack: a throwaway redis-server (no persistence)
 # on a free loopback port, one `herald dispatcher` and one `herald edge`
@@ -24,13 +25,14 @@ ONLY=${ONLY:-idle personal throughput broadcast connect}
 ONLY=${ONLY//,/ }
 OUT=${OUT:-$root/BENCHMARKS-load.md}
 case $OUT in /*) ;; *) OUT=$root/$OUT ;; esac
+PROFILE_DIR=${PROFILE_DIR:-$root/bin}
 
 if [ "$SMALL" = 1 ]; then
 	IDLE_CLIENTS=1000 SETTLE=3s CLIENTS=1000 RATE=1000 DURATION=10s
 	RATES=${RATES:-2000 4000} BCAST_CLIENTS=1000 CONNECT_CLIENTS=1000
 else
 	IDLE_CLIENTS=15000 SETTLE=10s CLIENTS=10000 RATE=10000 DURATION=60s
-	RATES=${RATES:-20000 30000 40000} BCAST_CLIENTS=10000 CONNECT_CLIENTS=10000
+	RATES=${RATES:-15000 20000 30000 40000} BCAST_CLIENTS=10000 CONNECT_CLIENTS=10000
 fi
 
 go tool task setup
@@ -143,10 +145,11 @@ bench() {
 # top_profile FILE TITLE: the top functions of a CPU profile, into the report.
 top_profile() {
 	[ -s "$1" ] || return 0
-	cp "$1" "$root/bin/$(basename "$1")"
+	mkdir -p "$PROFILE_DIR"
+	cp "$1" "$PROFILE_DIR/$(basename "$1")"
 	{
 		echo
-		echo "$2 (go tool pprof -top, bin/$(basename "$1")):"
+		echo "$2 (go tool pprof -top; the profile: $PROFILE_DIR/$(basename "$1")):"
 		echo
 		echo '```'
 		go tool pprof -top -nodecount=25 "$herald" "$1" 2>/dev/null | head -32
