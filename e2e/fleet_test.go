@@ -39,10 +39,10 @@ type fleet struct {
 	c       *cluster
 	clients []*wsClient
 	users   []*user
-	byUser  map[string]*user        // "tenant/user"
-	tenants map[string][]*wsClient  // every device of the tenant
-	topics  map[string][]*wsClient  // "tenant/topic": its subscribers
-	ghosts  map[string][]string     // tenant: users with no device (events to them reach no one)
+	byUser  map[string]*user       // "tenant/user"
+	tenants map[string][]*wsClient // every device of the tenant
+	topics  map[string][]*wsClient // "tenant/topic": its subscribers
+	ghosts  map[string][]string    // tenant: users with no device (events to them reach no one)
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
