@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/heraldrt/herald/internal/leakcheck"
+	"github.com/redis/go-redis/v9"
 )
 
 // heraldBin is the herald binary TestMain built for this run.
@@ -21,6 +23,9 @@ var heraldBin string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	// The publisher's client logs every failed dial while Redis is down on
+	// purpose; the scenarios report what matters.
+	redis.SetLogger(quietLogger{})
 	dir, err := os.MkdirTemp("", "herald-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -46,6 +51,11 @@ func TestMain(m *testing.M) {
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// quietLogger discards go-redis's internal log lines.
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
 
 // buildHerald builds cmd/herald into dir, without -race: the processes under
 // test are the release binary, the race detector watches the test process.
