@@ -171,6 +171,14 @@ func (o *benchFlags) check() error {
 	return nil
 }
 
+// scenario names the run in file names: the label, else the mode.
+func (o *benchFlags) scenario() string {
+	if o.label != "" {
+		return o.label
+	}
+	return o.mode
+}
+
 // roundCount is the number of broadcast rounds the workers track.
 func (o *benchFlags) roundCount() int {
 	if o.mode == modeBroadcast {
@@ -210,7 +218,10 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer rdb.Close()
 	b := &benchRun{o: o, eps: eps, rdb: rdb, stderr: stderr, s: newSummary(o, args),
 		prod: producer.New(rdb, producer.WithPrefix(o.redis.prefix), producer.WithPartitions(o.partitions))}
+	cpu0, _ := selfUsage()
 	runErr := b.run(ctx)
+	cpu1, _ := selfUsage()
+	b.s.CoordinatorCPUS = round3(cpu1 - cpu0)
 	if runErr != nil {
 		b.s.Errors = append(b.s.Errors, runErr.Error())
 	}
@@ -263,6 +274,13 @@ func (b *benchRun) run(ctx context.Context) error {
 	b.after = takeSample(context.WithoutCancel(ctx), b.eps, b.rdb)
 	finals, err := fl.stop(30 * time.Second)
 	b.s.addFinals(finals)
+	if b.o.profileDir != "" {
+		for k := range b.o.workers {
+			if fi, err := os.Stat(workerProfile(b.o, k)); err == nil && fi.Size() > 0 {
+				b.s.Profiles = append(b.s.Profiles, workerProfile(b.o, k))
+			}
+		}
+	}
 	return errors.Join(loadErr, err)
 }
 
@@ -316,12 +334,21 @@ func (b *benchRun) personal(ctx context.Context) error {
 		return err
 	}
 	last, lastChange := int64(-1), time.Now()
+	b.s.DrainEnd = "timeout" // still arriving when the drain timeout ended it
 	_, err = b.fleet.waitFor(ctx, time.Now().Add(b.o.drainTimeout), func() bool {
 		d := b.fleet.totals().Delivered
 		if d != last {
 			last, lastChange = d, time.Now()
 		}
-		return d >= pb.sent.Load() || time.Since(lastChange) > 3*time.Second
+		switch {
+		case d >= pb.sent.Load():
+			b.s.DrainEnd = "complete"
+		case time.Since(lastChange) > 3*time.Second:
+			b.s.DrainEnd = "stalled"
+		default:
+			return false
+		}
+		return true
 	}, func() { prog.update(int(b.fleet.totals().Delivered)) })
 	prog.finish(int(b.fleet.totals().Delivered))
 	b.s.DrainS = round3(max(0, time.Since(start).Seconds()-b.s.PublishS))
@@ -335,7 +362,7 @@ func (b *benchRun) profile(ctx context.Context, delay, seconds time.Duration) fu
 	if b.o.profileDir == "" || len(b.eps) == 0 {
 		return func() {}
 	}
-	wait := profileAll(ctx, b.eps, b.o.profileDir, b.o.mode, delay, max(seconds, time.Second))
+	wait := profileAll(ctx, b.eps, b.o.profileDir, b.o.scenario(), delay, max(seconds, time.Second))
 	return func() {
 		files, errs := wait()
 		b.s.Profiles = append(b.s.Profiles, files...)

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,6 +67,9 @@ func startFleet(o *benchFlags, secret string) (*fleet, error) {
 			"--local-addr", addr[k], "--tenant", o.tenant, "--run", o.run, "--rounds", strconv.Itoa(o.roundCount()),
 			"--connect-concurrency", strconv.Itoa(o.concurrency), "--no-ack=" + strconv.FormatBool(o.noAck),
 			"--timeout", (o.timeout + 30*time.Second).String()}
+		if o.profileDir != "" {
+			args = append(args, "--cpu-profile", workerProfile(o, k))
+		}
 		p, err := startWorker(k, args, secret)
 		if err != nil {
 			f.kill()
@@ -74,6 +78,11 @@ func startFleet(o *benchFlags, secret string) (*fleet, error) {
 		f.procs = append(f.procs, p)
 	}
 	return f, nil
+}
+
+// workerProfile is the CPU profile file of worker k.
+func workerProfile(o *benchFlags, k int) string {
+	return filepath.Join(o.profileDir, fmt.Sprintf("worker%d-%s.pprof", k, o.scenario()))
 }
 
 // sourceAddrs returns n consecutive addresses from base ("" for all when

@@ -181,9 +181,9 @@ func loadAverage() [3]float64 {
 
 // profileAll takes a CPU profile of `seconds` from every endpoint's
 // /debug/pprof/profile (the admin listener's, beside /metrics) after a
-// delay, into dir/<name>-<mode>.pprof. wait returns the files written and
+// delay, into dir/<name>-<scenario>.pprof. wait returns the files written and
 // the errors met.
-func profileAll(ctx context.Context, eps []endpoint, dir, mode string, delay, seconds time.Duration) (wait func() ([]string, []string)) {
+func profileAll(ctx context.Context, eps []endpoint, dir, scenario string, delay, seconds time.Duration) (wait func() ([]string, []string)) {
 	type result struct{ file, err string }
 	results := make(chan result, len(eps))
 	for _, ep := range eps {
@@ -192,7 +192,7 @@ func profileAll(ctx context.Context, eps []endpoint, dir, mode string, delay, se
 				results <- result{err: ep.Name + ": profile not taken: " + ctx.Err().Error()}
 				return
 			}
-			file := filepath.Join(dir, ep.Name+"-"+mode+".pprof")
+			file := filepath.Join(dir, ep.Name+"-"+scenario+".pprof")
 			base, _ := strings.CutSuffix(ep.URL, "/metrics")
 			url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, max(1, int(seconds.Seconds())))
 			if err := fetchTo(ctx, url, file, seconds+15*time.Second); err != nil {

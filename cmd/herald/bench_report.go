@@ -44,6 +44,7 @@ type benchSummary struct {
 	AchievedRate  float64         `json:"achieved_rate,omitempty"`
 	PublishLagMS  float64         `json:"publish_lag_max_ms,omitempty"` // furthest the publisher fell behind its schedule
 	DrainS        float64         `json:"drain_s,omitempty"`
+	DrainEnd      string          `json:"drain_end,omitempty"` // complete, stalled (nothing for 3 s) or timeout (still arriving)
 	Expected      int64           `json:"expected"`
 	Delivered     int64           `json:"delivered"`
 	Lost          int64           `json:"lost"`
@@ -57,6 +58,7 @@ type benchSummary struct {
 	Processes             []procReport `json:"processes"`
 	RedisCPU              phaseCPU     `json:"redis_cpu_s"`
 	LoadCPUS              float64      `json:"load_cpu_s"`                            // the workers' own CPU seconds
+	CoordinatorCPUS       float64      `json:"coordinator_cpu_s"`                     // this process: publishing, sampling, aggregating
 	LoadMaxRSSMB          float64      `json:"load_max_rss_mb"`                       // largest worker
 	EdgeRSSPerConn        float64      `json:"edge_rss_per_conn_b,omitempty"`         // idle: (connected - before) / connections
 	EdgeRSSPerConnSettled float64      `json:"edge_rss_per_conn_settled_b,omitempty"` // idle: (after --settle - before) / connections
@@ -301,7 +303,10 @@ func (s *benchSummary) judge() {
 	if s.Unconnected > 0 {
 		why = append(why, fmt.Sprintf("%d clients never connected", s.Unconnected))
 	}
-	if s.Lost > 0 {
+	switch {
+	case s.Lost > 0 && s.DrainEnd == "timeout":
+		why = append(why, fmt.Sprintf("%d not delivered by the end of the drain, still arriving (a backlog: the rate is not sustained)", s.Lost))
+	case s.Lost > 0:
 		why = append(why, fmt.Sprintf("%d lost", s.Lost))
 	}
 	if s.PublishErrors > 0 {
@@ -385,8 +390,8 @@ func (s *benchSummary) table(w io.Writer) error {
 	c := s.ConnectMS
 	row("connect ms", "p50 %.1f  p90 %.1f  p99 %.1f  max %.1f", c.P50, c.P90, c.P99, c.Max)
 	if s.Mode == modePersonal {
-		row("publish", "%d at %.0f/s target, %.0f/s achieved in %.2fs, %d errors, max lag %.1f ms, drain %.2fs",
-			s.Published, s.Rate, s.AchievedRate, s.PublishS, s.PublishErrors, s.PublishLagMS, s.DrainS)
+		row("publish", "%d at %.0f/s target, %.0f/s achieved in %.2fs, %d errors, max lag %.1f ms, drain %.2fs (%s)",
+			s.Published, s.Rate, s.AchievedRate, s.PublishS, s.PublishErrors, s.PublishLagMS, s.DrainS, s.DrainEnd)
 	}
 	if s.Mode == modeBroadcast && s.BroadcastMS != nil {
 		b := s.BroadcastMS
@@ -414,7 +419,7 @@ func (s *benchSummary) table(w io.Writer) error {
 			p.CPU.Connect, p.CPU.Load, p.RSSMB[0], p.RSSMB[1], p.RSSMB[2], p.Goroutines[0], p.Goroutines[1], p.Goroutines[2], sessions, errSuffix(p.Errors))
 	}
 	row("redis", "cpu %.2fs connect, %.2fs load", s.RedisCPU.Connect, s.RedisCPU.Load)
-	row("load generator", "cpu %.2fs in workers, largest worker rss %.0f MB", s.LoadCPUS, s.LoadMaxRSSMB)
+	row("load generator", "cpu %.2fs in workers (largest rss %.0f MB), %.2fs in the coordinator (publisher)", s.LoadCPUS, s.LoadMaxRSSMB, s.CoordinatorCPUS)
 	row("machine", "%d cores, load avg %.2f %.2f %.2f -> %.2f %.2f %.2f", s.Nproc,
 		s.LoadAvg.Before[0], s.LoadAvg.Before[1], s.LoadAvg.Before[2], s.LoadAvg.After[0], s.LoadAvg.After[1], s.LoadAvg.After[2])
 	for _, p := range s.Profiles {

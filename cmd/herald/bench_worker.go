@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +47,7 @@ type workerFlags struct {
 	noAck       bool
 	tick        time.Duration
 	timeout     time.Duration
+	profile     string // CPU profile file of the whole run; "" for none
 }
 
 func parseWorkerFlags(args []string) (*workerFlags, error) {
@@ -65,6 +67,7 @@ func parseWorkerFlags(args []string) (*workerFlags, error) {
 	f.BoolVar(&o.noAck, "no-ack", false, "clients never ack")
 	f.DurationVar(&o.tick, "tick", 100*time.Millisecond, "report interval")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "hard stop")
+	f.StringVar(&o.profile, "cpu-profile", "", "write a CPU profile of the run to this file")
 	if err := f.parse(args); err != nil {
 		return nil, err
 	}
@@ -137,6 +140,13 @@ func runBenchWorker(ctx context.Context, args []string, stdin io.Reader, stdout 
 	w := &benchWorker{o: o, secret: []byte(secret), start: time.Now(), closes: make(map[string]int64),
 		perUser: make([]atomic.Int64, o.count), clients: make([]*client.Client, o.count)}
 	w.rounds = make([]struct{ count, maxUS atomic.Int64 }, o.rounds)
+	if o.profile != "" {
+		stop, err := startCPUProfile(o.profile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	go func() { // stop on "stop" or when the coordinator goes away
@@ -345,12 +355,33 @@ func (w *benchWorker) final() workerMsg {
 	for i := range w.perUser {
 		m.PerUser[i] = w.perUser[i].Load()
 	}
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		m.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-		m.MaxRSSKB = ru.Maxrss
-	}
+	m.CPU, m.MaxRSSKB = selfUsage()
 	return m
+}
+
+// selfUsage is this process's CPU seconds and peak RSS in KiB so far.
+func selfUsage() (cpu float64, maxRSSKB int64) {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0, 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds(), ru.Maxrss
+}
+
+// startCPUProfile profiles this process into file until stop.
+func startCPUProfile(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("bench worker cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("bench worker cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // lineWriter writes one JSON object per line, whole lines at a time.
