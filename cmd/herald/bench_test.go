@@ -131,8 +131,13 @@ func TestBenchPersonalAndBroadcast(t *testing.T) {
 	if !strings.Contains(out, "latency ms") || !strings.Contains(out, "tiny (personal)") {
 		t.Fatalf("no table:\n%s", out)
 	}
-	if fi, err := os.Stat(profiles + "/dev-personal.pprof"); err != nil || fi.Size() == 0 || len(s.Profiles) != 1 {
-		t.Fatalf("cpu profile: %v, %v", s.Profiles, err)
+	for _, name := range []string{"dev-tiny.pprof", "worker0-tiny.pprof", "worker1-tiny.pprof"} {
+		if fi, err := os.Stat(profiles + "/" + name); err != nil || fi.Size() == 0 || len(s.Profiles) != 3 {
+			t.Fatalf("cpu profile %s: %v, %v", name, s.Profiles, err)
+		}
+	}
+	if s.DrainEnd != "complete" || s.CoordinatorCPUS <= 0 || s.LoadCPUS <= 0 {
+		t.Fatalf("drain end %q, coordinator cpu %v, load cpu %v", s.DrainEnd, s.CoordinatorCPUS, s.LoadCPUS)
 	}
 
 	s, out = runBenchJSON(t, append(common, "--mode", "broadcast", "--tenant", "bcast", "--rounds", "3", "--round-gap", "10ms")...)
