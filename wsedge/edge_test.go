@@ -170,7 +170,7 @@ func TestAckPositionsSurviveRestartAndMoveEdges(t *testing.T) {
 func TestSlowConsumerIsCutAndCatchesUp(t *testing.T) {
 	v := newEnv(t)
 	v.app = feed.NewAppender(v.rdb, feed.AppendConfig{MaxLen: 5000})
-	e := v.startEdge("", func(c *wsedge.Config) { c.SendQueue = 8; c.WriteTimeout = 300 * time.Millisecond })
+	e := v.startEdge("", func(c *wsedge.Config) { c.SendQueue = 8; c.WriteTimeout = 5 * time.Second })
 	f := keys.UserFeed("acme", "slow")
 	c := v.connect(e, "slow", "phone")
 	big := `{"pad":"` + strings.Repeat("x", 16<<10) + `"}`
