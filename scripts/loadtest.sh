@@ -26,6 +26,7 @@ ONLY=${ONLY//,/ }
 OUT=${OUT:-$root/BENCHMARKS-load.md}
 case $OUT in /*) ;; *) OUT=$root/$OUT ;; esac
 PROFILE_DIR=${PROFILE_DIR:-$root/bin}
+mkdir -p "$PROFILE_DIR"
 
 if [ "$SMALL" = 1 ]; then
 	IDLE_CLIENTS=1000 SETTLE=3s CLIENTS=1000 RATE=1000 DURATION=10s
@@ -142,17 +143,17 @@ bench() {
 	return $rc
 }
 
-# top_profile FILE TITLE: the top functions of a CPU profile, into the report.
+# top_profile NAME TITLE: the top functions of the CPU profile NAME (kept
+# in PROFILE_DIR), into the report.
 top_profile() {
-	[ -s "$1" ] || return 0
-	mkdir -p "$PROFILE_DIR"
-	cp "$1" "$PROFILE_DIR/$(basename "$1")"
+	local file=$PROFILE_DIR/$1
+	[ -s "$file" ] || return 0
 	{
 		echo
-		echo "$2 (go tool pprof -top; the profile: $PROFILE_DIR/$(basename "$1")):"
+		echo "$2 (go tool pprof -top $file):"
 		echo
 		echo '```'
-		go tool pprof -top -nodecount=25 "$herald" "$1" 2>/dev/null | head -32
+		go tool pprof -top -nodecount=25 "$herald" "$file" 2>/dev/null | head -32
 		echo '```'
 	} >>"$OUT"
 }
@@ -175,22 +176,23 @@ if wants idle; then
 fi
 if wants personal; then
 	bench personal --mode personal --clients "$CLIENTS" --rate "$RATE" --duration "$DURATION" --slo-ms 20 \
-		--cpu-profile "$work" || status=1
-	top_profile "$work/edge-personal.pprof" "Edge CPU profile, 10 s during the personal run"
-	top_profile "$work/dispatcher-personal.pprof" "Dispatcher CPU profile, 10 s during the personal run"
+		--cpu-profile "$PROFILE_DIR" || status=1
+	top_profile edge-personal.pprof "Edge CPU profile, 10 s during the personal run"
+	top_profile dispatcher-personal.pprof "Dispatcher CPU profile, 10 s during the personal run"
+	top_profile worker0-personal.pprof "Load generator (worker 0) CPU profile, the whole personal run"
 fi
 if wants throughput; then
 	for r in $RATES; do
 		bench "throughput-$r" --mode personal --clients "$CLIENTS" --rate "$r" --duration "$DURATION" --slo-ms 100 \
-			--cpu-profile "$work" || {
-			top_profile "$work/edge-personal.pprof" "Edge CPU profile at $r/s, the first rate missed"
+			--cpu-profile "$PROFILE_DIR" || {
+			top_profile "edge-throughput-$r.pprof" "Edge CPU profile at $r/s, the first rate missed"
 			break
 		}
 	done
 fi
 if wants broadcast; then
-	bench broadcast --mode broadcast --clients "$BCAST_CLIENTS" --rounds 20 --slo-ms 100 --cpu-profile "$work" || status=1
-	top_profile "$work/edge-broadcast.pprof" "Edge CPU profile during the broadcast rounds"
+	bench broadcast --mode broadcast --clients "$BCAST_CLIENTS" --rounds 20 --slo-ms 100 --cpu-profile "$PROFILE_DIR" || status=1
+	top_profile edge-broadcast.pprof "Edge CPU profile during the broadcast rounds"
 fi
 if wants connect; then
 	bench connect --mode connect --clients "$CONNECT_CLIENTS" || status=1
