@@ -1,0 +1,89 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/heraldrt/herald/wsedge/auth"
+)
+
+// TestConnectionFlood floods a third edge, which keeps the default
+// per-address connect rate (50/s, bursts to 100), with 400 connection
+// attempts from 127.0.0.1 at once: most are refused with 4029, the edge
+// stays up, and ten devices that connect to it from 127.0.0.2 are not
+// affected and lose nothing, like the rest of the fleet on the other edges.
+func TestConnectionFlood(t *testing.T) {
+	var limited *edge
+	var local []*wsClient
+	scenario{
+		name: "connection-flood",
+		setup: func(r *run) {
+			// An empty value is "not set": the edge's default applies.
+			limited = r.c.startEdge("e3", nil, []string{"HERALD_CONNECT_RATE_PER_IP="})
+			for i := range 10 {
+				local = append(local, r.f.add(clientSpec{tenant: "acme", user: fmt.Sprintf("a-local%d", i), device: "phone",
+					urls: []string{limited.url()}, localAddr: "127.0.0.2"}))
+			}
+		},
+		fault: func(r *run) {
+			r.at(3 * time.Second)
+			ok, refused, other := flood(r, limited, 400, 40)
+			r.t.Logf("flood of 400 connects from one address: %d welcomed, %d refused with 4029, %d other", ok, refused, other)
+			if refused < 200 || other > 0 {
+				r.t.Errorf("flood: %d refused with 4029 and %d other outcomes; want at least 200 refused (50/s, burst 100) and no other", refused, other)
+			}
+			if v, err := metric(limited.admin, `herald_edge_connects_total{result="4029"}`); err != nil || int(v) < refused {
+				r.t.Errorf("edge metric of 4029 refusals = %v, %v; want at least %d", v, err, refused)
+			}
+		},
+		verify: func(r *run, res *result) {
+			if limited.exited() {
+				r.t.Errorf("the flooded edge exited: %v", limited.err)
+			}
+			for _, c := range local {
+				if n := c.closeCount(4029); n > 0 || c.connects.Load() != 1 {
+					r.t.Errorf("%s on the flooded edge from another address: %d refusals, %d welcomes; want 0 and 1", c.key(), n, c.connects.Load())
+				}
+			}
+		},
+	}.run(t)
+}
+
+// flood makes n connection attempts from 127.0.0.1 with par at a time and
+// counts those welcomed, those refused with 4029 and anything else.
+func flood(r *run, e *edge, n, par int) (ok, refused, other int) {
+	var okN, refusedN, otherN atomic.Int64
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	for range par {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				tok, _ := auth.Mint(secret, auth.Claims{Subject: fmt.Sprintf("a-flood%d", i), Tenant: "acme"}, time.Hour)
+				p, err := dialProbe(context.Background(), e.url(), tok, nil, nil)
+				if err != nil {
+					otherN.Add(1)
+					continue
+				}
+				f, err := p.next(10 * time.Second)
+				p.close()
+				switch {
+				case err == nil && f.T == "welcome":
+					okN.Add(1)
+				case websocket.CloseStatus(err) == 4029:
+					refusedN.Add(1)
+				default:
+					otherN.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return int(okN.Load()), int(refusedN.Load()), int(otherN.Load())
+}
