@@ -21,9 +21,11 @@ const (
 	metricCPU        = "process_cpu_seconds_total"
 	metricGoroutines = "go_goroutines"
 	metricSessions   = "herald_edge_sessions"
+	metricHeapInuse  = "go_memstats_heap_inuse_bytes"
+	metricStackInuse = "go_memstats_stack_inuse_bytes"
 )
 
-var sampledMetrics = []string{metricRSS, metricCPU, metricGoroutines, metricSessions}
+var sampledMetrics = []string{metricRSS, metricCPU, metricGoroutines, metricSessions, metricHeapInuse, metricStackInuse}
 
 // endpoint is one Herald process's /metrics, named "name=url" on the
 // command line (the name defaults to the URL's host:port).

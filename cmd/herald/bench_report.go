@@ -62,6 +62,8 @@ type benchSummary struct {
 	LoadMaxRSSMB          float64      `json:"load_max_rss_mb"`                       // largest worker
 	EdgeRSSPerConn        float64      `json:"edge_rss_per_conn_b,omitempty"`         // idle: (connected - before) / connections
 	EdgeRSSPerConnSettled float64      `json:"edge_rss_per_conn_settled_b,omitempty"` // idle: (after --settle - before) / connections
+	EdgeHeapPerConn       float64      `json:"edge_heap_inuse_per_conn_b,omitempty"`  // idle: Go heap in use (live and not yet collected)
+	EdgeStackPerConn      float64      `json:"edge_stack_per_conn_b,omitempty"`       // idle: goroutine stacks
 	EdgeGoroutinesPerConn float64      `json:"edge_goroutines_per_conn,omitempty"`
 	EdgeCPUPerConnMS      float64      `json:"edge_cpu_per_conn_ms,omitempty"`    // connect: edges' CPU / new connection
 	HeraldCPUPerConnMS    float64      `json:"herald_cpu_per_conn_ms,omitempty"`  // connect: every Herald process + Redis
@@ -244,7 +246,7 @@ func (s *benchSummary) processes(b *benchRun) {
 		}
 		return 0
 	}
-	var edgeCPU, allCPU, edgeRSS, edgeRSSSettled, edgeG float64
+	var edgeCPU, allCPU, edgeRSS, edgeRSSSettled, edgeG, edgeHeap, edgeStack float64
 	for i, ep := range b.eps {
 		p := procReport{Name: ep.Name, URL: ep.URL}
 		for _, sm := range []sample{b.before, b.connected, b.after} {
@@ -273,6 +275,8 @@ func (s *benchSummary) processes(b *benchRun) {
 			edgeRSS += get(b.connected, i, metricRSS) - get(b.before, i, metricRSS)
 			edgeRSSSettled += get(b.after, i, metricRSS) - get(b.before, i, metricRSS)
 			edgeG += get(b.connected, i, metricGoroutines) - get(b.before, i, metricGoroutines)
+			edgeHeap += get(b.after, i, metricHeapInuse) - get(b.before, i, metricHeapInuse)
+			edgeStack += get(b.after, i, metricStackInuse) - get(b.before, i, metricStackInuse)
 		}
 		s.Processes = append(s.Processes, p)
 	}
@@ -284,6 +288,7 @@ func (s *benchSummary) processes(b *benchRun) {
 	case s.Mode == modeIdle && n > 0:
 		s.EdgeRSSPerConn, s.EdgeRSSPerConnSettled = round3(edgeRSS/n), round3(edgeRSSSettled/n)
 		s.EdgeGoroutinesPerConn = round3(edgeG / n)
+		s.EdgeHeapPerConn, s.EdgeStackPerConn = round3(edgeHeap/n), round3(edgeStack/n)
 	case s.Mode == modeConnect && n > 0:
 		s.EdgeCPUPerConnMS = round3(edgeCPU / n * 1000)
 		herald := s.RedisCPU.Connect
@@ -405,8 +410,8 @@ func (s *benchSummary) table(w io.Writer) error {
 	}
 	switch s.Mode {
 	case modeIdle:
-		row("edge memory", "%.0f B/conn RSS when connected, %.0f B/conn after settling; %.2f goroutines/conn",
-			s.EdgeRSSPerConn, s.EdgeRSSPerConnSettled, s.EdgeGoroutinesPerConn)
+		row("edge memory", "%.0f B/conn RSS when connected, %.0f B/conn after settling (Go heap in use %.0f, stacks %.0f); %.2f goroutines/conn",
+			s.EdgeRSSPerConn, s.EdgeRSSPerConnSettled, s.EdgeHeapPerConn, s.EdgeStackPerConn, s.EdgeGoroutinesPerConn)
 	case modeConnect:
 		row("edge cpu", "%.3f ms/conn (edges), %.3f ms/conn (every Herald process + Redis)", s.EdgeCPUPerConnMS, s.HeraldCPUPerConnMS)
 	}
