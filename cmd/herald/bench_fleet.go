@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -178,7 +179,7 @@ func (f *fleet) totals() workerMsg {
 			t.Closes[k] += v
 		}
 		for _, e := range m.Errors {
-			if len(t.Errors) < 8 && !contains(t.Errors, e) {
+			if len(t.Errors) < 8 && !slices.Contains(t.Errors, e) {
 				t.Errors = append(t.Errors, e)
 			}
 		}

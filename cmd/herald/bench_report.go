@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -168,7 +169,7 @@ func (s *benchSummary) addFinals(finals []workerMsg) {
 			s.Closes[k] += v
 		}
 		for _, e := range m.Errors {
-			if len(s.Errors) < 12 && !contains(s.Errors, e) {
+			if len(s.Errors) < 12 && !slices.Contains(s.Errors, e) {
 				s.Errors = append(s.Errors, "client: "+e)
 			}
 		}
@@ -255,7 +256,7 @@ func (s *benchSummary) processes(b *benchRun) {
 					p.Edge = true
 				}
 			}
-			if i < len(sm.Errs) && sm.Errs[i] != "" && !contains(p.Errors, sm.Errs[i]) {
+			if i < len(sm.Errs) && sm.Errs[i] != "" && !slices.Contains(p.Errors, sm.Errs[i]) {
 				p.Errors = append(p.Errors, sm.Errs[i])
 			}
 		}

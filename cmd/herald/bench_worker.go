@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -257,18 +258,9 @@ func (w *benchWorker) closed(detail string, welcomed bool) {
 func (w *benchWorker) note(msg string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.errs) < 5 && !contains(w.errs, msg) {
+	if len(w.errs) < 5 && !slices.Contains(w.errs, msg) {
 		w.errs = append(w.errs, msg)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // notification records one received notification of client i.
