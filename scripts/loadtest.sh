@@ -193,6 +193,9 @@ fi
 if wants broadcast; then
 	bench broadcast --mode broadcast --clients "$BCAST_CLIENTS" --rounds 20 --slo-ms 100 --cpu-profile "$PROFILE_DIR" || status=1
 	top_profile edge-broadcast.pprof "Edge CPU profile during the broadcast rounds"
+	# the same without client acks: how much of the time is the acks'
+	# (client writes, edge reads and ACK bookkeeping) on these two cores
+	bench broadcast-noack --mode broadcast --clients "$BCAST_CLIENTS" --rounds 20 --slo-ms 100 --no-ack || true
 fi
 if wants connect; then
 	bench connect --mode connect --clients "$CONNECT_CLIENTS" || status=1
