@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"github.com/alibaba/sentinel-golang/api"
+	"github.com/alibaba/sentinel-golang/core/flow"
 	"github.com/alibaba/sentinel-golang/core/hotspot"
 )
 
@@ -40,8 +41,8 @@ func (p *plan) run(tenant, user string) (hit *ruleState, limit int64) {
 		s := &p.shadow[i]
 		if st, _ := s.check(&k); st != nil {
 			st.c.shadow.Inc()
-		} else if s.g.flow != nil {
-			s.g.flow.c.passed.Inc()
+		} else if len(s.g.flows) > 0 {
+			s.g.flows[0].st.c.passed.Inc()
 		} else {
 			s.rules[0].st.c.passed.Inc()
 		}
@@ -59,10 +60,10 @@ func (p *plan) run(tenant, user string) (hit *ruleState, limit int64) {
 // check enters the step's gate once.
 func (s *step) check(k *argKeys) (*ruleState, int64) {
 	g := s.g
-	if g.flow != nil {
+	if len(g.slots) == 0 {
 		e, b := api.Entry(g.resource)
 		if b != nil {
-			return g.flow, g.limit
+			return g.blockedBy(b.TriggeredRule(), nil)
 		}
 		e.Exit()
 		return nil, 0
@@ -90,15 +91,32 @@ func (s *step) check(k *argKeys) (*ruleState, int64) {
 // blockedBy maps the Sentinel rule that blocked to its document rule and
 // the limit it applied to the value it saw.
 func (g *gate) blockedBy(tr any, args []any) (*ruleState, int64) {
-	hr, ok := tr.(*hotspot.Rule)
-	if !ok || hr.ParamIndex < 0 || hr.ParamIndex >= len(g.owner) || hr.ParamIndex >= len(args) {
-		// A rule from a set being swapped in: attribute it to the first
-		// rule on the gate.
+	switch r := tr.(type) {
+	case *hotspot.Rule:
+		if i := r.ParamIndex; i >= 0 && i < len(g.owner) && i < len(args) {
+			limit := r.Threshold
+			if n, ok := r.SpecificItems[args[i]]; ok {
+				limit = n
+			}
+			return g.owner[i].st, limit
+		}
+	case *flow.Rule:
+		// Sentinel keeps the old *flow.Rule of an unchanged rule, so match
+		// by name, then by what it enforces.
+		for _, f := range g.flows {
+			if f.r == r || f.r.ID == r.ID {
+				return f.st, int64(f.r.Threshold)
+			}
+		}
+		for _, f := range g.flows {
+			if f.r.Threshold == r.Threshold && f.r.StatIntervalInMs == r.StatIntervalInMs {
+				return f.st, int64(f.r.Threshold)
+			}
+		}
+	}
+	// A rule from a set being swapped in: attribute it to the gate's first.
+	if len(g.owner) > 0 {
 		return g.owner[0].st, g.slots[0].Threshold
 	}
-	limit := hr.Threshold
-	if n, ok := hr.SpecificItems[args[hr.ParamIndex]]; ok {
-		limit = n
-	}
-	return g.owner[hr.ParamIndex].st, limit
+	return g.flows[0].st, int64(g.flows[0].r.Threshold)
 }

@@ -27,8 +27,14 @@ import (
 // tenant's slot instead of the rule's base slot. "user:" and per-tenant
 // overrides are SpecificItems (string keys, the prefixed values).
 //
-// A global rule is a flow rule on its own resource "herald.<op>:<rule>",
-// entered only for matching types, after the enforcing resource.
+// A global rule is a flow rule. Global rules for every type sit on the
+// enforcing resource itself (Sentinel checks flow rules before hotspot
+// rules, and a flow rule only counts entries that passed every rule, so
+// nothing is used up when a hotspot rule then blocks). Global rules with a
+// type glob sit on one resource per distinct glob, "herald.<op>:<glob>",
+// entered only for matching types, after the enforcing resource. A check
+// thus enters one resource, plus one per distinct global glob that
+// matches.
 //
 // A shadow rule gets its own resource "herald.shadow.<op>:<rule>", so it is
 // evaluated on its own, never blocks, and only counts what it would limit.
@@ -87,9 +93,14 @@ type gate struct {
 	hot      []*hotRule
 	slots    []*hotspot.Rule // slot → Sentinel rule
 	owner    []*hotRule      // slot → its rule
-	flow     *ruleState      // a global rule's flow gate
-	limit    int64           // the flow gate's limit
+	flows    []flowRule      // global rules, all with the same glob
 	args     sync.Pool       // *[]any of len(slots)
+}
+
+// flowRule is a global rule on a gate.
+type flowRule struct {
+	st *ruleState
+	r  *flow.Rule
 }
 
 func newGate(resource string) *gate {
@@ -135,10 +146,11 @@ func (g *gate) addHot(st *ruleState, capacity int64) *hotRule {
 	return hr
 }
 
-// step is a gate and the rules on it that match one type.
+// step is a gate and the hotspot rules on it that match one type (its
+// flow rules match when the step exists).
 type step struct {
 	g     *gate
-	rules []*hotRule // nil for a flow gate
+	rules []*hotRule
 }
 
 // plan is what one check of one type does.
@@ -182,30 +194,25 @@ func (o *opRules) makePlan(typ string) *plan {
 	add := func(gates []*gate, shadow bool) {
 		for _, g := range gates {
 			s := step{g: g}
-			if g.flow != nil {
-				if !g.flow.rule.Matches(typ) {
-					continue
-				}
-				if !shadow {
-					p.enforced = append(p.enforced, g.flow)
-				}
-			} else {
-				for _, hr := range g.hot {
-					if hr.st.rule.Matches(typ) {
-						s.rules = append(s.rules, hr)
-						if !shadow {
-							p.enforced = append(p.enforced, hr.st)
-						}
-					}
-				}
-				if len(s.rules) == 0 {
-					continue
+			var matched []*ruleState
+			if len(g.flows) > 0 && g.flows[0].st.rule.Matches(typ) {
+				for _, f := range g.flows {
+					matched = append(matched, f.st)
 				}
 			}
-			if shadow {
+			for _, hr := range g.hot {
+				if hr.st.rule.Matches(typ) {
+					s.rules = append(s.rules, hr)
+					matched = append(matched, hr.st)
+				}
+			}
+			switch {
+			case len(matched) == 0:
+			case shadow:
 				p.shadow = append(p.shadow, s)
-			} else {
+			default:
 				p.enforce = append(p.enforce, s)
+				p.enforced = append(p.enforced, matched...)
 			}
 		}
 	}
@@ -241,6 +248,8 @@ func compile(doc *Document, m *Metrics, caps capacities) *ruleSet {
 func (rs *ruleSet) compileOp(op Op, caps capacities) *opRules {
 	o := &opRules{}
 	main := newGate("herald." + string(op))
+	byGlob := map[string]*gate{}
+	var globs []*gate
 	rules := rs.doc.Rules
 	// Enforced per-user rules, then per-tenant ones, in document order.
 	for _, per := range []Per{PerUser, PerTenant} {
@@ -250,27 +259,38 @@ func (rs *ruleSet) compileOp(op Op, caps capacities) *opRules {
 			}
 		}
 	}
-	if len(main.slots) > 0 {
-		o.enforce = append(o.enforce, main)
-		rs.hot = append(rs.hot, main.slots...)
-	}
 	for i := range rules {
 		r := &rules[i]
 		if !r.Applies(op) {
 			continue
 		}
 		switch {
+		case r.Mode == ModeEnforce && r.Per == PerGlobal && (r.Type == "" || r.Type == "*"):
+			rs.addFlow(main, r)
 		case r.Mode == ModeEnforce && r.Per == PerGlobal:
-			o.enforce = append(o.enforce, rs.flowGate("herald."+string(op)+":"+r.Name, r))
-		case r.Mode == ModeShadow && r.Per == PerGlobal:
-			o.shadow = append(o.shadow, rs.flowGate("herald.shadow."+string(op)+":"+r.Name, r))
+			g := byGlob[r.Type]
+			if g == nil {
+				g = newGate("herald." + string(op) + ":" + r.Type)
+				byGlob[r.Type] = g
+				globs = append(globs, g)
+			}
+			rs.addFlow(g, r)
 		case r.Mode == ModeShadow:
 			g := newGate("herald.shadow." + string(op) + ":" + r.Name)
-			g.addHot(rs.states[r.Name], caps.of(r.Per))
+			if r.Per == PerGlobal {
+				rs.addFlow(g, r)
+			} else {
+				g.addHot(rs.states[r.Name], caps.of(r.Per))
+				rs.hot = append(rs.hot, g.slots...)
+			}
 			o.shadow = append(o.shadow, g)
-			rs.hot = append(rs.hot, g.slots...)
 		}
 	}
+	if len(main.slots) > 0 || len(main.flows) > 0 {
+		o.enforce = append(o.enforce, main)
+		rs.hot = append(rs.hot, main.slots...)
+	}
+	o.enforce = append(o.enforce, globs...)
 	return o
 }
 
@@ -281,12 +301,14 @@ func (c capacities) of(per Per) int64 {
 	return c.tenants
 }
 
-func (rs *ruleSet) flowGate(resource string, r *Rule) *gate {
-	g := newGate(resource)
-	g.flow, g.limit = rs.states[r.Name], r.Limit
-	rs.flows = append(rs.flows, &flow.Rule{
-		ID: r.Name, Resource: resource, TokenCalculateStrategy: flow.Direct, ControlBehavior: flow.Reject,
+// addFlow puts a global rule on g as a flow rule: at most limit entries
+// that passed in any interval (a sliding window up to 10s, a window of
+// the whole interval beyond).
+func (rs *ruleSet) addFlow(g *gate, r *Rule) {
+	fr := &flow.Rule{
+		ID: r.Name, Resource: g.resource, TokenCalculateStrategy: flow.Direct, ControlBehavior: flow.Reject,
 		Threshold: float64(r.Limit), StatIntervalInMs: uint32(r.Interval / time.Millisecond),
-	})
-	return g
+	}
+	g.flows = append(g.flows, flowRule{st: rs.states[r.Name], r: fr})
+	rs.flows = append(rs.flows, fr)
 }

@@ -438,3 +438,31 @@ func names(entries []os.DirEntry) string {
 	slices.Sort(s)
 	return fmt.Sprint(s)
 }
+
+// A global rule for every type sits on the enforcing resource, checked
+// before the per-user rules, yet pushes a per-user rule refuses do not
+// count against it.
+func TestGlobalRuleCountsOnlyWhatPasses(t *testing.T) {
+	l := newLimiter(t, rules(`
+  - name: everyone
+    per: global
+    limit: 5
+    interval: 1m
+    action: drop
+  - name: per-user
+    per: user
+    limit: 2
+    interval: 1m
+    action: queue
+    max_wait: 1s
+`))
+	if n, v := pushes(l, 10, "acme", "1", "x"); n != 2 || v.Rule != "per-user" {
+		t.Fatalf("user 1: %d allowed, last by %q", n, v.Rule)
+	}
+	if n, v := pushes(l, 10, "acme", "2", "x"); n != 2 || v.Rule != "per-user" {
+		t.Fatalf("user 2: %d allowed, last by %q", n, v.Rule)
+	}
+	if n, v := pushes(l, 10, "acme", "3", "x"); n != 1 || !v.Drop || v.Rule != "everyone" {
+		t.Fatalf("user 3: %d allowed (want the 5th only), last %+v", n, v)
+	}
+}

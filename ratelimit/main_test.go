@@ -27,7 +27,11 @@ func testLogger(t testing.TB) *slog.Logger {
 // when it is not empty.
 func newLimiter(t testing.TB, yaml string) *Limiter {
 	t.Helper()
-	l, err := New(Config{Logger: testLogger(t)})
+	log := testLogger(t)
+	if _, bench := t.(*testing.B); bench {
+		log = slog.New(slog.DiscardHandler)
+	}
+	l, err := New(Config{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
