@@ -3,9 +3,9 @@ package feed
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,15 +18,56 @@ var appendSrc string
 
 var appendScript = redis.NewScript(appendSrc)
 
-// AppendConfig sets retention. Zero values are the documented defaults.
+// Grouping says which requests may share one call of the append script.
+type Grouping uint8
+
+const (
+	// GroupAuto is GroupAny on a *redis.Client (one server holds every
+	// key) and GroupFeed on any other client (Cluster, Ring), where the
+	// keys of one call must share a hash slot.
+	GroupAuto Grouping = iota
+	// GroupAny lets one call carry the requests of any feeds.
+	GroupAny
+	// GroupFeed lets one call carry the requests of one feed only: its
+	// keys share the feed's hash tag.
+	GroupFeed
+	// GroupNone makes one call per request.
+	GroupNone
+)
+
+// AppendConfig sets retention and how requests are sent. Zero values are
+// the documented defaults.
 type AppendConfig struct {
-	Space   keys.Space
-	MaxLen  int64         // entries kept per feed, approximately; 0 means 1000
-	FeedTTL time.Duration // a feed without appends expires after this; 0 means 7 days
-	IdemTTL time.Duration // dedup window of idempotency keys; 0 means 24 hours
+	Space  keys.Space
+	MaxLen int64 // entries kept per feed, approximately; 0 means 1000
+
+	// FeedTTL is how long a feed without appends lives; 0 means 7 days.
+	// An append refreshes the TTL of the feed's keys only when FeedTTL/8
+	// has passed since the last refresh, so a feed expires between 7/8 of
+	// FeedTTL and FeedTTL after its last append. Values under 1s mean 1s.
+	FeedTTL time.Duration
+
+	// IdemTTL is the dedup window of idempotency keys; 0 means 24 hours.
+	// Values under 1s mean 1s.
+	IdemTTL time.Duration
+
+	// Grouping says which requests share a script call; 0 means GroupAuto.
+	Grouping Grouping
+
+	// BatchSize is the most requests one script call carries; 0 means 64.
+	// A call also stops growing past 1 MiB of data.
+	BatchSize int
+
+	// Now is the clock that decides when TTLs are refreshed; nil means
+	// time.Now.
+	Now func() time.Time
 }
 
-func (c *AppendConfig) fill() {
+// maxCallBytes bounds the data of one script call (a call with one request
+// may hold more), so one call never holds Redis for long.
+const maxCallBytes = 1 << 20
+
+func (c *AppendConfig) fill(rdb redis.UniversalClient) {
 	if c.MaxLen <= 0 {
 		c.MaxLen = 1000
 	}
@@ -35,6 +76,19 @@ func (c *AppendConfig) fill() {
 	}
 	if c.IdemTTL <= 0 {
 		c.IdemTTL = 24 * time.Hour
+	}
+	c.FeedTTL, c.IdemTTL = max(c.FeedTTL, time.Second), max(c.IdemTTL, time.Second)
+	if c.Grouping == GroupAuto {
+		c.Grouping = GroupFeed
+		if _, ok := rdb.(*redis.Client); ok {
+			c.Grouping = GroupAny
+		}
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 64
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 }
 
@@ -67,7 +121,7 @@ type Appender struct {
 // NewAppender returns an Appender; call Load before the first Append to
 // surface a Redis problem early (Append also loads on NOSCRIPT).
 func NewAppender(rdb redis.UniversalClient, cfg AppendConfig) *Appender {
-	cfg.fill()
+	cfg.fill(rdb)
 	return &Appender{rdb: rdb, cfg: cfg}
 }
 
@@ -79,77 +133,70 @@ func (a *Appender) Load(ctx context.Context) error {
 	return nil
 }
 
-// Append appends every request in one pipeline, in order. Requests for the
-// same feed are appended in slice order. On error some requests may have been
-// appended: calling Append again with the same requests is safe, because the
-// source id and idempotency key make the repeats duplicates.
+// Append appends every request, in script calls of up to BatchSize
+// requests sent in one pipeline. Requests for the same feed are appended in
+// slice order. On error some requests may have been appended: calling
+// Append again with the same requests is safe, because the source id and
+// idempotency key make the repeats duplicates.
 func (a *Appender) Append(ctx context.Context, reqs []Request) ([]Result, error) {
-	res, err := a.run(ctx, reqs)
-	if err != nil && isNoScript(err) {
-		if lerr := a.Load(ctx); lerr != nil {
-			return nil, lerr
-		}
-		res, err = a.run(ctx, reqs)
-	}
-	return res, err
-}
-
-func (a *Appender) run(ctx context.Context, reqs []Request) ([]Result, error) {
 	if len(reqs) == 0 {
 		return nil, nil
 	}
-	pipe := a.rdb.Pipeline()
-	cmds := make([]*redis.Cmd, len(reqs))
-	for i := range reqs {
-		k, args := a.args(&reqs[i])
-		cmds[i] = appendScript.EvalSha(ctx, pipe, k, args...)
-	}
-	_, _ = pipe.Exec(ctx)
+	calls := a.plan(reqs)
 	out := make([]Result, len(reqs))
-	for i, c := range cmds {
-		r, err := parseResult(c)
-		if err != nil {
-			return nil, fmt.Errorf("append to feed %s: %w", reqs[i].Feed.Tag(), err)
+	failed, err := a.run(ctx, reqs, calls, out)
+	if err == nil && len(failed) > 0 {
+		// The script was not in Redis's cache (a restart, SCRIPT FLUSH).
+		// Every call from the first failed one on failed with it, unless
+		// another client loaded the script meanwhile.
+		if err := a.Load(ctx); err != nil {
+			return nil, err
 		}
-		out[i] = r
+		failed, err = a.run(ctx, reqs, failed, out)
+		if err == nil && len(failed) > 0 {
+			err = fmt.Errorf("append to feeds: script missing after load: %w", errNoScript)
+		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-func (a *Appender) args(r *Request) ([]string, []any) {
-	sp := a.cfg.Space
-	idemKey, hasIdem := sp.FeedMeta(r.Feed)+":noidem", "0"
-	if r.IdemKey != "" {
-		idemKey, hasIdem = sp.FeedIdem(r.Feed, r.IdemKey), "1"
-	}
-	exp := ""
-	if r.Exp != 0 {
-		exp = strconv.FormatInt(r.Exp, 10)
-	}
-	k := []string{sp.FeedStream(r.Feed), sp.FeedMeta(r.Feed), idemKey}
-	args := []any{
-		sp.FeedChannel(r.Feed), a.cfg.MaxLen, int64(a.cfg.FeedTTL / time.Second), int64(a.cfg.IdemTTL / time.Second),
-		r.SourceStream, r.SourceID, NewEpoch(), r.Type, r.TS, exp, r.Device, r.Data, hasIdem,
-	}
-	return k, args
-}
+var errNoScript = errors.New("NOSCRIPT")
 
-func parseResult(c *redis.Cmd) (Result, error) {
-	vals, err := c.Slice()
-	if err != nil {
-		return Result{}, err
+// run sends calls in one pipeline and writes their results into out. It
+// returns the calls that failed with NOSCRIPT, in order, or the first other
+// failure.
+func (a *Appender) run(ctx context.Context, reqs []Request, calls []call, out []Result) ([]call, error) {
+	pipe := a.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(calls))
+	now := a.cfg.Now().Unix()
+	for i := range calls {
+		// Feeds created or reset in one call share its epoch: an epoch is
+		// only ever compared with others of the same feed, and one call
+		// resets a feed at most once.
+		k, args := a.args(reqs, calls[i].idx, now, NewEpoch())
+		cmds[i] = appendScript.EvalSha(ctx, pipe, k, args...)
 	}
-	if len(vals) != 3 {
-		return Result{}, fmt.Errorf("script returned %d values, want 3", len(vals))
+	_, _ = pipe.Exec(ctx)
+	var noScript []call
+	for i, c := range cmds {
+		err := parseResults(c, calls[i].idx, out)
+		if isNoScript(err) {
+			noScript = append(noScript, calls[i])
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("append %d requests to feeds (first %s): %w",
+				len(calls[i].idx), reqs[calls[i].idx[0]].Feed.Tag(), err)
+		}
 	}
-	status, _ := vals[0].(int64)
-	seq, _ := vals[1].(int64)
-	epoch, _ := vals[2].(string)
-	return Result{Appended: status == 1, Seq: uint64(seq), Epoch: epoch}, nil
+	return noScript, nil
 }
 
 func isNoScript(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "NOSCRIPT")
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
 
 // NewEpoch returns a fresh random epoch: 10 characters of [0-9a-z].

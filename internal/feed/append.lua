@@ -1,55 +1,127 @@
--- Append one notification to a feed, atomically.
--- KEYS[1] feed stream, KEYS[2] feed meta hash, KEYS[3] idempotency marker
--- ARGV[1] channel        ARGV[2] maxlen (approximate)  ARGV[3] feed ttl seconds
--- ARGV[4] idem ttl secs  ARGV[5] source stream         ARGV[6] source entry id
--- ARGV[7] new epoch (used when the feed has none)      ARGV[8] type
--- ARGV[9] ts (unix ms)   ARGV[10] exp (unix ms or "")  ARGV[11] device or ""
--- ARGV[12] data          ARGV[13] "1" when KEYS[3] is a real idempotency key
--- Returns {1, seq, epoch} when appended, {0, seq, epoch} for a duplicate
--- (seq is the original's when known, else 0).
-local stream, meta, idem = KEYS[1], KEYS[2], KEYS[3]
+-- Append notifications to feeds, one request after the other, in order.
+-- Each request is checked against what the requests before it wrote, so a
+-- feed may appear many times in one call.
+--
+-- Per request i (from 0), KEYS[3i+1..3i+3]:
+--   feed stream, feed meta hash, idempotency marker (the meta key itself
+--   when the request has no idempotency key)
+-- ARGV[1] maxlen (approximate)  ARGV[2] feed ttl seconds  ARGV[3] idem ttl seconds
+-- ARGV[4] now (unix seconds)    ARGV[5] refresh the feed ttl once this many
+--                               seconds have passed since the last refresh
+-- ARGV[6] new epoch, for any feed this call creates or resets
+-- then per request i, ARGV[7+8i..14+8i]:
+--   channel, source stream, source entry id or "", type, ts (unix ms),
+--   exp (unix ms) or "", device or "", data
+-- Returns {appended, seq, epoch} for each request, flattened: appended is 1,
+-- or 0 for a duplicate (seq is then the original's when known, else 0).
+--
+-- A failing command (WRONGTYPE...) ends the call with its error; the
+-- requests before it stay appended.
+--
+-- The meta hash holds epoch, seq, src:<source stream> (the last source
+-- entry id appended from it) and ttl (ARGV[4] of the last refresh of both
+-- keys' TTL). Stream and meta are always given their TTL together, when
+-- ARGV[5] seconds have passed since that refresh (by the caller's clock,
+-- either way) or when either key is new, so a feed expires as a whole
+-- between ttl-ARGV[5] and ttl seconds after its last append.
+local maxlen, feedTTL, idemTTL = ARGV[1], ARGV[2], ARGV[3]
+local nowText, now, every, newEpoch = ARGV[4], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 
--- source ids are "<ms>-<n>"; true when a comes after b
+-- Numbers handed to redis.call are printed with "%.17g", which is slow:
+-- every number below is turned into a string once, with tostring.
+
+-- source ids are stream entry ids, "<ms>-<n>" in decimal without leading
+-- zeros; true when a comes after b. One without a '-' counts as after.
 local function after(a, b)
-  local am, an = string.match(a, '^(%d+)-(%d+)$')
-  local bm, bn = string.match(b, '^(%d+)-(%d+)$')
-  if not am or not bm then return true end
-  if #am ~= #bm then return #am > #bm end
-  if am ~= bm then return am > bm end
-  return tonumber(an) > tonumber(bn)
+  if a == b then return false end
+  local ia, ib = string.find(a, '-', 1, true), string.find(b, '-', 1, true)
+  if not ia or not ib then return true end
+  if ia ~= ib then return ia > ib end -- the longer <ms> is the larger
+  if #a ~= #b and string.sub(a, 1, ia) == string.sub(b, 1, ib) then return #a > #b end
+  return a > b
 end
 
-local epoch = redis.call('HGET', meta, 'epoch')
-if ARGV[13] == '1' then
-  local prev = redis.call('GET', idem)
-  if prev then return {0, tonumber(prev), epoch or ''} end
+-- xadd adds request a's entry with id; with nomk it does not create a
+-- missing stream and returns false instead.
+local function xadd(stream, nomk, id, a)
+  local exp, device = ARGV[a+5], ARGV[a+6]
+  if exp == '' and device == '' then -- the usual case, without a table
+    if nomk then
+      return redis.call('XADD', stream, 'NOMKSTREAM', 'MAXLEN', '~', maxlen, id,
+        'type', ARGV[a+3], 'ts', ARGV[a+4], 'data', ARGV[a+7])
+    end
+    return redis.call('XADD', stream, 'MAXLEN', '~', maxlen, id,
+      'type', ARGV[a+3], 'ts', ARGV[a+4], 'data', ARGV[a+7])
+  end
+  local args = {stream}
+  if nomk then args[#args+1] = 'NOMKSTREAM' end
+  args[#args+1] = 'MAXLEN'; args[#args+1] = '~'; args[#args+1] = maxlen; args[#args+1] = id
+  args[#args+1] = 'type'; args[#args+1] = ARGV[a+3]
+  args[#args+1] = 'ts'; args[#args+1] = ARGV[a+4]
+  args[#args+1] = 'data'; args[#args+1] = ARGV[a+7]
+  if exp ~= '' then args[#args+1] = 'exp'; args[#args+1] = exp end
+  if device ~= '' then args[#args+1] = 'device'; args[#args+1] = device end
+  return redis.call('XADD', unpack(args))
 end
 
-local srcField = 'src:' .. ARGV[5]
-if epoch and ARGV[6] ~= '' then
-  local last = redis.call('HGET', meta, srcField)
-  if last and not after(ARGV[6], last) then return {0, 0, epoch} end
+-- append runs one request; a is the index of its first ARGV. It returns
+-- appended (1 or 0), seq and epoch.
+local function append(stream, meta, idem, a)
+  local srcID = ARGV[a+2]
+  local srcField = 'src:' .. ARGV[a+1]
+  local m = redis.call('HMGET', meta, 'epoch', 'seq', 'ttl', srcField)
+  local epoch, mark = m[1], tonumber(m[3])
+  if idem ~= meta then
+    local prev = redis.call('GET', idem)
+    if prev then return 0, tonumber(prev), epoch or '' end
+  end
+  if epoch and srcID ~= '' and m[4] and not after(srcID, m[4]) then return 0, 0, epoch end
+
+  local seq = (tonumber(m[2]) or 0) + 1
+  local seqText = tostring(seq)
+  local reset = false
+  if not epoch then
+    -- a new feed, or a stream left without its meta: start afresh
+    redis.call('DEL', stream, meta)
+    reset = true
+    xadd(stream, false, '1-0', a)
+  elseif not xadd(stream, true, seqText .. '-0', a) then
+    -- the stream is gone (deleted, expired): its history is lost, unless
+    -- it never had any (seq 1)
+    if seq > 1 then
+      redis.call('DEL', meta)
+      reset = true
+    end
+    xadd(stream, false, '1-0', a)
+    mark = nil -- the new stream has no TTL yet
+  end
+  if reset then epoch, seq, seqText, mark = newEpoch, 1, '1', nil end
+
+  -- the stream and the meta get their TTL together, so they expire together
+  local refresh = (not mark) or math.abs(now - mark) >= every
+  if reset or refresh or srcID == '' then
+    local h = {meta, 'seq', seqText}
+    if reset then h[#h+1] = 'epoch'; h[#h+1] = epoch end
+    if srcID ~= '' then h[#h+1] = srcField; h[#h+1] = srcID end
+    if refresh then h[#h+1] = 'ttl'; h[#h+1] = nowText end
+    redis.call('HSET', unpack(h))
+  else
+    redis.call('HSET', meta, 'seq', seqText, srcField, srcID)
+  end
+  if refresh then
+    redis.call('EXPIRE', stream, feedTTL)
+    redis.call('EXPIRE', meta, feedTTL)
+  end
+  if idem ~= meta then redis.call('SET', idem, seqText, 'EX', idemTTL) end
+
+  redis.call('PUBLISH', ARGV[a], epoch .. '\n' .. seqText .. '\n' .. ARGV[a+3] .. '\n' .. ARGV[a+4] .. '\n' ..
+    ARGV[a+5] .. '\n' .. ARGV[a+6] .. '\n' .. ARGV[a+7])
+  return 1, seq, epoch
 end
 
-local lastSeq = tonumber(redis.call('HGET', meta, 'seq') or '0')
-if (not epoch) or (lastSeq > 0 and redis.call('EXISTS', stream) == 0) then
-  -- new feed, or its history is gone: start a new epoch from seq 1
-  epoch = ARGV[7]
-  redis.call('DEL', stream, meta)
-  redis.call('HSET', meta, 'epoch', epoch, 'seq', 0)
+local out = {}
+for i = 0, #KEYS / 3 - 1 do
+  local ok, seq, epoch = append(KEYS[3*i+1], KEYS[3*i+2], KEYS[3*i+3], 7 + 8*i)
+  out[3*i+1], out[3*i+2], out[3*i+3] = ok, seq, epoch
 end
-
-local seq = redis.call('HINCRBY', meta, 'seq', 1)
-local fields = {'type', ARGV[8], 'ts', ARGV[9], 'data', ARGV[12]}
-if ARGV[10] ~= '' then fields[#fields+1] = 'exp'; fields[#fields+1] = ARGV[10] end
-if ARGV[11] ~= '' then fields[#fields+1] = 'device'; fields[#fields+1] = ARGV[11] end
-redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], seq .. '-0', unpack(fields))
-
-if ARGV[6] ~= '' then redis.call('HSET', meta, srcField, ARGV[6]) end
-if ARGV[13] == '1' then redis.call('SET', idem, seq, 'EX', ARGV[4]) end
-redis.call('EXPIRE', stream, ARGV[3])
-redis.call('EXPIRE', meta, ARGV[3])
-
-redis.call('PUBLISH', ARGV[1], epoch .. '\n' .. seq .. '\n' .. ARGV[8] .. '\n' .. ARGV[9] .. '\n' ..
-  ARGV[10] .. '\n' .. ARGV[11] .. '\n' .. ARGV[12])
-return {1, seq, epoch}
+return out
