@@ -54,16 +54,20 @@ func TestDispatcherKilledMidBatch(t *testing.T) {
 }
 
 // TestEdgeKilled kills an edge with SIGKILL: its clients lose their
-// connections without a close frame, move to the other edge, which resumes
-// each device from its ACK position in Redis (or the client's own resume
-// frame). The killed edge is started again on its port and data directory
-// later, and recovers what its store held.
+// connections without a close frame and move to the other edge, which
+// resumes each device from its ACK position in Redis (or the client's own
+// resume frame). The killed edge is started again on its port and data
+// directory (it recovers what its store held), and then the other edge is
+// killed too, so that every device moves back to the restarted one, whose
+// local positions are stale.
 func TestEdgeKilled(t *testing.T) {
 	scenario{name: "edge-sigkill", fault: func(r *run) {
-		r.at(4 * time.Second)
+		r.at(3 * time.Second)
 		killAndMove(r, r.c.edges[0])
-		r.at(9 * time.Second)
+		r.at(6 * time.Second)
 		r.c.restartEdge(r.c.edges[0])
+		r.at(8 * time.Second)
+		killAndMove(r, r.c.edges[1])
 	}}.run(t)
 }
 
