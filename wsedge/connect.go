@@ -22,7 +22,7 @@ import (
 func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ip := clientIP(r)
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: e.cfg.OriginPatterns})
+	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{OriginPatterns: e.cfg.OriginPatterns})
 	if err != nil {
 		e.m.connects.WithLabelValues("bad_handshake").Inc()
 		return // Accept has written the HTTP error (403 for a foreign origin)
@@ -61,10 +61,19 @@ func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.m.connects.WithLabelValues("ok").Inc()
+	// Set-up (Redis, Pebble) runs here, on net/http's goroutine, which ends
+	// with this handler: the session's long-lived reader then starts with a
+	// small stack instead of one grown by the set-up's deep calls.
+	if err := e.setUp(s); err != nil {
+		e.log.Warn("session set-up failed", "session", s.id, "err", err)
+		s.close(StatusInternal, "set-up failed: reconnect")
+	}
+	e.m.connectSeconds.Observe(time.Since(start).Seconds())
 	e.closes.Add(1)
 	go func() {
 		defer e.closes.Done()
-		e.runSession(s, start)
+		defer e.endSession(s)
+		e.readLoop(s)
 	}()
 }
 
@@ -153,18 +162,6 @@ func (e *Edge) unregister(s *session) {
 	if e.perUser[uk]--; e.perUser[uk] <= 0 {
 		delete(e.perUser, uk)
 	}
-}
-
-// runSession is the session's reader goroutine: set-up, then frames until
-// the connection ends, then clean-up.
-func (e *Edge) runSession(s *session, start time.Time) {
-	defer e.endSession(s)
-	if err := e.setUp(s); err != nil {
-		e.log.Warn("session set-up failed", "session", s.id, "err", err)
-		s.close(StatusInternal, "set-up failed: reconnect")
-	}
-	e.m.connectSeconds.Observe(time.Since(start).Seconds())
-	e.readLoop(s)
 }
 
 // setUp records the session, attaches the user and tenant feeds from the
@@ -262,7 +259,7 @@ func (s *session) startLocked(c *cursor, positions map[string][]events.Position)
 		c.epoch, c.sent, c.acked, c.lastPushed = fs.epoch, fs.last, fs.last, fs.last
 		s.e.saveAck(s, fs.name, c.epoch, c.sent)
 	}
-	fs.subs[s] = c
+	fs.addSubLocked(c)
 	s.cursors = append(s.cursors, c)
 }
 
@@ -270,7 +267,7 @@ func (s *session) startLocked(c *cursor, positions map[string][]events.Position)
 func (e *Edge) detach(s *session, c *cursor) {
 	fs := c.fs
 	fs.mu.Lock()
-	delete(fs.subs, s)
+	fs.removeSubLocked(c)
 	fs.mu.Unlock()
 	e.hub.release(fs)
 }

@@ -54,7 +54,7 @@ type feedState struct {
 	ring   []ringEntry // contiguous seqs ending at last
 	early  []feed.Entry
 	inited bool
-	subs   map[*session]*cursor
+	subs   []*cursor // live and catching cursors of local sessions; cursor.sub is the index
 }
 
 func newHub(rdb redis.UniversalClient, space keys.Space, log *slog.Logger, m *metrics, ring int) *hub {
@@ -212,8 +212,8 @@ func (h *hub) addLocked(fs *feedState, entries []feed.Entry) {
 	if !added {
 		return
 	}
-	for s, c := range fs.subs {
-		s.offer(fs, c)
+	for _, c := range fs.subs {
+		c.s.offer(fs, c)
 	}
 }
 
@@ -236,7 +236,7 @@ func (h *hub) acquire(ctx context.Context, f keys.Feed) (*feedState, error) {
 	if first {
 		fs = &feedState{
 			feed: f, name: f.ClientName(), channel: h.space.FeedChannel(f),
-			subscribed: make(chan struct{}), ready: make(chan struct{}), subs: make(map[*session]*cursor),
+			subscribed: make(chan struct{}), ready: make(chan struct{}),
 		}
 		h.feeds[f] = fs
 	}
@@ -318,5 +318,28 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():
 	case <-t.C:
+	}
+}
+
+// addSubLocked and removeSubLocked keep fs.subs (fs.mu held): a slice, not a
+// map, because most feeds (a user's) have one or two sessions.
+func (fs *feedState) addSubLocked(c *cursor) {
+	c.sub = len(fs.subs)
+	fs.subs = append(fs.subs, c)
+}
+
+func (fs *feedState) removeSubLocked(c *cursor) {
+	i := c.sub
+	if i < 0 || i >= len(fs.subs) || fs.subs[i] != c {
+		return
+	}
+	last := len(fs.subs) - 1
+	fs.subs[i] = fs.subs[last]
+	fs.subs[i].sub = i
+	fs.subs[last] = nil
+	fs.subs = fs.subs[:last]
+	c.sub = -1
+	if len(fs.subs) == 0 {
+		fs.subs = nil
 	}
 }

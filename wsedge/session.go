@@ -47,6 +47,7 @@ type session struct {
 type cursor struct {
 	s     *session
 	fs    *feedState
+	sub   int // index in fs.subs, guarded by fs.mu
 	epoch string
 	sent  uint64 // last seq pushed or deliberately skipped
 	acked uint64
@@ -112,7 +113,7 @@ func (s *session) flush() {
 
 	deadline := time.Now().Add(s.e.cfg.WriteTimeout)
 	ctx, cancel := context.WithDeadline(s.ctx, deadline)
-	corked := s.cork != nil && len(frames) > 1
+	corked := s.cork != nil // one socket write for the whole batch, even of one frame
 	if corked {
 		s.cork.cork()
 	}
