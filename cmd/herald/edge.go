@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -45,6 +46,7 @@ type edgeFlags struct {
 	cfg       wsedge.Config
 	drainTime time.Duration
 	console   bool // serve the development console at / (herald dev only)
+	gcPercent int
 }
 
 func (f *flags) edge(o *edgeFlags) {
@@ -62,6 +64,7 @@ func (f *flags) edge(o *edgeFlags) {
 	f.Duration(&o.cfg.WriteTimeout, "write-timeout", 10*time.Second, "longest write of one batch of frames to a client before 4008")
 	f.String(&o.cfg.EdgeID, "edge-id", "", "this edge's id in presence (default <hostname>-<pid>)")
 	f.Duration(&o.drainTime, "drain-timeout", 30*time.Second, "longest graceful drain on SIGTERM")
+	f.Int(&o.gcPercent, "gc-percent", 50, "Go GC target percentage (GOGC); an edge holds many small idle sessions, so a lower value trades a little CPU for RSS; the GOGC variable wins")
 }
 
 func runEdge(ctx context.Context, args []string) error {
@@ -107,6 +110,9 @@ func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log
 	ver, err := o.verifier()
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOGC") == "" && o.gcPercent > 0 {
+		debug.SetGCPercent(o.gcPercent)
 	}
 	st, err := store.Open(o.dataDir, store.Config{Logger: log.With("component", "store")})
 	if errors.Is(err, store.ErrLocked) {
