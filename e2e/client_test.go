@@ -36,11 +36,12 @@ var wsHTTP = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 // clientSpec describes one device.
 type clientSpec struct {
 	tenant, user, device string
-	topics               []string // subscribed after every welcome (and allowed by the token)
-	urls                 []string // edges, in the order this device tries them
-	resume               bool     // send resume frames with its own positions
-	localAddr            string   // source IP to dial from; "" means any
-	rcvBuf               int      // SO_RCVBUF of its socket; 0 means the kernel's default
+	topics               []string      // subscribed after every welcome (and allowed by the token)
+	urls                 []string      // edges, in the order this device tries them
+	resume               bool          // send resume frames with its own positions
+	localAddr            string        // source IP to dial from; "" means any
+	rcvBuf               int           // SO_RCVBUF of its socket; 0 means the kernel's default
+	tokenTTL             time.Duration // life of each token it mints; 0 means an hour
 }
 
 // wsClient is one device behaving like an SDK: it connects to its current
@@ -167,7 +168,11 @@ func (c *wsClient) session(ctx context.Context, rawURL string) (websocket.Status
 }
 
 func (c *wsClient) dial(ctx context.Context, rawURL string) (*websocket.Conn, error) {
-	tok, err := auth.Mint(secret, auth.Claims{Subject: c.user, Tenant: c.tenant, Device: c.device, Topics: c.topics}, time.Hour)
+	ttl := c.tokenTTL
+	if ttl == 0 {
+		ttl = time.Hour
+	}
+	tok, err := auth.Mint(secret, auth.Claims{Subject: c.user, Tenant: c.tenant, Device: c.device, Topics: c.topics}, ttl)
 	if err != nil {
 		return nil, err
 	}

@@ -178,3 +178,31 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 		time.Sleep(delay) // polling a condition with a deadline
 	}
 }
+
+// diagnose describes the pipeline's state for a failure message: the
+// consumer group's lag and pending count, what each dispatcher handled and
+// what each edge pushed.
+func (c *cluster) diagnose() string {
+	var b strings.Builder
+	ctx := context.Background()
+	groups, err := c.rdb.XInfoGroups(ctx, c.space.Events()).Result()
+	fmt.Fprintf(&b, "ingest stream %s: groups %+v (err %v)\n", c.space.Events(), groups, err)
+	for _, d := range c.dispatchers {
+		state := "running"
+		if d.exited() {
+			state = fmt.Sprintf("exited (%v)", d.err)
+		}
+		fmt.Fprintf(&b, "%s: %s\n", d.name, state)
+	}
+	for _, e := range c.edges {
+		if e.exited() {
+			fmt.Fprintf(&b, "edge %s: exited (%v)\n", e.id, e.err)
+			continue
+		}
+		sessions, _ := metric(e.admin, "herald_edge_sessions")
+		pushed, _ := metric(e.admin, "herald_edge_frames_pushed_total")
+		replayed, _ := metric(e.admin, "herald_edge_replayed_total")
+		fmt.Fprintf(&b, "edge %s: %v sessions, %v frames pushed, %v entries replayed\n", e.id, sessions, pushed, replayed)
+	}
+	return b.String()
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"syscall"
 	"time"
 
 	"testing"
@@ -228,4 +229,50 @@ func TestTenantBroadcastDuringEdgeCrash(t *testing.T) {
 		r.at(9 * time.Second)
 		r.c.restartEdge(r.c.edges[1])
 	}}.run(t)
+}
+
+// TestDispatcherFrozen freezes the lease holder with SIGSTOP for 5 seconds,
+// longer than its lease: the standby takes over, and when the frozen one
+// wakes up (SIGCONT) with a batch in its hands it must neither lose,
+// duplicate nor reorder anything.
+func TestDispatcherFrozen(t *testing.T) {
+	scenario{name: "dispatcher-sigstop-5s", fault: func(r *run) {
+		ctx := context.Background()
+		r.at(3 * time.Second)
+		i := r.c.leaseHolder(ctx)
+		if i < 0 {
+			r.t.Fatal("no dispatcher holds the ingest stream's lease")
+		}
+		d := r.c.dispatchers[i]
+		if err := syscall.Kill(-d.pid(), syscall.SIGSTOP); err != nil {
+			r.t.Fatal(err)
+		}
+		r.t.Cleanup(func() { _ = syscall.Kill(-d.pid(), syscall.SIGCONT) })
+		if _, ok := waitUntil(15*time.Second, func() bool { h := r.c.leaseHolder(ctx); return h >= 0 && h != i }); !ok {
+			r.t.Errorf("no other dispatcher took the lease of the frozen one")
+		}
+		r.at(8 * time.Second)
+		if err := syscall.Kill(-d.pid(), syscall.SIGCONT); err != nil {
+			r.t.Fatal(err)
+		}
+	}}.run(t)
+}
+
+// TestTokensExpiring gives every client tokens that live 4 seconds: the
+// edges (heartbeat 2s, so they check expiry every 400ms) close each
+// session with 4004 when its token expires, in the middle of pushes, and
+// the client reconnects at once with a fresh token and resumes.
+func TestTokensExpiring(t *testing.T) {
+	scenario{
+		name:    "tokens-expiring",
+		cluster: clusterConfig{edgeArgs: []string{"--heartbeat", "2s"}},
+		fleet:   fleetConfig{tokenTTL: 4 * time.Second},
+		verify: func(r *run, res *result) {
+			n := r.f.closes(4004)
+			r.t.Logf("%d sessions closed with 4004", n)
+			if n < len(r.f.clients) {
+				r.t.Errorf("only %d sessions were closed with 4004; want every client's at least once", n)
+			}
+		},
+	}.run(t)
 }

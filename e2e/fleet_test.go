@@ -21,10 +21,11 @@ type tenantSpec struct {
 
 // fleetConfig shapes the clients. Zero values are the defaults.
 type fleetConfig struct {
-	tenants     []tenantSpec // nil means acme with 140 users and globex with 40
-	webEvery    int          // every n-th user has a "web" device besides its "phone"; 0 means 4
-	topicEvery  int          // every n-th device subscribes to newsTopic; 0 means 3
-	resumeEvery int          // every n-th device sends resume frames; 0 means 2
+	tenants     []tenantSpec  // nil means acme with 140 users and globex with 40
+	webEvery    int           // every n-th user has a "web" device besides its "phone"; 0 means 4
+	topicEvery  int           // every n-th device subscribes to newsTopic; 0 means 3
+	resumeEvery int           // every n-th device sends resume frames; 0 means 2
+	tokenTTL    time.Duration // life of the clients' tokens; 0 means an hour
 }
 
 // user is one user of the fleet and its devices.
@@ -65,7 +66,8 @@ func newFleet(t *testing.T, c *cluster, cfg fleetConfig) *fleet {
 			}
 			for _, d := range devices {
 				n := len(f.clients)
-				spec := clientSpec{tenant: ts.name, user: name, device: d, urls: c.urls(n), resume: n%resumeEvery == 0}
+				spec := clientSpec{tenant: ts.name, user: name, device: d, urls: c.urls(n), resume: n%resumeEvery == 0,
+					tokenTTL: cfg.tokenTTL}
 				if n%topicEvery == 0 {
 					spec.topics = []string{newsTopic}
 				}

@@ -102,7 +102,8 @@ func (s scenario) run(t *testing.T) *result {
 		t.Errorf("%s broke the delivery contract: %s\n  %s", s.name, strings.Join(p, ", "), strings.Join(res.samples, "\n  "))
 	}
 	if !quiet {
-		t.Errorf("not every device had everything %v after the last publish: %s", quiesceTimeout, strings.Join(f.behind(led), "; "))
+		t.Errorf("not every device had everything %v after the last publish: %s\n%s",
+			quiesceTimeout, strings.Join(f.behind(led), "; "), r.c.diagnose())
 	}
 	if term := terminalClients(f); len(term) > 0 {
 		t.Errorf("clients refused for good: %s", strings.Join(term, "; "))
