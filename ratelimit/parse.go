@@ -56,10 +56,7 @@ func ParseRules(data []byte) (*Document, error) {
 	if err != nil {
 		return nil, err
 	}
-	pos, err := positions(root)
-	if err != nil {
-		return nil, err
-	}
+	pos := positions(root)
 	var raw docYAML
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -139,7 +136,7 @@ type rulePos struct {
 	overrides map[string]int        // override key → line
 }
 
-func positions(m *yaml.Node) (*docPos, error) {
+func positions(m *yaml.Node) *docPos {
 	p := &docPos{fields: map[string]int{}, line: m.Line}
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k, v := m.Content[i], m.Content[i+1]
@@ -151,7 +148,7 @@ func positions(m *yaml.Node) (*docPos, error) {
 			p.rules = append(p.rules, rulePositions(r))
 		}
 	}
-	return p, nil
+	return p
 }
 
 func rulePositions(r *yaml.Node) rulePos {
