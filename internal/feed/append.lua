@@ -24,55 +24,59 @@
 -- ARGV[5] seconds have passed since that refresh (by the caller's clock,
 -- either way) or when either key is new, so a feed expires as a whole
 -- between ttl-ARGV[5] and ttl seconds after its last append.
-local maxlen, feedTTL, idemTTL = ARGV[1], ARGV[2], ARGV[3]
-local nowText, now, every, newEpoch = ARGV[4], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local argv, keys = ARGV, KEYS
+local call, unpack, tonumber, tostring = redis.call, unpack, tonumber, tostring
+local find, sub, abs = string.find, string.sub, math.abs
+local maxlen, feedTTL, idemTTL = argv[1], argv[2], argv[3]
+local nowText, now, every, newEpoch = argv[4], tonumber(argv[4]), tonumber(argv[5]), argv[6]
 
--- Numbers handed to redis.call are printed with "%.17g", which is slow:
--- every number below is turned into a string once, with tostring.
+-- Globals are read into locals above, and numbers are turned into strings
+-- once, with tostring, before they go to call (which would print them with
+-- "%.17g", slowly): this script runs for every notification.
 
 -- source ids are stream entry ids, "<ms>-<n>" in decimal without leading
 -- zeros; true when a comes after b. One without a '-' counts as after.
 local function after(a, b)
   if a == b then return false end
-  local ia, ib = string.find(a, '-', 1, true), string.find(b, '-', 1, true)
+  local ia, ib = find(a, '-', 1, true), find(b, '-', 1, true)
   if not ia or not ib then return true end
   if ia ~= ib then return ia > ib end -- the longer <ms> is the larger
-  if #a ~= #b and string.sub(a, 1, ia) == string.sub(b, 1, ib) then return #a > #b end
+  if #a ~= #b and sub(a, 1, ia) == sub(b, 1, ib) then return #a > #b end
   return a > b
 end
 
 -- xadd adds request a's entry with id; with nomk it does not create a
 -- missing stream and returns false instead.
 local function xadd(stream, nomk, id, a)
-  local exp, device = ARGV[a+5], ARGV[a+6]
+  local exp, device = argv[a+5], argv[a+6]
   if exp == '' and device == '' then -- the usual case, without a table
     if nomk then
-      return redis.call('XADD', stream, 'NOMKSTREAM', 'MAXLEN', '~', maxlen, id,
-        'type', ARGV[a+3], 'ts', ARGV[a+4], 'data', ARGV[a+7])
+      return call('XADD', stream, 'NOMKSTREAM', 'MAXLEN', '~', maxlen, id,
+        'type', argv[a+3], 'ts', argv[a+4], 'data', argv[a+7])
     end
-    return redis.call('XADD', stream, 'MAXLEN', '~', maxlen, id,
-      'type', ARGV[a+3], 'ts', ARGV[a+4], 'data', ARGV[a+7])
+    return call('XADD', stream, 'MAXLEN', '~', maxlen, id,
+      'type', argv[a+3], 'ts', argv[a+4], 'data', argv[a+7])
   end
   local args = {stream}
   if nomk then args[#args+1] = 'NOMKSTREAM' end
   args[#args+1] = 'MAXLEN'; args[#args+1] = '~'; args[#args+1] = maxlen; args[#args+1] = id
-  args[#args+1] = 'type'; args[#args+1] = ARGV[a+3]
-  args[#args+1] = 'ts'; args[#args+1] = ARGV[a+4]
-  args[#args+1] = 'data'; args[#args+1] = ARGV[a+7]
+  args[#args+1] = 'type'; args[#args+1] = argv[a+3]
+  args[#args+1] = 'ts'; args[#args+1] = argv[a+4]
+  args[#args+1] = 'data'; args[#args+1] = argv[a+7]
   if exp ~= '' then args[#args+1] = 'exp'; args[#args+1] = exp end
   if device ~= '' then args[#args+1] = 'device'; args[#args+1] = device end
-  return redis.call('XADD', unpack(args))
+  return call('XADD', unpack(args))
 end
 
 -- append runs one request; a is the index of its first ARGV. It returns
 -- appended (1 or 0), seq and epoch.
 local function append(stream, meta, idem, a)
-  local srcID = ARGV[a+2]
-  local srcField = 'src:' .. ARGV[a+1]
-  local m = redis.call('HMGET', meta, 'epoch', 'seq', 'ttl', srcField)
+  local srcID = argv[a+2]
+  local srcField = 'src:' .. argv[a+1]
+  local m = call('HMGET', meta, 'epoch', 'seq', 'ttl', srcField)
   local epoch, mark = m[1], tonumber(m[3])
   if idem ~= meta then
-    local prev = redis.call('GET', idem)
+    local prev = call('GET', idem)
     if prev then return 0, tonumber(prev), epoch or '' end
   end
   if epoch and srcID ~= '' and m[4] and not after(srcID, m[4]) then return 0, 0, epoch end
@@ -82,14 +86,14 @@ local function append(stream, meta, idem, a)
   local reset = false
   if not epoch then
     -- a new feed, or a stream left without its meta: start afresh
-    redis.call('DEL', stream, meta)
+    call('DEL', stream, meta)
     reset = true
     xadd(stream, false, '1-0', a)
   elseif not xadd(stream, true, seqText .. '-0', a) then
     -- the stream is gone (deleted, expired): its history is lost, unless
     -- it never had any (seq 1)
     if seq > 1 then
-      redis.call('DEL', meta)
+      call('DEL', meta)
       reset = true
     end
     xadd(stream, false, '1-0', a)
@@ -98,30 +102,30 @@ local function append(stream, meta, idem, a)
   if reset then epoch, seq, seqText, mark = newEpoch, 1, '1', nil end
 
   -- the stream and the meta get their TTL together, so they expire together
-  local refresh = (not mark) or math.abs(now - mark) >= every
+  local refresh = (not mark) or abs(now - mark) >= every
   if reset or refresh or srcID == '' then
     local h = {meta, 'seq', seqText}
     if reset then h[#h+1] = 'epoch'; h[#h+1] = epoch end
     if srcID ~= '' then h[#h+1] = srcField; h[#h+1] = srcID end
     if refresh then h[#h+1] = 'ttl'; h[#h+1] = nowText end
-    redis.call('HSET', unpack(h))
+    call('HSET', unpack(h))
   else
-    redis.call('HSET', meta, 'seq', seqText, srcField, srcID)
+    call('HSET', meta, 'seq', seqText, srcField, srcID)
   end
   if refresh then
-    redis.call('EXPIRE', stream, feedTTL)
-    redis.call('EXPIRE', meta, feedTTL)
+    call('EXPIRE', stream, feedTTL)
+    call('EXPIRE', meta, feedTTL)
   end
-  if idem ~= meta then redis.call('SET', idem, seqText, 'EX', idemTTL) end
+  if idem ~= meta then call('SET', idem, seqText, 'EX', idemTTL) end
 
-  redis.call('PUBLISH', ARGV[a], epoch .. '\n' .. seqText .. '\n' .. ARGV[a+3] .. '\n' .. ARGV[a+4] .. '\n' ..
-    ARGV[a+5] .. '\n' .. ARGV[a+6] .. '\n' .. ARGV[a+7])
+  call('PUBLISH', argv[a], epoch .. '\n' .. seqText .. '\n' .. argv[a+3] .. '\n' .. argv[a+4] .. '\n' ..
+    argv[a+5] .. '\n' .. argv[a+6] .. '\n' .. argv[a+7])
   return 1, seq, epoch
 end
 
 local out = {}
-for i = 0, #KEYS / 3 - 1 do
-  local ok, seq, epoch = append(KEYS[3*i+1], KEYS[3*i+2], KEYS[3*i+3], 7 + 8*i)
+for i = 0, #keys / 3 - 1 do
+  local ok, seq, epoch = append(keys[3*i+1], keys[3*i+2], keys[3*i+3], 7 + 8*i)
   out[3*i+1], out[3*i+2], out[3*i+3] = ok, seq, epoch
 end
 return out
