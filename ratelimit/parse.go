@@ -123,9 +123,10 @@ func syntaxError(err error) error {
 
 // docPos records where things are in the document.
 type docPos struct {
-	fields map[string]int // top-level key → line
-	line   int
-	rules  []rulePos
+	fields    map[string]int // top-level key → line
+	line      int
+	rulesNull bool // "rules:" with nothing after it
+	rules     []rulePos
 }
 
 type rulePos struct {
@@ -141,6 +142,9 @@ func positions(m *yaml.Node) *docPos {
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k, v := m.Content[i], m.Content[i+1]
 		p.fields[k.Value] = k.Line
+		if k.Value == "rules" && v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+			p.rulesNull = true
+		}
 		if k.Value != "rules" || v.Kind != yaml.SequenceNode {
 			continue
 		}

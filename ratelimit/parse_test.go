@@ -97,6 +97,7 @@ func TestParseProblemsNameLineRuleField(t *testing.T) {
 		{"no version", "rules: []\n", []string{`line 1: field version: missing: want version: 1`}},
 		{"version 2", "version: 2\nrules: []\n", []string{`line 1: field version: "2" is not supported: want 1`}},
 		{"no rules", "version: 1\n", []string{`line 1: field rules: missing: list the rules (rules: [] turns every limit off)`}},
+		{"rules empty", "version: 1\nrules:\n", []string{`line 2: field rules: empty: list the rules, or write rules: [] to turn every limit off`}},
 		{"rules not a list", "version: 1\nrules: {a: 1}\n", []string{`line 2: field rules: a mapping where a list of rules is expected`}},
 		{"unknown top field", "version: 1\nrules: []\nextra: 1\n", []string{`line 3: field extra: unknown field; the known ones are version, rules`}},
 		{"unknown rule field", rules(goodRule + "    burst: 2\n"), []string{

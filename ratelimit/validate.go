@@ -49,6 +49,8 @@ func (v *validator) document(raw *docYAML) *Document {
 	switch {
 	case !ok:
 		v.add(v.pos.line, "rules", "missing: list the rules (rules: [] turns every limit off)")
+	case v.pos.rulesNull:
+		v.add(line, "rules", "empty: list the rules, or write rules: [] to turn every limit off")
 	case len(raw.Rules) > MaxRules:
 		v.add(line, "rules", "%d rules, more than the %d allowed", len(raw.Rules), MaxRules)
 		return nil
