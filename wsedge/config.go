@@ -1,6 +1,7 @@
 package wsedge
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -35,6 +36,12 @@ type Config struct {
 	RingSize         int           // recent entries kept per feed; 0 means 128
 	AckFlushInterval time.Duration // ACK positions to Redis; 0 means 1s
 	PresenceTTL      time.Duration // an edge silent this long is dead; 0 means 30s
+
+	// Breaker, when set, wraps the edge's Redis calls (not the Pub/Sub
+	// stream) so that a failing or slow Redis is not hammered: while it is
+	// open, calls fail at once, sessions stay up, ACK positions wait in the
+	// store, and catch-ups retry. nil calls Redis directly.
+	Breaker Breaker
 
 	// Gate, when set, decides whether a notification may be pushed now
 	// (rate rules). nil pushes everything.
@@ -76,6 +83,11 @@ func (c *Config) fill() {
 	}
 	def(&c.AckFlushInterval, time.Second)
 	def(&c.PresenceTTL, 30*time.Second)
+}
+
+// Breaker is the seam for a circuit breaker (ratelimit.Breaker).
+type Breaker interface {
+	Do(ctx context.Context, name string, fn func(context.Context) error) error
 }
 
 // Gate is the seam for rate rules (package ratelimit, adapted in

@@ -143,9 +143,14 @@ func (e *Edge) catchUp(ctx context.Context, c *cursor) {
 		s.mu.Unlock()
 		fs.mu.Unlock()
 
-		got, entries, err := e.hub.reader.Range(ctx, fs.feed, from, min(int64(room), e.cfg.ReplayBatch))
-		if errors.Is(err, feed.ErrNoFeed) {
-			got, entries, err = epoch, nil, nil
+		var got string
+		var entries []feed.Entry
+		err := e.call(ctx, "feed.read", func(ctx context.Context) (err error) {
+			got, entries, err = e.hub.reader.Range(ctx, fs.feed, from, min(int64(room), e.cfg.ReplayBatch))
+			return noFeedOK(err)
+		})
+		if err == nil && got == "" && entries == nil {
+			got = epoch // the feed does not exist (any more)
 		}
 		if err != nil {
 			e.log.Warn("catch-up read failed", "feed", fs.feed.Tag(), "session", s.id, "err", err)
@@ -231,4 +236,12 @@ func (s *session) gateLocked(c *cursor, g Gate, e *feed.Entry) bool {
 	s.e.m.ruleHeld.Inc()
 	c.heldTill = now.Add(min(max(d.Retry, 10*time.Millisecond), d.MaxWait-now.Sub(c.heldSince)+time.Millisecond))
 	return false
+}
+
+// noFeedOK lets a missing feed through a breaker as an answer, not a failure.
+func noFeedOK(err error) error {
+	if errors.Is(err, feed.ErrNoFeed) {
+		return nil
+	}
+	return err
 }

@@ -84,6 +84,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Edge, error) {
 		limiter: newIPLimiter(cfg.ConnectRatePerIP), timers: make(map[*time.Timer]struct{}),
 	}
 	e.hub = newHub(rdb, cfg.Space, e.log, e.m, cfg.RingSize)
+	e.hub.call = e.call
 	e.mux = http.NewServeMux()
 	e.mux.HandleFunc("/ws", e.serveWS)
 	e.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
@@ -218,3 +219,11 @@ func (e *Edge) sessionCount() float64 {
 }
 
 func jsonFrame(v any) ([]byte, error) { return json.Marshal(v) }
+
+// call runs one Redis operation through the breaker, if there is one.
+func (e *Edge) call(ctx context.Context, name string, fn func(context.Context) error) error {
+	if e.cfg.Breaker == nil {
+		return fn(ctx)
+	}
+	return e.cfg.Breaker.Do(ctx, name, fn)
+}

@@ -2,7 +2,6 @@ package wsedge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -23,6 +22,7 @@ type hub struct {
 	log    *slog.Logger
 	m      *metrics
 	ring   int
+	call   func(ctx context.Context, name string, fn func(context.Context) error) error
 
 	ps *redis.PubSub
 
@@ -162,12 +162,17 @@ func (h *hub) fill(ctx context.Context, fs *feedState) {
 		fs.mu.Lock()
 		after, known := fs.last, fs.epoch
 		fs.mu.Unlock()
-		epoch, entries, err := h.reader.Range(ctx, fs.feed, after, batch)
-		if err == nil && epoch != known && after > 0 {
-			epoch, entries, err = h.reader.Range(ctx, fs.feed, 0, batch)
-		}
-		if errors.Is(err, feed.ErrNoFeed) {
-			return
+		var epoch string
+		var entries []feed.Entry
+		err := h.call(ctx, "feed.read", func(ctx context.Context) (err error) {
+			epoch, entries, err = h.reader.Range(ctx, fs.feed, after, batch)
+			if err == nil && epoch != known && after > 0 {
+				epoch, entries, err = h.reader.Range(ctx, fs.feed, 0, batch)
+			}
+			return noFeedOK(err)
+		})
+		if err == nil && epoch == "" {
+			return // the feed does not exist
 		}
 		if err != nil {
 			h.log.Warn("fill feed failed", "feed", fs.feed.Tag(), "err", err)
@@ -272,8 +277,12 @@ func (h *hub) init(ctx context.Context, fs *feedState) error {
 	case <-wctx.Done():
 		return fmt.Errorf("subscribe to feed %s: no confirmation: %w", fs.feed.Tag(), wctx.Err())
 	}
-	head, err := h.reader.Head(ctx, fs.feed)
-	if err != nil && !errors.Is(err, feed.ErrNoFeed) {
+	var head feed.Head
+	err := h.call(ctx, "feed.head", func(ctx context.Context) (err error) {
+		head, err = h.reader.Head(ctx, fs.feed)
+		return noFeedOK(err)
+	})
+	if err != nil {
 		return err
 	}
 	fs.mu.Lock()

@@ -83,13 +83,16 @@ func (e *Edge) flushAcks(ctx context.Context) error {
 		if err != nil || len(ps) == 0 {
 			return err
 		}
-		_, err = e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, pos := range ps {
-				k := e.cfg.Space.Acks(pos.Tenant, pos.User, pos.Device)
-				p.HSet(ctx, k, pos.Feed, formatPosition(pos.Epoch, pos.Seq))
-				p.Expire(ctx, k, 30*24*time.Hour)
-			}
-			return nil
+		err = e.call(ctx, "acks.flush", func(ctx context.Context) error {
+			_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for _, pos := range ps {
+					k := e.cfg.Space.Acks(pos.Tenant, pos.User, pos.Device)
+					p.HSet(ctx, k, pos.Feed, formatPosition(pos.Epoch, pos.Seq))
+					p.Expire(ctx, k, 30*24*time.Hour)
+				}
+				return nil
+			})
+			return err
 		})
 		if err != nil {
 			e.m.ackFlushErrors.Inc()

@@ -32,18 +32,22 @@ func (s *session) presenceMember() string {
 
 func (e *Edge) addPresence(ctx context.Context, s *session) error {
 	sp := e.cfg.Space
-	_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, sp.Presence(s.tenant, s.user), s.device, s.presenceValue())
-		p.SAdd(ctx, sp.EdgeSessions(e.cfg.EdgeID), s.presenceMember())
-		return nil
+	return e.call(ctx, "presence", func(ctx context.Context) error {
+		_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.HSet(ctx, sp.Presence(s.tenant, s.user), s.device, s.presenceValue())
+			p.SAdd(ctx, sp.EdgeSessions(e.cfg.EdgeID), s.presenceMember())
+			return nil
+		})
+		return err
 	})
-	return err
 }
 
 func (e *Edge) removePresence(ctx context.Context, s *session) {
 	sp := e.cfg.Space
-	err := delIfOwner.Run(ctx, e.rdb, []string{sp.Presence(s.tenant, s.user), sp.EdgeSessions(e.cfg.EdgeID)},
-		s.device, s.presenceValue(), s.presenceMember()).Err()
+	err := e.call(ctx, "presence", func(ctx context.Context) error {
+		return delIfOwner.Run(ctx, e.rdb, []string{sp.Presence(s.tenant, s.user), sp.EdgeSessions(e.cfg.EdgeID)},
+			s.device, s.presenceValue(), s.presenceMember()).Err()
+	})
 	if err != nil && !errors.Is(err, redis.Nil) {
 		e.log.Debug("remove presence", "session", s.id, "err", err)
 	}
@@ -61,7 +65,11 @@ func (e *Edge) positions(ctx context.Context, s *session) (map[string][]events.P
 	for feed, p := range local {
 		out[feed] = append(out[feed], events.Position{Epoch: p.Epoch, Seq: p.Seq})
 	}
-	remote, err := e.rdb.HGetAll(ctx, e.cfg.Space.Acks(s.tenant, s.user, s.device)).Result()
+	var remote map[string]string
+	err = e.call(ctx, "acks.read", func(ctx context.Context) (err error) {
+		remote, err = e.rdb.HGetAll(ctx, e.cfg.Space.Acks(s.tenant, s.user, s.device)).Result()
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +136,10 @@ func (e *Edge) heartbeatEdge() {
 	defer cancel()
 	sp := e.cfg.Space
 	now := time.Now()
-	if err := e.rdb.ZAdd(ctx, sp.Edges(), redis.Z{Score: float64(now.UnixMilli()), Member: e.cfg.EdgeID}).Err(); err != nil {
+	err := e.call(ctx, "edge.heartbeat", func(ctx context.Context) error {
+		return e.rdb.ZAdd(ctx, sp.Edges(), redis.Z{Score: float64(now.UnixMilli()), Member: e.cfg.EdgeID}).Err()
+	})
+	if err != nil {
 		e.log.Warn("edge heartbeat failed", "err", err)
 		return
 	}

@@ -181,11 +181,13 @@ func (e *Edge) onPub(s *session, f *events.ClientFrame) {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
-	err := e.rdb.XAdd(ctx, &redis.XAddArgs{
-		Stream: e.cfg.Space.Upstream(), MaxLen: 1_000_000, Approx: true,
-		Values: []any{"type", f.Type, "tenant", s.tenant, "user", s.user, "device", s.device,
-			"session", s.id, "data", string(f.Data), "ts", strconv.FormatInt(time.Now().UnixMilli(), 10)},
-	}).Err()
+	err := e.call(ctx, "upstream", func(ctx context.Context) error {
+		return e.rdb.XAdd(ctx, &redis.XAddArgs{
+			Stream: e.cfg.Space.Upstream(), MaxLen: 1_000_000, Approx: true,
+			Values: []any{"type", f.Type, "tenant", s.tenant, "user", s.user, "device", s.device,
+				"session", s.id, "data", string(f.Data), "ts", strconv.FormatInt(time.Now().UnixMilli(), 10)},
+		}).Err()
+	})
 	if err != nil {
 		s.sendError("unavailable", "upstream publish failed: retry")
 		return
