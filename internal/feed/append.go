@@ -42,9 +42,9 @@ type AppendConfig struct {
 	MaxLen int64 // entries kept per feed, approximately; 0 means 1000
 
 	// FeedTTL is how long a feed without appends lives; 0 means 7 days.
-	// An append refreshes the TTL of the feed's keys only when FeedTTL/8
-	// has passed since the last refresh, so a feed expires between 7/8 of
-	// FeedTTL and FeedTTL after its last append. Values under 1s mean 1s.
+	// An append sets the TTL of the feed's keys again only once at most
+	// 7/8 of it is left (by Now), so a feed expires between 7/8 of FeedTTL
+	// and FeedTTL after its last append. Values under 1s mean 1s.
 	FeedTTL time.Duration
 
 	// IdemTTL is the dedup window of idempotency keys; 0 means 24 hours.
@@ -58,8 +58,9 @@ type AppendConfig struct {
 	// A call also stops growing past 1 MiB of data.
 	BatchSize int
 
-	// Now is the clock that decides when TTLs are refreshed; nil means
-	// time.Now.
+	// Now is the clock that decides when TTLs are set again; nil means
+	// time.Now. A clock behind the one that last set them delays that by
+	// as much, one ahead brings it forward.
 	Now func() time.Time
 }
 

@@ -6,29 +6,30 @@
 --   feed stream, feed meta hash, idempotency marker (the meta key itself
 --   when the request has no idempotency key)
 -- ARGV[1] maxlen (approximate)  ARGV[2] feed ttl seconds  ARGV[3] idem ttl seconds
--- ARGV[4] now (unix seconds)    ARGV[5] refresh the feed ttl once this many
---                               seconds have passed since the last refresh
+-- ARGV[4] now (unix seconds)    ARGV[5] refresh the feed's TTL once at most
+--                               this many of its seconds are left
 -- ARGV[6] new epoch, for any feed this call creates or resets
 -- then per request i, ARGV[7+8i..14+8i]:
 --   channel, source stream, source entry id or "", type, ts (unix ms),
 --   exp (unix ms) or "", device or "", data
 -- Returns {appended, seq, epoch} for each request, flattened: appended is 1,
 -- or 0 for a duplicate (seq is then the original's when known, else 0).
---
 -- A failing command (WRONGTYPE...) ends the call with its error; the
 -- requests before it stay appended.
 --
 -- The meta hash holds epoch, seq, src:<source stream> (the last source
--- entry id appended from it) and ttl (ARGV[4] of the last refresh of both
--- keys' TTL). Stream and meta are always given their TTL together, when
--- ARGV[5] seconds have passed since that refresh (by the caller's clock,
--- either way) or when either key is new, so a feed expires as a whole
--- between ttl-ARGV[5] and ttl seconds after its last append.
+-- entry id appended from it) and expires (unix seconds when the stream and
+-- the meta expire, as last set). Both keys always get their TTL together:
+-- when either is new, or once at most ARGV[5] seconds are left, so with
+-- ARGV[5] = 7/8 of the TTL a feed expires between 7/8 of the TTL and the
+-- TTL after its last append. Set against the deadline rather than the last
+-- refresh, a longer TTL in a new configuration applies at the next append.
 local argv, keys = ARGV, KEYS
 local call, unpack, tonumber, tostring = redis.call, unpack, tonumber, tostring
-local find, sub, abs = string.find, string.sub, math.abs
+local find, sub = string.find, string.sub
 local maxlen, feedTTL, idemTTL = argv[1], argv[2], argv[3]
-local nowText, now, every, newEpoch = argv[4], tonumber(argv[4]), tonumber(argv[5]), argv[6]
+local now, refreshBelow, newEpoch = tonumber(argv[4]), tonumber(argv[5]), argv[6]
+local expiresText = tostring(now + tonumber(feedTTL))
 
 -- Globals are read into locals above, and numbers are turned into strings
 -- once, with tostring, before they go to call (which would print them with
@@ -73,8 +74,8 @@ end
 local function append(stream, meta, idem, a)
   local srcID = argv[a+2]
   local srcField = 'src:' .. argv[a+1]
-  local m = call('HMGET', meta, 'epoch', 'seq', 'ttl', srcField)
-  local epoch, mark = m[1], tonumber(m[3])
+  local m = call('HMGET', meta, 'epoch', 'seq', 'expires', srcField)
+  local epoch, expires = m[1], tonumber(m[3])
   if idem ~= meta then
     local prev = call('GET', idem)
     if prev then return 0, tonumber(prev), epoch or '' end
@@ -97,17 +98,17 @@ local function append(stream, meta, idem, a)
       reset = true
     end
     xadd(stream, false, '1-0', a)
-    mark = nil -- the new stream has no TTL yet
+    expires = nil -- the new stream has no TTL yet
   end
-  if reset then epoch, seq, seqText, mark = newEpoch, 1, '1', nil end
+  if reset then epoch, seq, seqText, expires = newEpoch, 1, '1', nil end
 
   -- the stream and the meta get their TTL together, so they expire together
-  local refresh = (not mark) or abs(now - mark) >= every
+  local refresh = (not expires) or expires - now <= refreshBelow
   if reset or refresh or srcID == '' then
     local h = {meta, 'seq', seqText}
     if reset then h[#h+1] = 'epoch'; h[#h+1] = epoch end
     if srcID ~= '' then h[#h+1] = srcField; h[#h+1] = srcID end
-    if refresh then h[#h+1] = 'ttl'; h[#h+1] = nowText end
+    if refresh then h[#h+1] = 'expires'; h[#h+1] = expiresText end
     call('HSET', unpack(h))
   else
     call('HSET', meta, 'seq', seqText, srcField, srcID)

@@ -84,8 +84,9 @@ func (a *Appender) args(reqs []Request, idx []int, now int64, epoch string) ([]s
 	sp := a.cfg.Space
 	ks := make([]string, 0, 3*len(idx))
 	args := make([]any, 0, argsHead+argsEach*len(idx))
-	args = append(args, a.cfg.MaxLen, int64(a.cfg.FeedTTL/time.Second), int64(a.cfg.IdemTTL/time.Second),
-		now, int64(a.cfg.FeedTTL/8/time.Second), epoch)
+	ttl := a.cfg.FeedTTL
+	args = append(args, a.cfg.MaxLen, int64(ttl/time.Second), int64(a.cfg.IdemTTL/time.Second),
+		now, int64((ttl-ttl/8)/time.Second), epoch)
 	for _, i := range idx {
 		r := &reqs[i]
 		meta := sp.FeedMeta(r.Feed)

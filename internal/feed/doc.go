@@ -6,16 +6,16 @@
 // is a range of ids. Next to it a meta hash keeps the last seq, the feed's
 // epoch (a random id that changes when history is lost), per source stream
 // the last source entry id appended (which makes a redelivered source entry
-// a no-op) and when the keys' TTL was last refreshed. Every append publishes
+// a no-op) and when its keys expire, as last set. Every append publishes
 // the entry on the feed's channel in the payload format of
 // [Entry.AppendPayload], so edges push it at once.
 //
 // Appends run append.lua, one call for many requests (up to
 // AppendConfig.BatchSize), several calls per pipeline. On a *redis.Client
 // a call may mix feeds; on any other client (Cluster, Ring) a call holds one
-// feed's requests, whose keys share its hash tag. A feed's TTL is refreshed
-// only once FeedTTL/8 has passed, so it expires between 7/8 of FeedTTL and
-// FeedTTL after its last append.
+// feed's requests, whose keys share its hash tag. A feed's TTL is set
+// again only once at most 7/8 of it is left, so a feed expires between 7/8
+// of FeedTTL and FeedTTL after its last append.
 //
 // The dispatcher imports feed to append; the edge imports it to read and to
 // decode channel payloads. Appender and Reader are safe for concurrent use.

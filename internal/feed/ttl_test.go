@@ -88,14 +88,22 @@ func TestTTLsAreSetThenRefreshedOnceAnEighthHasPassed(t *testing.T) {
 	h.append(99 * time.Second)
 	h.wantTTLs("99s later", 0, 30*time.Second)
 
-	h.append(time.Second) // 100s after the refresh
+	h.append(time.Second) // 100s after the TTL was set: 7/8 of it left
 	h.wantTTLs("100s later", full, testFeedTTL)
+}
 
-	// A clock behind the last refresh by an eighth (another dispatcher's)
-	// refreshes too: skew never keeps a feed from being refreshed.
-	h.shorten(30 * time.Second)
-	h.append(-100 * time.Second)
-	h.wantTTLs("clock behind", full, testFeedTTL)
+func TestALongerTTLAppliesAtTheNextAppend(t *testing.T) {
+	h := newTTLHarness(t)
+	short := feed.AppendConfig{FeedTTL: time.Minute, Now: func() time.Time { return h.now }}
+	h.a, h.now = feed.NewAppender(h.rdb, short), h.now.Add(time.Second)
+	h.append(0)
+	h.wantTTLs("a minute", 50*time.Second, time.Minute)
+
+	// A new configuration, a second later: the TTL set a second ago has
+	// far less than 7/8 of the new one left.
+	h.a = feed.NewAppender(h.rdb, feed.AppendConfig{FeedTTL: testFeedTTL, Now: func() time.Time { return h.now }})
+	h.append(time.Second)
+	h.wantTTLs("longer ttl", testFeedTTL-10*time.Second, testFeedTTL)
 }
 
 func TestTTLsAreSetOnAFeedRebuiltAfterALoss(t *testing.T) {
@@ -114,13 +122,13 @@ func TestTTLsAreSetOnAFeedRebuiltAfterALoss(t *testing.T) {
 	}
 	h.wantTTLs("stream lost", testFeedTTL-10*time.Second, testFeedTTL)
 
-	// A meta with an epoch, no seq yet, a fresh refresh mark and no
-	// stream: the stream it creates gets its TTL too.
+	// A meta with an epoch, no seq yet, a TTL just set and no stream: the
+	// stream it creates gets its TTL too.
 	if err := h.rdb.Del(ctx, sp.FeedStream(h.f)).Err(); err != nil {
 		t.Fatal(err)
 	}
-	mark := h.now.Unix()
-	if err := h.rdb.HSet(ctx, sp.FeedMeta(h.f), "epoch", "e0", "seq", 0, "ttl", mark).Err(); err != nil {
+	expires := h.now.Add(testFeedTTL).Unix()
+	if err := h.rdb.HSet(ctx, sp.FeedMeta(h.f), "epoch", "e0", "seq", 0, "expires", expires).Err(); err != nil {
 		t.Fatal(err)
 	}
 	r = h.append(time.Second)
