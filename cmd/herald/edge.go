@@ -45,6 +45,7 @@ type edgeFlags struct {
 	connRate  int
 	cfg       wsedge.Config
 	drainTime time.Duration
+	rules     ruleFlags
 	console   bool // serve the development console at / (herald dev only)
 	gcPercent int
 }
@@ -64,6 +65,7 @@ func (f *flags) edge(o *edgeFlags) {
 	f.Duration(&o.cfg.WriteTimeout, "write-timeout", 10*time.Second, "longest write of one batch of frames to a client before 4008")
 	f.String(&o.cfg.EdgeID, "edge-id", "", "this edge's id in presence (default <hostname>-<pid>)")
 	f.Duration(&o.drainTime, "drain-timeout", 30*time.Second, "longest graceful drain on SIGTERM")
+	f.rules(&o.rules)
 	f.Int(&o.gcPercent, "gc-percent", 50, "Go GC target percentage (GOGC); an edge holds many small idle sessions, so a lower value trades a little CPU for RSS; the GOGC variable wins")
 }
 
@@ -122,8 +124,21 @@ func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log
 		return fmt.Errorf("open data directory %s: %w", o.dataDir, err)
 	}
 	defer st.Close()
+	if o.rules.adminToken == "" {
+		o.rules.adminToken = os.Getenv("HERALD_ADMIN_TOKEN")
+	}
+	space := keys.Space{Prefix: o.redis.prefix}
+	rules, err := newEdgeRules(rdb, space, o.rules, log)
+	if err != nil {
+		return err
+	}
+	defer rules.close()
 	cfg := o.cfg
-	cfg.Space, cfg.Verifier, cfg.Store, cfg.Logger = keys.Space{Prefix: o.redis.prefix}, ver, st, log
+	cfg.Space, cfg.Verifier, cfg.Store, cfg.Logger = space, ver, st, log
+	cfg.Gate = gateAdapter{rules.limiter}
+	if rules.breaker != nil {
+		cfg.Breaker = rules.breaker
+	}
 	cfg.OriginPatterns = splitList(o.origins)
 	cfg.ConnectRatePerIP = float64(o.connRate)
 	if o.connRate == 0 {
@@ -140,6 +155,7 @@ func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log
 	reg := newRegistry()
 	reg.MustRegister(e.Collectors()...)
 	reg.MustRegister(st.Collectors()...)
+	reg.MustRegister(rules.collectors()...)
 	if extra != nil {
 		reg.MustRegister(extra.collectors...)
 	}
@@ -149,6 +165,9 @@ func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log
 		return err
 	}
 	defer closeAdmin(adm)
+	if adm != nil && rules.admin != nil {
+		adm.Mux.Handle("/admin/rules", rules.admin)
+	}
 	if err := e.Start(ctx); err != nil {
 		ln.Close()
 		return err
@@ -158,6 +177,7 @@ func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(e.Listener(ln)) }()
 	stopExtra := extra.start(ctx)
+	stopWatch := (&component{run: rules.watch}).start(ctx)
 	log.Info("edge ready", "listen", ln.Addr().String(), "admin", adm.Addr(), "edge", e.ID(),
 		"data_dir", o.dataDir, "algorithms", strings.Join(ver.Algorithms(), ","))
 	select {
@@ -170,6 +190,7 @@ func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log
 	defer cancel()
 	derr := e.Shutdown(dctx)
 	srv.Shutdown(dctx)
+	stopWatch()
 	if err := stopExtra(); err != nil && derr == nil {
 		derr = err
 	}
