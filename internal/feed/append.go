@@ -31,7 +31,8 @@ const (
 	// GroupFeed lets one call carry the requests of one feed only: its
 	// keys share the feed's hash tag.
 	GroupFeed
-	// GroupNone makes one call per request.
+	// GroupNone makes one call per request, all of an Append's calls in
+	// one transaction (MULTI), which holds Redis for as long as they run.
 	GroupNone
 )
 
@@ -55,7 +56,8 @@ type AppendConfig struct {
 	Grouping Grouping
 
 	// BatchSize is the most requests one script call carries; 0 means 64.
-	// A call also stops growing past 1 MiB of data.
+	// A call also stops growing past 1 MiB of data. All the requests for
+	// one feed in an Append share a call, though, however many there are.
 	BatchSize int
 
 	// Now is the clock that decides when TTLs are set again; nil means
@@ -136,9 +138,10 @@ func (a *Appender) Load(ctx context.Context) error {
 
 // Append appends every request, in script calls of up to BatchSize
 // requests sent in one pipeline. Requests for the same feed are appended in
-// slice order. On error some requests may have been appended: calling
-// Append again with the same requests is safe, because the source id and
-// idempotency key make the repeats duplicates.
+// slice order; requests for different feeds may be appended in any order.
+// On error some requests may have been appended: calling Append again with
+// the same requests is safe, because the source id and idempotency key make
+// the repeats duplicates.
 func (a *Appender) Append(ctx context.Context, reqs []Request) ([]Result, error) {
 	if len(reqs) == 0 {
 		return nil, nil
@@ -148,8 +151,11 @@ func (a *Appender) Append(ctx context.Context, reqs []Request) ([]Result, error)
 	failed, err := a.run(ctx, reqs, calls, out)
 	if err == nil && len(failed) > 0 {
 		// The script was not in Redis's cache (a restart, SCRIPT FLUSH).
-		// Every call from the first failed one on failed with it, unless
-		// another client loaded the script meanwhile.
+		// Usually every call from the first failed one on failed too, but
+		// another client may have loaded it meanwhile. Running only the
+		// failed calls again is right either way, since no feed has
+		// requests in two calls (but with GroupNone, whose calls ran in one
+		// transaction, so all failed).
 		if err := a.Load(ctx); err != nil {
 			return nil, err
 		}
@@ -171,6 +177,9 @@ var errNoScript = errors.New("NOSCRIPT")
 // failure.
 func (a *Appender) run(ctx context.Context, reqs []Request, calls []call, out []Result) ([]call, error) {
 	pipe := a.rdb.Pipeline()
+	if a.cfg.Grouping == GroupNone {
+		pipe = a.rdb.TxPipeline()
+	}
 	cmds := make([]*redis.Cmd, len(calls))
 	now := a.cfg.Now().Unix()
 	for i := range calls {

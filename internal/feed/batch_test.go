@@ -24,18 +24,31 @@ var groupings = []struct {
 	{"one-per-call", feed.AppendConfig{Grouping: feed.GroupNone}},
 }
 
-// mixed returns n requests spread unevenly over feeds, with increasing
-// source ids, and how many each feed got.
-func mixed(n int, feeds ...keys.Feed) ([]feed.Request, map[keys.Feed]int) {
-	reqs := make([]feed.Request, n)
-	count := make(map[keys.Feed]int)
-	for i := range reqs {
-		f := feeds[(i*i+i/3)%len(feeds)]
-		reqs[i] = req(f, fmt.Sprintf("%d-0", i+1), i)
-		count[f]++
+// interleave returns requests for feeds, counts[i] of them for feeds[i],
+// taken in turns while each feed has some left, with increasing source ids.
+func interleave(feeds []keys.Feed, counts []int) []feed.Request {
+	var reqs []feed.Request
+	left := append([]int(nil), counts...)
+	for more := true; more; {
+		more = false
+		for i, f := range feeds {
+			if left[i] > 0 {
+				left[i]--
+				reqs = append(reqs, req(f, fmt.Sprintf("%d-0", len(reqs)+1), len(reqs)))
+				more = true
+			}
+		}
 	}
-	return reqs, count
+	return reqs
 }
+
+// sixFeeds are feeds with uneven shares of 200 requests.
+var sixFeeds = []keys.Feed{
+	keys.UserFeed("acme", "1"), keys.UserFeed("acme", "2"), keys.TenantFeed("acme"),
+	keys.TopicFeed("acme", "news"), keys.UserFeed("acme", "3"), keys.UserFeed("globex", "1"),
+}
+
+var sixCounts = []int{30, 30, 30, 5, 5, 100}
 
 // scriptCalls returns how many times scripts ran since the last CONFIG
 // RESETSTAT.
@@ -55,13 +68,10 @@ func scriptCalls(t *testing.T, rdb redis.UniversalClient) int {
 }
 
 func TestBatchKeepsEachFeedInOrder(t *testing.T) {
-	feeds := []keys.Feed{keys.UserFeed("acme", "1"), keys.UserFeed("acme", "2"), keys.TenantFeed("acme"), keys.TopicFeed("acme", "news")}
-	reqs, count := mixed(300, feeds...)
-	perFeedCalls := 0
-	for _, n := range count {
-		perFeedCalls += (n + 4) / 5
-	}
-	wantCalls := map[string]int{"any-feeds": 5, "any-feeds-small-calls": 43, "per-feed": perFeedCalls, "one-per-call": 300}
+	feeds, reqs := sixFeeds, interleave(sixFeeds, sixCounts)
+	// 64 a call: 30+30, then 30+5+5, then the feed of 100 alone. Fewer a
+	// call: one call per feed, each feed whole.
+	wantCalls := map[string]int{"any-feeds": 3, "any-feeds-small-calls": 6, "per-feed": 6, "one-per-call": 200}
 	for _, g := range groupings {
 		t.Run(g.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -221,29 +231,72 @@ func TestHistoryLossInsideABatch(t *testing.T) {
 }
 
 func TestBatchSurvivesScriptFlush(t *testing.T) {
-	ctx := context.Background()
-	rdb := redistest.Start(t).Client(t)
-	a := feed.NewAppender(rdb, feed.AppendConfig{BatchSize: 16})
-	feeds := []keys.Feed{keys.UserFeed("acme", "1"), keys.UserFeed("acme", "2"), keys.TenantFeed("acme")}
-	reqs, _ := mixed(200, feeds...)
-	if _, err := a.Append(ctx, reqs[:100]); err != nil {
-		t.Fatal(err)
+	reqs := interleave(sixFeeds, sixCounts)
+	for _, g := range groupings {
+		t.Run(g.name, func(t *testing.T) {
+			ctx := context.Background()
+			rdb := redistest.Start(t).Client(t)
+			a := feed.NewAppender(rdb, g.cfg)
+			first, err := a.Append(ctx, reqs[:100])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			second, err := a.Append(ctx, reqs[100:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			epochs := make(map[keys.Feed]string)
+			for i, r := range append(first, second...) {
+				if !r.Appended {
+					t.Fatalf("request %d (SCRIPT FLUSH after 100): %+v", i, r)
+				}
+				epochs[reqs[i].Feed] = r.Epoch
+			}
+			for _, f := range sixFeeds {
+				checkFeed(t, rdb, f, epochs[f], reqs)
+			}
+		})
 	}
-	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	res, err := a.Append(ctx, reqs[100:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	epochs := make(map[keys.Feed]string)
-	for i, r := range res {
-		if !r.Appended {
-			t.Fatalf("request %d after SCRIPT FLUSH: %+v", 100+i, r)
-		}
-		epochs[reqs[100+i].Feed] = r.Epoch
-	}
-	for _, f := range feeds {
-		checkFeed(t, rdb, f, epochs[f], reqs)
+}
+
+// A call stops at a request that fails. Running the same requests again
+// once the cause is gone loses nothing, in any grouping: a feed's requests
+// never sit in two calls of which only the later one ran.
+func TestFailedCallLosesNothingOnRetry(t *testing.T) {
+	a1, p, b := keys.UserFeed("acme", "a"), keys.UserFeed("acme", "poison"), keys.UserFeed("acme", "b")
+	for _, g := range append(groupings, struct {
+		name string
+		cfg  feed.AppendConfig
+	}{"two-a-call", feed.AppendConfig{BatchSize: 2}}) {
+		t.Run(g.name, func(t *testing.T) {
+			ctx := context.Background()
+			rdb := redistest.Start(t).Client(t)
+			meta := keys.Space{}.FeedMeta(p)
+			if err := rdb.Set(ctx, meta, "not a hash", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			reqs := interleave([]keys.Feed{p, a1, b}, []int{1, 3, 3})
+			app := feed.NewAppender(rdb, g.cfg)
+			if _, err := app.Append(ctx, reqs); err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+				t.Fatalf("append with a poisoned feed: %v, want WRONGTYPE", err)
+			}
+			if err := rdb.Del(ctx, meta).Err(); err != nil {
+				t.Fatal(err)
+			}
+			res, err := app.Append(ctx, reqs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			epochs := make(map[keys.Feed]string)
+			for i, r := range res {
+				epochs[reqs[i].Feed] = r.Epoch
+			}
+			for _, f := range []keys.Feed{a1, p, b} {
+				checkFeed(t, rdb, f, epochs[f], reqs)
+			}
+		})
 	}
 }

@@ -10,66 +10,72 @@ import (
 )
 
 // call is one run of the append script: the indexes of its requests in
-// the slice given to Append, in order.
+// the slice given to Append.
 type call struct {
 	idx []int
 }
 
-// plan splits reqs into script calls as the config's Grouping allows. The
-// calls run in order, so a feed's requests, which are in slice order within
-// a call and spread over calls in order, are appended in slice order.
+// plan splits reqs into script calls as the config's Grouping allows.
+//
+// Except with GroupNone, all of a feed's requests go to one call, in slice
+// order, even past BatchSize. That is what makes a failed call safe to run
+// again: a call stops at its first failing request, and if a later call had
+// appended newer requests of a feed the failed call did not reach, running
+// it again would drop that feed's older requests as already seen. GroupNone
+// splits feeds, so its calls run in one transaction (see run).
 func (a *Appender) plan(reqs []Request) []call {
-	idx := make([]int, len(reqs))
-	for i := range idx {
-		idx[i] = i
-	}
-	switch a.cfg.Grouping {
-	case GroupNone:
+	if a.cfg.Grouping == GroupNone {
 		calls := make([]call, len(reqs))
 		for i := range calls {
-			calls[i] = call{idx: idx[i : i+1]}
+			calls[i] = call{idx: []int{i}}
 		}
 		return calls
-	case GroupFeed:
-		return a.planPerFeed(reqs)
 	}
+	feeds, next := feedLists(reqs)
+	idx := make([]int, 0, len(reqs)) // every call is a piece of it
 	var calls []call
-	for from := 0; from < len(reqs); {
-		n, size := 0, 0
-		for from+n < len(reqs) && a.fits(n, size, &reqs[from+n]) {
-			size += len(reqs[from+n].Data)
-			n++
+	start, n, size := 0, 0, 0
+	for _, f := range feeds {
+		full := n+f.n > a.cfg.BatchSize || size+f.size > maxCallBytes || a.cfg.Grouping == GroupFeed
+		if n > 0 && full {
+			calls = append(calls, call{idx: idx[start:len(idx):len(idx)]})
+			start, n, size = len(idx), 0, 0
 		}
-		calls = append(calls, call{idx: idx[from : from+n : from+n]})
-		from += n
+		for i := f.first; i >= 0; i = next[i] {
+			idx = append(idx, i)
+		}
+		n, size = n+f.n, size+f.size
 	}
-	return calls
+	return append(calls, call{idx: idx[start:]})
 }
 
-// planPerFeed gives each feed its own calls, in the order the feeds first
-// appear.
-func (a *Appender) planPerFeed(reqs []Request) []call {
-	var calls []call
-	var sizes []int
-	open := make(map[keys.Feed]int) // the last call of each feed
+// feedList is one feed's requests in a slice: the first one, how many
+// there are and their data size. The others follow through next.
+type feedList struct {
+	first, last, n, size int
+}
+
+// feedLists returns the feeds of reqs in the order they first appear, and
+// for each request the index of the next one of its feed (-1 for none).
+func feedLists(reqs []Request) ([]feedList, []int) {
+	pos := make(map[keys.Feed]int, len(reqs))
+	feeds := make([]feedList, 0, len(reqs))
+	next := make([]int, len(reqs))
 	for i := range reqs {
-		r := &reqs[i]
-		j, ok := open[r.Feed]
-		if !ok || !a.fits(len(calls[j].idx), sizes[j], r) {
-			j = len(calls)
-			calls, sizes = append(calls, call{}), append(sizes, 0)
-			open[r.Feed] = j
+		next[i] = -1
+		j, ok := pos[reqs[i].Feed]
+		if !ok {
+			j = len(feeds)
+			pos[reqs[i].Feed] = j
+			feeds = append(feeds, feedList{first: i, last: i})
+		} else {
+			next[feeds[j].last] = i
+			feeds[j].last = i
 		}
-		calls[j].idx = append(calls[j].idx, i)
-		sizes[j] += len(r.Data)
+		feeds[j].n++
+		feeds[j].size += len(reqs[i].Data)
 	}
-	return calls
-}
-
-// fits reports whether r may join a call that has n requests with size
-// bytes of data.
-func (a *Appender) fits(n, size int, r *Request) bool {
-	return n == 0 || (n < a.cfg.BatchSize && size+len(r.Data) <= maxCallBytes)
+	return feeds, next
 }
 
 // Number of ARGV of append.lua before the requests', and per request.

@@ -37,8 +37,7 @@ func startCluster(t *testing.T) *redis.ClusterClient {
 func TestClusterAppendsEachFeedInItsOwnCalls(t *testing.T) {
 	ctx := context.Background()
 	rdb := startCluster(t)
-	feeds := []keys.Feed{keys.UserFeed("acme", "1"), keys.UserFeed("acme", "2"), keys.TenantFeed("acme"), keys.TopicFeed("acme", "news")}
-	reqs, _ := mixed(200, feeds...)
+	feeds, reqs := sixFeeds, interleave(sixFeeds, sixCounts)
 
 	// Requests of different feeds in one call: Redis refuses them.
 	_, err := feed.NewAppender(rdb, feed.AppendConfig{Grouping: feed.GroupAny}).Append(ctx, reqs[:10])
