@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -14,21 +12,7 @@ import (
 	"github.com/heraldrt/herald/wsedge/auth"
 )
 
-// knownBugsEnv runs the tests of known bugs that are skipped by default.
-const knownBugsEnv = "HERALD_E2E_KNOWN_BUGS"
-
-// TestNewDeviceMovedBeforeFirstFlush: a device connects for the first
-// time (a plain client: no resume frame, it relies on the server's ACK
-// positions), is welcomed by edge e1, and e1 dies before its ACK flusher
-// copied the device's first position to Redis (it runs every second).
-// Events are published for the user; then the device connects to e2. The
-// contract says a plain client that only acks never misses a notification
-// published after its welcome, so e2 must replay them.
 func TestNewDeviceMovedBeforeFirstFlush(t *testing.T) {
-	if os.Getenv(knownBugsEnv) == "" {
-		t.Skip("known bug: wsedge keeps a new device's first position only in the edge's Pebble store until the next ACK flush; " +
-			"an edge that dies in that second makes another edge start the device at the feed's head (set " + knownBugsEnv + "=1 to run)")
-	}
 	c := startCluster(t, clusterConfig{})
 	ctx := context.Background()
 	rdb := c.redis.Client(t)
@@ -49,54 +33,46 @@ func TestNewDeviceMovedBeforeFirstFlush(t *testing.T) {
 	eventually(t, 10*time.Second, "the feed to hold 3 entries", func() bool { return feedLen() == 3 })
 
 	e1, e2 := c.edges[0], c.edges[1]
-	for attempt := 1; ; attempt++ {
-		device := fmt.Sprintf("dev%d", attempt)
-		tok, _ := auth.Mint(secret, auth.Claims{Subject: user, Tenant: "acme", Device: device}, time.Hour)
-		p, err := dialProbe(ctx, e1.url(), tok, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if f, err := p.next(10 * time.Second); err != nil || f.T != "welcome" {
-			t.Fatalf("first frame %+v, %v", f, err)
-		}
-		e1.kill()
-		p.close()
-		flushed := rdb.HExists(ctx, c.space.Acks("acme", user, device), "user").Val()
-		if flushed && attempt < 5 {
-			// The flusher ran between the welcome and the kill: this
-			// attempt proves nothing. Try again with a new device.
-			c.restartEdge(e1)
-			continue
-		}
-		if flushed {
-			t.Fatal("the first position reached Redis before the kill in 5 attempts")
-		}
-		before := feedLen()
-		publish(5)
-		eventually(t, 10*time.Second, "the feed to hold 5 more entries", func() bool { return feedLen() == before+5 })
+	device := "dev1"
+	tok, _ := auth.Mint(secret, auth.Claims{Subject: user, Tenant: "acme", Device: device}, time.Hour)
+	p, err := dialProbe(ctx, e1.url(), tok, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, err := p.next(10 * time.Second); err != nil || f.T != "welcome" {
+		t.Fatalf("first frame %+v, %v", f, err)
+	}
+	// The edge writes a new device's first position to Redis before its
+	// welcome, so it is there even if the edge dies at once.
+	if !rdb.HExists(ctx, c.space.Acks("acme", user, device), "user").Val() {
+		t.Fatal("the first position is not in Redis when the welcome arrives")
+	}
+	e1.kill()
+	p.close()
+	before := feedLen()
+	publish(5)
+	eventually(t, 10*time.Second, "the feed to hold 5 more entries", func() bool { return feedLen() == before+5 })
 
-		p2, err := dialProbe(ctx, e2.url(), tok, nil, nil)
+	p2, err := dialProbe(ctx, e2.url(), tok, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p2.close()
+	if f, err := p2.next(10 * time.Second); err != nil || f.T != "welcome" {
+		t.Fatalf("first frame on e2 %+v, %v", f, err)
+	}
+	var seqs []uint64
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+		f, _, err := p2.read(time.Until(end))
 		if err != nil {
-			t.Fatal(err)
+			break
 		}
-		defer p2.close()
-		if f, err := p2.next(10 * time.Second); err != nil || f.T != "welcome" {
-			t.Fatalf("first frame on e2 %+v, %v", f, err)
+		if f.T == "n" {
+			seqs = append(seqs, f.Seq)
 		}
-		var seqs []uint64
-		for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
-			f, _, err := p2.read(time.Until(end))
-			if err != nil {
-				break
-			}
-			if f.T == "n" {
-				seqs = append(seqs, f.Seq)
-			}
-		}
-		if len(seqs) != 5 {
-			t.Fatalf("device %s, welcomed by e1 at seq %d, got seqs %v from e2 after e1 died; want the 5 published after its welcome (%d..%d)",
-				device, before, seqs, before+1, before+5)
-		}
-		return
+	}
+	if len(seqs) != 5 {
+		t.Fatalf("device %s, welcomed by e1 at seq %d, got seqs %v from e2 after e1 died; want the 5 published after its welcome (%d..%d)",
+			device, before, seqs, before+1, before+5)
 	}
 }

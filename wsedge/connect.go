@@ -193,6 +193,12 @@ func (e *Edge) setUp(s *session) error {
 			attached = append(attached, c)
 		}
 	}
+	// A new device's first positions go to Redis before its welcome: if
+	// this edge dies before its next ACK flush, another edge still knows
+	// where the device started, and replays what it missed.
+	if err := e.saveFirstPositions(s); err != nil {
+		return err
+	}
 	b, _ := jsonFrame(events.Welcome{
 		T: events.FrameWelcome, Session: s.id, User: s.user, Tenant: s.tenant, Device: s.device,
 		Heartbeat: int(e.cfg.Heartbeat / time.Second),
@@ -247,7 +253,7 @@ func (s *session) startLocked(c *cursor, positions map[string][]events.Position)
 		// this device, whatever epoch it starts with.
 		c.epoch = ""
 		if !found {
-			s.e.saveAck(s, fs.name, anyEpoch, 0)
+			s.firstPositionLocked(fs.name, anyEpoch, 0)
 		}
 	case found:
 		c.epoch, c.sent = fs.epoch, min(seq, fs.last)
@@ -257,7 +263,7 @@ func (s *session) startLocked(c *cursor, positions map[string][]events.Position)
 		s.newEpochLocked(c, fs.epoch, true)
 	default:
 		c.epoch, c.sent, c.acked, c.lastPushed = fs.epoch, fs.last, fs.last, fs.last
-		s.e.saveAck(s, fs.name, c.epoch, c.sent)
+		s.firstPositionLocked(fs.name, c.epoch, c.sent)
 	}
 	fs.addSubLocked(c)
 	s.cursors = append(s.cursors, c)

@@ -174,3 +174,34 @@ func (e *Edge) cleanEdge(ctx context.Context, edge string) {
 	e.m.deadEdges.Inc()
 	e.log.Info("cleaned presence of a dead edge", "dead_edge", edge, "entries", len(members))
 }
+
+// firstPositionLocked records the position a device starts a feed from when
+// it has none: in the store now, and in Redis by saveFirstPositions.
+func (s *session) firstPositionLocked(feed, epoch string, seq uint64) {
+	s.e.saveAck(s, feed, epoch, seq)
+	s.first = append(s.first, events.Position{Epoch: epoch, Seq: seq})
+	s.firstFeeds = append(s.firstFeeds, feed)
+}
+
+// saveFirstPositions writes the device's first positions to Redis, without
+// overwriting a position another edge wrote meanwhile (HSETNX).
+func (e *Edge) saveFirstPositions(s *session) error {
+	s.mu.Lock()
+	first, feeds := s.first, s.firstFeeds
+	s.first, s.firstFeeds = nil, nil
+	s.mu.Unlock()
+	if len(first) == 0 {
+		return nil
+	}
+	k := e.cfg.Space.Acks(s.tenant, s.user, s.device)
+	return e.call(s.ctx, "acks.flush", func(ctx context.Context) error {
+		_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, pos := range first {
+				p.HSetNX(ctx, k, feeds[i], formatPosition(pos.Epoch, pos.Seq))
+			}
+			p.Expire(ctx, k, 30*24*time.Hour)
+			return nil
+		})
+		return err
+	})
+}

@@ -134,6 +134,9 @@ func (e *Edge) onSub(s *session, topic string) {
 	if err == nil {
 		_, err = e.attach(s, keys.TopicFeed(s.tenant, topic), positions, true)
 	}
+	if err == nil {
+		err = e.saveFirstPositions(s)
+	}
 	if err != nil {
 		s.sendError("unavailable", "cannot subscribe now: retry")
 	}

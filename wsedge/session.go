@@ -39,7 +39,9 @@ type session struct {
 	closeCode   websocket.StatusCode
 	closeReason string
 	cursors     []*cursor
-	waiting     []*cursor // catch-ups paused for queue space
+	waiting     []*cursor         // catch-ups paused for queue space
+	first       []events.Position // first positions not yet in Redis (set-up, sub)
+	firstFeeds  []string
 }
 
 // cursor is a session's place in one feed. Its fields are guarded by the
