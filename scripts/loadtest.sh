@@ -68,11 +68,13 @@ trap 'exit 130' INT TERM
 secret=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 export HERALD_JWT_HS256_SECRET=$secret
 
-# free_port prints a loopback port that nothing listens on.
-free_port() {
-	local p
+# redis_port prints a loopback port below the ephemeral range (so no
+# client socket holds it) that nothing listens on.
+redis_port() {
+	local p low
+	low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 	while :; do
-		p=$((20000 + RANDOM % 20000))
+		p=$((10000 + RANDOM % (low - 10000)))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return
@@ -91,33 +93,44 @@ wait_line() {
 	exit 1
 }
 
-# start_stack NAME: redis, dispatcher, edge; sets redis_url, ws, metrics, edge_admin.
+# addr_of FILE KEY: the address logged as KEY=host:port on the ready line.
+addr_of() {
+	grep -m1 -o "$2=127\.0\.0\.1:[0-9]*" "$1" | cut -d= -f2
+}
+
+# start_stack NAME: redis, dispatcher, edge; sets redis_url, ws, metrics.
+# The dispatcher and the edge listen on ports the kernel picks, read from
+# their ready lines.
 start_stack() {
-	local dir=$work/$1 rp dp ep ap
+	local dir=$work/$1 rp try ok=0
 	mkdir -p "$dir/redis"
-	rp=$(free_port)
-	redis-server --bind 127.0.0.1 --port "$rp" --save "" --appendonly no --dir "$dir/redis" \
-		--logfile "$dir/redis.log" --daemonize no &
-	pids+=($!)
-	for _ in $(seq 100); do
-		redis-cli -p "$rp" ping >/dev/null 2>&1 && break
-		sleep 0.1
+	for try in 1 2 3 4 5; do
+		rp=$(redis_port)
+		redis-server --bind 127.0.0.1 --port "$rp" --save "" --appendonly no --dir "$dir/redis" \
+			--logfile "$dir/redis.log" --daemonize no &
+		pids+=($!)
+		for _ in $(seq 50); do
+			if redis-cli -p "$rp" ping 2>/dev/null | grep -q PONG; then
+				ok=1
+				break 2
+			fi
+			kill -0 "${pids[-1]}" 2>/dev/null || break
+			sleep 0.1
+		done
+		echo "loadtest: redis-server on port $rp did not start (try $try)" >&2
 	done
+	[ $ok = 1 ] || exit 1
 	redis_url=redis://127.0.0.1:$rp/0
-	dp=$(free_port)
-	"$herald" dispatcher --redis-url "$redis_url" --admin-listen "127.0.0.1:$dp" >"$dir/dispatcher.log" 2>&1 &
+	"$herald" dispatcher --redis-url "$redis_url" --admin-listen 127.0.0.1:0 >"$dir/dispatcher.log" 2>&1 &
 	pids+=($!)
 	wait_line "$dir/dispatcher.log" "dispatcher ready"
-	ep=$(free_port)
-	ap=$(free_port)
 	HERALD_CONNECT_RATE_PER_IP=0 HERALD_MAX_CONNS_PER_USER=100000 \
-		"$herald" edge --redis-url "$redis_url" --data-dir "$dir/edge" --listen "127.0.0.1:$ep" \
-		--admin-listen "127.0.0.1:$ap" --drain-timeout 5s >"$dir/edge.log" 2>&1 &
+		"$herald" edge --redis-url "$redis_url" --data-dir "$dir/edge" --listen 127.0.0.1:0 \
+		--admin-listen 127.0.0.1:0 --drain-timeout 5s >"$dir/edge.log" 2>&1 &
 	pids+=($!)
 	wait_line "$dir/edge.log" "edge ready"
-	ws=ws://127.0.0.1:$ep/ws
-	edge_admin=127.0.0.1:$ap
-	metrics=edge=http://$edge_admin/metrics,dispatcher=http://127.0.0.1:$dp/metrics
+	ws=ws://$(addr_of "$dir/edge.log" listen)/ws
+	metrics=edge=http://$(addr_of "$dir/edge.log" admin)/metrics,dispatcher=http://$(addr_of "$dir/dispatcher.log" admin)/metrics
 }
 
 # bench NAME ARGS...: one scenario on a fresh stack; its status is the bench's.
