@@ -69,12 +69,21 @@ local function xadd(stream, nomk, id, a)
   return call('XADD', unpack(args))
 end
 
+-- The meta fields of the previous request's feed as it left them (epoch,
+-- seq, expires, src:<its source stream>): the caller puts a feed's requests
+-- next to each other, so a feed's meta is read once per call.
+local cached, cachedMeta, cachedSrc
+
 -- append runs one request; a is the index of its first ARGV. It returns
 -- appended (1 or 0), seq and epoch.
 local function append(stream, meta, idem, a)
   local srcID = argv[a+2]
   local srcField = 'src:' .. argv[a+1]
-  local m = call('HMGET', meta, 'epoch', 'seq', 'expires', srcField)
+  local m = cached
+  if meta ~= cachedMeta or srcField ~= cachedSrc then
+    m = call('HMGET', meta, 'epoch', 'seq', 'expires', srcField)
+    cached, cachedMeta, cachedSrc = m, meta, srcField
+  end
   local epoch, expires = m[1], tonumber(m[3])
   if idem ~= meta then
     local prev = call('GET', idem)
@@ -118,6 +127,11 @@ local function append(stream, meta, idem, a)
     call('EXPIRE', meta, feedTTL)
   end
   if idem ~= meta then call('SET', idem, seqText, 'EX', idemTTL) end
+
+  -- what HMGET would return now
+  m[1], m[2] = epoch, seqText
+  if refresh then m[3] = expiresText end
+  if srcID ~= '' then m[4] = srcID elseif reset then m[4] = false end
 
   call('PUBLISH', argv[a], epoch .. '\n' .. seqText .. '\n' .. argv[a+3] .. '\n' .. argv[a+4] .. '\n' ..
     argv[a+5] .. '\n' .. argv[a+6] .. '\n' .. argv[a+7])

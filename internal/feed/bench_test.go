@@ -14,32 +14,35 @@ import (
 	"github.com/heraldrt/herald/internal/redistest"
 )
 
-// BenchmarkAppend appends b.N notifications spread over 1000 user feeds,
-// 250 per Append (a dispatcher batch's share), and reports what one costs
+// BenchmarkAppend appends b.N notifications spread over 1000 user feeds
+// (10 for "hot"), 250 per Append (a dispatcher batch's share), and reports
+// what one costs
 // Redis (CPU time of the server process, commands run, those the script
 // ran included, and script time from INFO commandstats) and the client.
 func BenchmarkAppend(b *testing.B) {
 	for _, c := range []struct {
-		name string
-		cfg  feed.AppendConfig
+		name  string
+		cfg   feed.AppendConfig
+		feeds int
 	}{
-		{"one-per-call", feed.AppendConfig{Grouping: feed.GroupNone}},
-		{"batch-32", feed.AppendConfig{BatchSize: 32}},
-		{"batch-64", feed.AppendConfig{}},
-		{"batch-128", feed.AppendConfig{BatchSize: 128}},
+		{"one-per-call", feed.AppendConfig{Grouping: feed.GroupNone}, 1000},
+		{"batch-32", feed.AppendConfig{BatchSize: 32}, 1000},
+		{"batch-64", feed.AppendConfig{}, 1000},
+		{"batch-128", feed.AppendConfig{BatchSize: 128}, 1000},
+		{"batch-64-hot", feed.AppendConfig{}, 10},
 	} {
-		b.Run(c.name, func(b *testing.B) { benchAppend(b, c.cfg) })
+		b.Run(c.name, func(b *testing.B) { benchAppend(b, c.cfg, c.feeds) })
 	}
 }
 
-func benchAppend(b *testing.B, cfg feed.AppendConfig) {
+func benchAppend(b *testing.B, cfg feed.AppendConfig, feeds int) {
 	ctx := context.Background()
 	srv := redistest.Start(b)
 	rdb := srv.Client(b)
 	a := feed.NewAppender(rdb, cfg)
 	reqs := make([]feed.Request, b.N)
 	for i := range reqs {
-		reqs[i] = req(keys.UserFeed("acme", "u"+strconv.Itoa(i%1000)), fmt.Sprintf("%d-0", i+1), i)
+		reqs[i] = req(keys.UserFeed("acme", "u"+strconv.Itoa(i%feeds)), fmt.Sprintf("%d-0", i+1), i)
 	}
 	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
 		b.Fatal(err)
