@@ -61,6 +61,7 @@ type sample struct {
 	Errs     []string             // by endpoint index; "" when the scrape worked
 	RedisCPU float64              // used_cpu_user + used_cpu_sys; -1 when unknown
 	Load     [3]float64
+	Busy     float64 // CPU seconds all cores have been busy since boot; -1 when unknown
 }
 
 // takeSample scrapes every endpoint and Redis at once (each at most 5 s).
@@ -84,6 +85,7 @@ func takeSample(ctx context.Context, eps []endpoint, rdb redis.UniversalClient) 
 		<-done
 	}
 	s.Load = loadAverage()
+	s.Busy = machineBusy()
 	return s
 }
 
@@ -163,6 +165,27 @@ func redisCPU(ctx context.Context, rdb redis.UniversalClient) float64 {
 		}
 	}
 	return total
+}
+
+// machineBusy is the CPU seconds the machine's cores have spent busy since
+// boot, from /proc/stat (user, nice, system, irq, softirq, steal in
+// USER_HZ, 100 a second on Linux); -1 where it cannot tell.
+func machineBusy() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return -1
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return -1
+	}
+	busy := 0.0
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		v, _ := strconv.ParseFloat(f[i], 64)
+		busy += v
+	}
+	return busy / 100
 }
 
 // loadAverage reads /proc/loadavg; zeros where it cannot.

@@ -56,6 +56,13 @@ type benchSummary struct {
 	Rounds        []roundResult   `json:"rounds,omitempty"`
 	BroadcastMS   *broadcastStats `json:"broadcast_ms,omitempty"`
 
+	// MachineCPUS is the CPU seconds every core was busy from the first
+	// sample to the last; OtherCPUS the part of it that was neither a
+	// Herald process sampled, Redis, nor this bench (other work on the
+	// machine: the noise in these figures).
+	MachineCPUS float64 `json:"machine_cpu_s"`
+	OtherCPUS   float64 `json:"other_cpu_s"`
+
 	Processes             []procReport `json:"processes"`
 	RedisCPU              phaseCPU     `json:"redis_cpu_s"`
 	LoadCPUS              float64      `json:"load_cpu_s"`                            // the workers' own CPU seconds
@@ -214,6 +221,14 @@ func (s *benchSummary) finish(b *benchRun) {
 		s.broadcastTotals()
 	}
 	s.processes(b)
+	if b.before.Busy >= 0 && b.after.Busy >= 0 {
+		s.MachineCPUS = round3(b.after.Busy - b.before.Busy)
+		ours := s.RedisCPU.Connect + s.RedisCPU.Load + s.LoadCPUS + s.CoordinatorCPUS
+		for _, p := range s.Processes {
+			ours += p.CPU.Connect + p.CPU.Load
+		}
+		s.OtherCPUS = round3(max(0, s.MachineCPUS-ours))
+	}
 	s.judge()
 }
 
@@ -426,8 +441,9 @@ func (s *benchSummary) table(w io.Writer) error {
 	}
 	row("redis", "cpu %.2fs connect, %.2fs load", s.RedisCPU.Connect, s.RedisCPU.Load)
 	row("load generator", "cpu %.2fs in workers (largest rss %.0f MB), %.2fs in the coordinator (publisher)", s.LoadCPUS, s.LoadMaxRSSMB, s.CoordinatorCPUS)
-	row("machine", "%d cores, load avg %.2f %.2f %.2f -> %.2f %.2f %.2f", s.Nproc,
-		s.LoadAvg.Before[0], s.LoadAvg.Before[1], s.LoadAvg.Before[2], s.LoadAvg.After[0], s.LoadAvg.After[1], s.LoadAvg.After[2])
+	row("machine", "%d cores, load avg %.2f %.2f %.2f -> %.2f %.2f %.2f; busy %.1f cpu-s in %.1fs, %.1f of them other work than this bench",
+		s.Nproc, s.LoadAvg.Before[0], s.LoadAvg.Before[1], s.LoadAvg.Before[2], s.LoadAvg.After[0], s.LoadAvg.After[1], s.LoadAvg.After[2],
+		s.MachineCPUS, s.ElapsedS, s.OtherCPUS)
 	for _, p := range s.Profiles {
 		row("cpu profile", "%s", p)
 	}
