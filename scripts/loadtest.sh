@@ -2,11 +2,13 @@
 # loadtest.sh: measures Herald under load with `herald bench` on this machine
 # and appends the figures to BENCHMARKS-load.md.
 #
-#   scripts/loadtest.sh                 the five scenarios at full size (~10 min)
+#   scripts/loadtest.sh                 the five scenarios at full size (about 15 min)
 #   SMALL=1 scripts/loadtest.sh         a quick check: 1000 clients, 10 s runs
 #   ONLY=idle,personal scripts/loadtest.sh      some of: idle personal throughput broadcast connect
 #   RATES="15000 20000 30000 40000"         personal rates tried by throughput, in order,
 #                                       until one misses (p99 < 100 ms, 0 lost)
+#   CLIENTS, RATE, DURATION, IDLE_CLIENTS, SETTLE, BCAST_CLIENTS, CONNECT_CLIENTS
+#                                       override the sizes below
 #   OUT=file.md                         where to append (default BENCHMARKS-load.md)
 #   PROFILE_DIR=dir                     where CPU profiles are kept (default bin/)
 #
@@ -28,12 +30,13 @@ case $OUT in /*) ;; *) OUT=$root/$OUT ;; esac
 PROFILE_DIR=${PROFILE_DIR:-$root/bin}
 mkdir -p "$PROFILE_DIR"
 
+# Sizes; each may be set from the environment.
 if [ "$SMALL" = 1 ]; then
-	IDLE_CLIENTS=1000 SETTLE=3s CLIENTS=1000 RATE=1000 DURATION=10s
-	RATES=${RATES:-2000 4000} BCAST_CLIENTS=1000 CONNECT_CLIENTS=1000
+	: "${IDLE_CLIENTS:=1000}" "${SETTLE:=3s}" "${CLIENTS:=1000}" "${RATE:=1000}" "${DURATION:=10s}"
+	: "${RATES:=2000 4000}" "${BCAST_CLIENTS:=1000}" "${CONNECT_CLIENTS:=1000}"
 else
-	IDLE_CLIENTS=15000 SETTLE=10s CLIENTS=10000 RATE=10000 DURATION=60s
-	RATES=${RATES:-15000 20000 30000 40000} BCAST_CLIENTS=10000 CONNECT_CLIENTS=10000
+	: "${IDLE_CLIENTS:=15000}" "${SETTLE:=10s}" "${CLIENTS:=10000}" "${RATE:=10000}" "${DURATION:=60s}"
+	: "${RATES:=15000 20000 30000 40000}" "${BCAST_CLIENTS:=10000}" "${CONNECT_CLIENTS:=10000}"
 fi
 
 go tool task setup
