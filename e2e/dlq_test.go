@@ -79,7 +79,8 @@ func TestMalformedEntriesGoToDLQ(t *testing.T) {
 	cases := malformedEntries()
 	ids := map[string]malformedEntry{} // source id → case
 	scenario{
-		name: "malformed-entries",
+		name:        "malformed-entries",
+		undisturbed: true,
 		fault: func(r *run) {
 			ctx := context.Background()
 			r.at(2 * time.Second)

@@ -14,7 +14,7 @@ import (
 
 // TestSteadyTraffic is the baseline: no fault, the full mix of audiences.
 func TestSteadyTraffic(t *testing.T) {
-	scenario{name: "steady"}.run(t)
+	scenario{name: "steady", undisturbed: true}.run(t)
 }
 
 // TestDispatcherKilledMidBatch kills the dispatcher holding the ingest

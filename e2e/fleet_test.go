@@ -108,9 +108,10 @@ func (f *fleet) add(spec clientSpec) *wsClient {
 	return c
 }
 
-// start connects every client and waits until all are ready: welcomed,
-// subscribed, and with their first ACK positions copied to Redis, so
-// that any edge can resume any of them.
+// start connects every client and waits until all are ready: welcomed
+// and subscribed. By then every device's first ACK positions must be in
+// Redis (the edge writes them before the welcome, and before it handles
+// the frame after a sub), so that any edge can resume any of them.
 func (f *fleet) start() {
 	f.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -130,7 +131,9 @@ func (f *fleet) start() {
 		}
 		return true
 	})
-	eventually(f.t, 30*time.Second, "every device's positions in Redis", f.positionsStored)
+	if !f.positionsStored() {
+		f.t.Fatal("welcomed devices without their first ACK positions in Redis")
+	}
 }
 
 // positionsStored reports whether every device has a position in Redis
@@ -228,6 +231,25 @@ func (f *fleet) behind(l *ledger) []string {
 	for i, c := range f.clients {
 		if got := c.accepted.Load(); got < want[i] {
 			out = append(out, fmt.Sprintf("%s has %d of %d", c.key(), got, want[i]))
+		}
+	}
+	if len(out) > 10 {
+		out = append(out[:10], fmt.Sprintf("and %d more", len(out)-10))
+	}
+	return out
+}
+
+// disturbed lists the clients that reconnected, failed to dial or got an
+// error frame.
+func (f *fleet) disturbed() []string {
+	var out []string
+	for _, c := range f.clients {
+		c.mu.Lock()
+		closes, errs := len(c.closes), len(c.errs)
+		c.mu.Unlock()
+		if n := c.connects.Load(); n != 1 || closes > 0 || errs > 0 || c.dialFails.Load() > 0 {
+			out = append(out, fmt.Sprintf("%s: %d welcomes, closes %v, error frames %v, %d failed dials",
+				c.key(), n, c.closes, c.errs, c.dialFails.Load()))
 		}
 	}
 	if len(out) > 10 {

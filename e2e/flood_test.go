@@ -21,7 +21,8 @@ func TestConnectionFlood(t *testing.T) {
 	var limited *edge
 	var local []*wsClient
 	scenario{
-		name: "connection-flood",
+		name:        "connection-flood",
+		undisturbed: true,
 		setup: func(r *run) {
 			// An empty value is "not set": the edge's default applies.
 			limited = r.c.startEdge("e3", nil, []string{"HERALD_CONNECT_RATE_PER_IP="})

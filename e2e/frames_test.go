@@ -49,7 +49,7 @@ func badFrames() []badFrame {
 // error frame and the connection stays open, and a flood of pings is
 // answered. The edges stay up and the fleet loses nothing.
 func TestBadClientFrames(t *testing.T) {
-	scenario{name: "bad-client-frames", fault: func(r *run) {
+	scenario{name: "bad-client-frames", undisturbed: true, fault: func(r *run) {
 		r.at(2 * time.Second)
 		for i, bf := range badFrames() {
 			e := r.c.edges[i%len(r.c.edges)]

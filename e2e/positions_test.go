@@ -12,6 +12,15 @@ import (
 	"github.com/heraldrt/herald/wsedge/auth"
 )
 
+// TestNewDeviceMovedBeforeFirstFlush: a device connects for the first
+// time (a plain client: no resume frame, it relies on the server's ACK
+// positions), is welcomed by edge e1 at the feed's head, and e1 dies at
+// once, before its ACK flusher (every second) would have copied the
+// device's position to Redis. Events are published for the user; then the
+// device connects to e2. The contract says a plain client that only acks
+// never misses a notification published after its welcome, so e2 must
+// replay them. (Found by this suite; fixed in wsedge, which now writes a
+// device's first positions to Redis before the welcome.)
 func TestNewDeviceMovedBeforeFirstFlush(t *testing.T) {
 	c := startCluster(t, clusterConfig{})
 	ctx := context.Background()

@@ -13,7 +13,7 @@ const (
 	minRate    = 500
 	minClients = 200
 	// quiesceTimeout bounds the wait for every device to have everything.
-	quiesceTimeout = 20 * time.Second
+	quiesceTimeout = 60 * time.Second
 	// summaryEnv names a file every scenario appends its summary line to.
 	summaryEnv = "HERALD_E2E_SUMMARY"
 )
@@ -35,6 +35,9 @@ type scenario struct {
 	fault func(r *run)
 	// verify runs after the accounting, for the scenario's own outcomes.
 	verify func(r *run, res *result)
+	// undisturbed says the fault must not touch the fleet at all: every
+	// client keeps its first connection and gets no error frame.
+	undisturbed bool
 }
 
 // run is a scenario in progress.
@@ -110,6 +113,11 @@ func (s scenario) run(t *testing.T) *result {
 	}
 	if res.published < int(float64(rate)*traffic.Seconds()) || res.clients < minClients {
 		t.Errorf("load below the floor: %d events, %d clients", res.published, res.clients)
+	}
+	if s.undisturbed {
+		if d := f.disturbed(); len(d) > 0 {
+			t.Errorf("the fleet was disturbed: %s", strings.Join(d, "; "))
+		}
 	}
 	if s.verify != nil {
 		s.verify(r, res)

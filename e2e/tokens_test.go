@@ -119,8 +119,9 @@ func tamper(token string) string {
 func TestBadTokens(t *testing.T) {
 	k := newTokenKeys(t)
 	scenario{
-		name:    "bad-tokens",
-		cluster: clusterConfig{edgeEnv: []string{"HERALD_JWT_KEYS=" + k.pemPath}},
+		name:        "bad-tokens",
+		undisturbed: true,
+		cluster:     clusterConfig{edgeEnv: []string{"HERALD_JWT_KEYS=" + k.pemPath}},
 		fault: func(r *run) {
 			r.at(2 * time.Second)
 			for i, bt := range badTokens(r.t, k) {
