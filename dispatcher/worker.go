@@ -57,6 +57,12 @@ func (w *worker) run(ctx context.Context) error {
 				return err
 			}
 			w.readFailed(ctx, err)
+			// The read may have taken entries before its reply was lost
+			// (Redis died or the connection broke): they are pending for
+			// this consumer, and go first, in order, before anything newer.
+			if err := w.recover(ctx); err != nil {
+				return stopErr(ctx, err)
+			}
 		case len(msgs) == 0:
 			w.wait(ctx, newest)
 		default:
