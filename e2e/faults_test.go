@@ -25,25 +25,10 @@ func TestDispatcherKilledMidBatch(t *testing.T) {
 	scenario{name: "dispatcher-sigkill", fault: func(r *run) {
 		ctx := context.Background()
 		r.at(4 * time.Second)
-		i := r.c.leaseHolder(ctx)
-		if i < 0 {
-			r.t.Fatal("no dispatcher holds the ingest stream's lease")
-		}
-		consumer := fmt.Sprintf("d%d", i+1)
-		pending := func() int64 {
-			n, err := r.c.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: r.c.space.Events(),
-				Group: "herald-dispatchers", Consumer: consumer, Start: "-", End: "+", Count: 1000}).Result()
-			if err != nil {
-				return 0
-			}
-			return int64(len(n))
-		}
-		if _, ok := waitUntil(5*time.Second, func() bool { return pending() > 0 }); !ok {
-			r.t.Errorf("dispatcher %s never had a batch in flight", consumer)
-		}
+		i, inFlight := freezeMidBatch(r)
 		r.c.dispatchers[i].kill()
 		killed := time.Now()
-		r.t.Logf("SIGKILL to dispatcher %s with %d entries read and not acknowledged", consumer, pending())
+		r.t.Logf("SIGKILL to dispatcher d%d with %d entries read and not acknowledged", i+1, inFlight)
 		at, ok := waitUntil(15*time.Second, func() bool { h := r.c.leaseHolder(ctx); return h >= 0 && h != i })
 		if !ok {
 			r.t.Fatalf("no other dispatcher took the lease within 15s of the SIGKILL")
@@ -52,6 +37,44 @@ func TestDispatcherKilledMidBatch(t *testing.T) {
 		r.at(9 * time.Second)
 		r.c.dispatchers[i].restart(r.t, "dispatcher ready")
 	}}.run(t)
+}
+
+// freezeMidBatch freezes the lease holder (SIGSTOP) at a moment when it
+// has entries read and not acknowledged, and returns its index and how
+// many: the state of a crash, or a long pause, in the middle of a batch.
+func freezeMidBatch(r *run) (int, int64) {
+	r.t.Helper()
+	ctx := context.Background()
+	i := r.c.leaseHolder(ctx)
+	if i < 0 {
+		r.t.Fatal("no dispatcher holds the ingest stream's lease")
+	}
+	d := r.c.dispatchers[i]
+	r.t.Cleanup(func() { // runs before the process's own cleanup kills it
+		if !d.exited() {
+			_ = syscall.Kill(-d.pid(), syscall.SIGCONT)
+		}
+	})
+	pending := func() int64 {
+		n, err := r.c.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: r.c.space.Events(),
+			Group: "herald-dispatchers", Consumer: fmt.Sprintf("d%d", i+1), Start: "-", End: "+", Count: 1000}).Result()
+		if err != nil {
+			return 0
+		}
+		return int64(len(n))
+	}
+	for attempt := 1; ; attempt++ {
+		if _, ok := waitUntil(5*time.Second, func() bool { return pending() > 0 }); !ok || attempt > 50 {
+			r.t.Fatalf("dispatcher %s never had a batch in flight", d.name)
+		}
+		if err := stopProcess(d); err != nil {
+			r.t.Fatal(err)
+		}
+		if n := pending(); n > 0 {
+			return i, n
+		}
+		_ = syscall.Kill(-d.pid(), syscall.SIGCONT) // it acknowledged in between: again
+	}
 }
 
 // TestEdgeKilled kills an edge with SIGKILL: its clients lose their
@@ -232,27 +255,21 @@ func TestTenantBroadcastDuringEdgeCrash(t *testing.T) {
 }
 
 // TestDispatcherFrozen freezes the lease holder with SIGSTOP for 5 seconds,
-// longer than its lease: the standby takes over, and when the frozen one
-// wakes up (SIGCONT) with a batch in its hands it must neither lose,
+// with a batch read and not acknowledged, longer than its lease: the
+// standby takes over and claims the batch, and when the frozen one wakes
+// up (SIGCONT) with that batch in its hands it must neither lose,
 // duplicate nor reorder anything.
 func TestDispatcherFrozen(t *testing.T) {
 	scenario{name: "dispatcher-sigstop-5s", fault: func(r *run) {
 		ctx := context.Background()
 		r.at(3 * time.Second)
-		i := r.c.leaseHolder(ctx)
-		if i < 0 {
-			r.t.Fatal("no dispatcher holds the ingest stream's lease")
-		}
-		d := r.c.dispatchers[i]
-		if err := syscall.Kill(-d.pid(), syscall.SIGSTOP); err != nil {
-			r.t.Fatal(err)
-		}
-		r.t.Cleanup(func() { _ = syscall.Kill(-d.pid(), syscall.SIGCONT) })
+		i, inFlight := freezeMidBatch(r)
+		r.t.Logf("SIGSTOP to dispatcher d%d with %d entries read and not acknowledged", i+1, inFlight)
 		if _, ok := waitUntil(15*time.Second, func() bool { h := r.c.leaseHolder(ctx); return h >= 0 && h != i }); !ok {
 			r.t.Errorf("no other dispatcher took the lease of the frozen one")
 		}
 		r.at(8 * time.Second)
-		if err := syscall.Kill(-d.pid(), syscall.SIGCONT); err != nil {
+		if err := syscall.Kill(-r.c.dispatchers[i].pid(), syscall.SIGCONT); err != nil {
 			r.t.Fatal(err)
 		}
 	}}.run(t)

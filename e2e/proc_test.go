@@ -260,3 +260,25 @@ func (l *procLog) contains(s string) bool {
 	}
 	return false
 }
+
+// stopProcess freezes p's process group with SIGSTOP and waits until the
+// kernel shows the process stopped.
+func stopProcess(p *proc) error {
+	if err := syscall.Kill(-p.pid(), syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("SIGSTOP %s: %w", p.name, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid()))
+		if err != nil {
+			return fmt.Errorf("state of %s: %w", p.name, err)
+		}
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && (b[i+2] == 'T' || b[i+2] == 't') {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not stopped 5s after SIGSTOP", p.name)
+		}
+		time.Sleep(time.Millisecond) // polling a kernel state with a deadline
+	}
+}
