@@ -21,9 +21,11 @@ func init() {
 }
 
 const benchHelp = `Connects --clients WebSocket clients (users u0..u<N-1>, device "bench", tenant
---tenant) to the edges, spread over --workers child processes that dial from
-127.0.0.2, 127.0.0.3, ... so no address runs out of ports (keep each worker
-at 9000 clients or fewer: 20000 open files per process). Then, by --mode:
+--tenant) to the edges, spread over --workers child processes that each dial
+from their own loopback address (a random 127.x.y.1, then the next ones), so
+no address runs out of ports and no run meets the previous one's TIME_WAIT
+sockets (keep each worker at 9000 clients or fewer: 20000 open files per
+process). Then, by --mode:
   idle       hold the connections: the edges' RSS and goroutines per connection
              (sampled from --metrics before connecting, once all have their
              welcome, and again after --settle)
@@ -110,7 +112,7 @@ func parseBenchFlags(args []string) (*benchFlags, error) {
 	f.Duration(&o.timeout, "timeout", 0, "hard limit of the whole run (0: from the other limits)")
 	f.Int(&o.concurrency, "connect-concurrency", 256, "dials in flight per worker")
 	f.Bool(&o.noAck, "no-ack", false, "clients never ack")
-	f.String(&o.sourceBase, "source-base", "127.0.0.2", `first worker's source address ("any": the system's choice)`)
+	f.String(&o.sourceBase, "source-base", "auto", `first worker's source address, the next ones follow ("auto": random in 127.1-254.x.1, so runs do not share ports; "any": the system's choice)`)
 	f.Float(&o.sloMS, "slo-ms", 0, "judge the run: personal p99, broadcast median in ms (0: judge only completeness)")
 	f.Bool(&o.json, "json", false, "print only the JSON summary line on stdout")
 	f.String(&o.md, "md", "", "append the command, machine conditions, table and JSON to this Markdown file")
@@ -164,6 +166,9 @@ func (o *benchFlags) check() error {
 		if o.mode == modeBroadcast {
 			o.timeout += time.Duration(o.rounds) * (o.roundTimeout + o.roundGap)
 		}
+	}
+	if o.sourceBase == "auto" {
+		o.sourceBase = autoSourceBase()
 	}
 	var id [4]byte
 	rand.Read(id[:])

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"slices"
@@ -185,6 +186,9 @@ func TestBenchFlags(t *testing.T) {
 	o, err := parseBenchFlags([]string{"--clients", "15000"})
 	if err != nil || o.workers != 2 || o.mode != modePersonal || len(o.run) != 8 {
 		t.Fatalf("defaults: %+v, %v", o, err)
+	}
+	if a, err := netip.ParseAddr(o.sourceBase); err != nil || !a.IsLoopback() || strings.HasPrefix(o.sourceBase, "127.0.0.") {
+		t.Fatalf("auto source base %q: %v", o.sourceBase, err)
 	}
 	for _, args := range [][]string{
 		{"--mode", "soak"},

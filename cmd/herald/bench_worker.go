@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"runtime/pprof"
 	"slices"
@@ -123,6 +124,7 @@ type benchWorker struct {
 	connectH  histogram
 	latencyH  histogram
 	clients   []*client.Client
+	dialer    *http.Client
 
 	mu     sync.Mutex
 	closes map[string]int64
@@ -169,6 +171,7 @@ func runBenchWorker(ctx context.Context, args []string, stdin io.Reader, stdout 
 func (w *benchWorker) startClients(ctx context.Context, wg *sync.WaitGroup) {
 	gate := make(chan struct{}, w.o.concurrency)
 	edges := splitList(w.o.edges)
+	w.dialer = benchDialer(w.o.localAddr)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -207,7 +210,7 @@ func (w *benchWorker) runClient(ctx context.Context, i int, url string, gate <-c
 		}
 	}
 	c := client.New(client.Config{
-		URL: url, Token: func() (string, error) { return token, nil }, LocalAddr: w.o.localAddr, NoAck: w.o.noAck,
+		URL: url, Token: func() (string, error) { return token, nil }, Dialer: w.dialer, NoAck: w.o.noAck,
 		OnEvent: func(kind, detail string) {
 			switch kind {
 			case "connected":
