@@ -249,18 +249,6 @@ func (l *procLog) tail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// contains reports whether a line of the last ones written holds s.
-func (l *procLog) contains(s string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, line := range l.lines {
-		if strings.Contains(line, s) {
-			return true
-		}
-	}
-	return false
-}
-
 // stopProcess freezes p's process group with SIGSTOP and waits until the
 // kernel shows the process stopped.
 func stopProcess(p *proc) error {

@@ -101,7 +101,6 @@ type publisher struct {
 	quit     chan struct{} // closed by stop
 	quitOnce sync.Once
 	retries  atomic.Int64 // batches sent again after an error
-	lastErr  atomic.Value // error string of the last failed batch
 	duration time.Duration
 }
 
@@ -187,7 +186,6 @@ func (p *publisher) batch(n int) error {
 			return fmt.Errorf("batch of %d events not stored after %v: %w", n, publishGiveUp, err)
 		}
 		p.retries.Add(1)
-		p.lastErr.Store(err.Error())
 		select { // retry backoff
 		case <-time.After(backoff):
 		case <-p.quit:
