@@ -213,20 +213,13 @@ func checkTopicIsolation(r *run) {
 	t.Logf("topic probe: %d globex %s events in 3s, none of another tenant", topic, newsTopic)
 }
 
-// knownBugsEnv runs the tests of known bugs, skipped by default.
-const knownBugsEnv = "HERALD_E2E_KNOWN_BUGS"
-
 // TestTokenInLeewayIsWelcomedThenClosed: the verifier accepts a token up to
-// its leeway (30s) past exp at connect, but the edge closes a session as
-// soon as exp has passed, without the leeway. A token that expired 10s ago
-// is therefore welcomed (feeds attached, replay started) and closed with
-// 4004 at the next expiry check. Either outcome of a fix passes: refused
-// with 4004 at connect, or a session that lives on with the leeway.
+// its leeway (30s) past exp at connect, and the edge's session expiry check
+// applies the same leeway, so a token that expired 10s ago is not welcomed
+// only to be closed with 4004 at once. (Either consistent outcome passes:
+// refused with 4004 at connect, or a session that lives on with the
+// leeway.)
 func TestTokenInLeewayIsWelcomedThenClosed(t *testing.T) {
-	if os.Getenv(knownBugsEnv) == "" {
-		t.Skip("known bug: wsedge welcomes a token inside the verifier's exp leeway and closes it with 4004 at once " +
-			"(wsedge/lifecycle.go checkSessions has no leeway; auth.Verifier has 30s); set " + knownBugsEnv + "=1 to run")
-	}
 	c := startCluster(t, clusterConfig{edges: 1, edgeArgs: []string{"--heartbeat", "2s"}})
 	tok, err := auth.Mint(secret, auth.Claims{Subject: "a-late", Tenant: "acme", Expires: time.Now().Add(-10 * time.Second)}, 0)
 	if err != nil {

@@ -53,7 +53,7 @@ func TestCloseCodesAtConnect(t *testing.T) {
 
 func TestTokenExpiryDuringSession(t *testing.T) {
 	v := newEnv(t)
-	e := v.startEdge("", func(c *wsedge.Config) { c.Heartbeat = 500 * time.Millisecond })
+	e := v.startEdge("", func(c *wsedge.Config) { c.Heartbeat = 500 * time.Millisecond; c.TokenLeeway = time.Millisecond })
 	tok, _ := auth.Mint(secret, auth.Claims{Subject: "u1", Tenant: "acme", Expires: time.Now().Add(1500 * time.Millisecond)}, 0)
 	c, err := dial(t, e.url, tok)
 	if err != nil {
@@ -66,7 +66,9 @@ func TestTokenExpiryDuringSession(t *testing.T) {
 
 func TestRefreshExtendsSession(t *testing.T) {
 	v := newEnv(t)
-	e := v.startEdge("", func(c *wsedge.Config) { c.Heartbeat = 500 * time.Millisecond; c.IdleTimeout = time.Minute })
+	e := v.startEdge("", func(c *wsedge.Config) {
+		c.Heartbeat, c.IdleTimeout, c.TokenLeeway = 500*time.Millisecond, time.Minute, time.Millisecond
+	})
 	tok, _ := auth.Mint(secret, auth.Claims{Subject: "u1", Tenant: "acme", Expires: time.Now().Add(1500 * time.Millisecond)}, 0)
 	c, err := dial(t, e.url, tok)
 	if err != nil {

@@ -31,6 +31,7 @@ type Config struct {
 	Heartbeat        time.Duration // server ping interval, told to clients; 0 means 25s
 	IdleTimeout      time.Duration // no frame or pong from the client; 0 means 3 heartbeats
 	ReadLimit        int64         // largest client frame; 0 means 80 KiB (a 64 KiB pub plus framing)
+	TokenLeeway      time.Duration // clock skew allowed past exp, as the Verifier allows at connect; 0 means 30s
 	Writers          int           // writer goroutines; 0 means 32
 	ReplayBatch      int64         // entries per feed read while catching up; 0 means 256
 	RingSize         int           // recent entries kept per feed; 0 means 128
@@ -82,6 +83,7 @@ func (c *Config) fill() {
 		c.RingSize = 128
 	}
 	def(&c.AckFlushInterval, time.Second)
+	def(&c.TokenLeeway, 30*time.Second)
 	def(&c.PresenceTTL, 30*time.Second)
 }
 

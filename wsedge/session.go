@@ -64,7 +64,9 @@ type cursor struct {
 
 func (s *session) setClaims(c auth.Claims) {
 	s.topics = c.Topics
-	s.expires.Store(c.Expires.UnixMilli())
+	// The same leeway as at connect: a token the Verifier just accepted is
+	// not cut at once.
+	s.expires.Store(c.Expires.Add(s.e.cfg.TokenLeeway).UnixMilli())
 }
 
 func (s *session) touch() { s.lastRead.Store(time.Now().UnixMilli()) }
