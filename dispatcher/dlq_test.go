@@ -86,9 +86,10 @@ func TestMalformedEntriesGoToDLQAndValidOnesFlow(t *testing.T) {
 			t.Errorf("%s: failed_at %v", c.name, dl.FailedAt)
 		}
 	}
-	if got := metricValue(t, d.Dispatcher, "herald_dispatcher_dlq_total", "malformed"); got != float64(len(malformed)) {
-		t.Errorf("dlq_total{malformed} = %v", got)
-	}
+	// The counter moves just after the acknowledgement: wait for it.
+	waitFor(t, 10*time.Second, "dlq_total{malformed} to count every dead letter", func() bool {
+		return metricValue(t, d.Dispatcher, "herald_dispatcher_dlq_total", "malformed") == float64(len(malformed))
+	})
 }
 
 func TestDLQReplayOfFixedEntryDelivers(t *testing.T) {
