@@ -109,6 +109,7 @@ func NewBreaker(cfg BreakerConfig) (*Breaker, error) {
 	if err := registerBreaker(b); err != nil {
 		return nil, err
 	}
+	acquireClock()
 	return b, nil
 }
 
@@ -204,6 +205,7 @@ func (b *Breaker) Close() error {
 	}
 	b.mu.Unlock()
 	unregisterBreaker(b)
+	releaseClock()
 	return errors.Join(errs...)
 }
 

@@ -22,8 +22,10 @@
 // only one Limiter may be open in a process at a time ([New] returns
 // [ErrLimiterOpen] otherwise), and tests that use one must not run in
 // parallel. Sentinel is initialised once, without files, log directories or
-// background goroutines, and logs through the Limiter's (or Breaker's)
-// *slog.Logger.
+// background goroutines of its own, and logs through the Limiter's (or
+// Breaker's) *slog.Logger. While a Limiter or Breaker is open, one
+// goroutine keeps a coarse millisecond clock for Sentinel (clock.go); the
+// last Close stops it.
 //
 // Limits are per process: with N edges a limit of L lets up to N×L through
 // in all.

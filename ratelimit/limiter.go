@@ -86,6 +86,7 @@ func New(cfg Config) (*Limiter, error) {
 		limiterOpen.Store(false)
 		return nil, err
 	}
+	acquireClock()
 	return l, nil
 }
 
@@ -222,6 +223,7 @@ func (l *Limiter) Close() error {
 	l.closed = true
 	l.rules.Store(compile(&Document{Version: FormatVersion}, l.m, l.caps))
 	err := l.load(nil, nil)
+	releaseClock()
 	limiterOpen.Store(false)
 	return err
 }

@@ -13,8 +13,9 @@ import (
 
 // Sentinel is configured once per process, never with api.InitDefault
 // (which starts five goroutines and writes $HOME/logs/csp/*): no metric log
-// files, no system statistics collectors, no cached-time ticker, no
-// exporter listener, and a logger that forwards to slog. Its log level is
+// files, no system statistics collectors, no cached-time ticker of its own
+// (the Limiter and Breaker bring a stoppable one, clock.go), no exporter
+// listener, and a logger that forwards to slog. Its log level is
 // shifted down one step (Sentinel logs every rule load at INFO).
 
 var (
