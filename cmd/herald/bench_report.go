@@ -58,8 +58,9 @@ type benchSummary struct {
 
 	// MachineCPUS is the CPU seconds every core was busy from the first
 	// sample to the last; OtherCPUS the part of it that was neither a
-	// Herald process sampled, Redis, nor this bench (other work on the
-	// machine: the noise in these figures).
+	// Herald process sampled, Redis, nor this bench: other work on the
+	// machine (the noise in these figures) and the kernel's network
+	// softirq time, which no process is charged with.
 	MachineCPUS float64 `json:"machine_cpu_s"`
 	OtherCPUS   float64 `json:"other_cpu_s"`
 
@@ -441,7 +442,7 @@ func (s *benchSummary) table(w io.Writer) error {
 	}
 	row("redis", "cpu %.2fs connect, %.2fs load", s.RedisCPU.Connect, s.RedisCPU.Load)
 	row("load generator", "cpu %.2fs in workers (largest rss %.0f MB), %.2fs in the coordinator (publisher)", s.LoadCPUS, s.LoadMaxRSSMB, s.CoordinatorCPUS)
-	row("machine", "%d cores, load avg %.2f %.2f %.2f -> %.2f %.2f %.2f; busy %.1f cpu-s in %.1fs, %.1f of them other work than this bench",
+	row("machine", "%d cores, load avg %.2f %.2f %.2f -> %.2f %.2f %.2f; busy %.1f cpu-s in %.1fs, %.1f of them in no sampled process (other work, kernel softirq)",
 		s.Nproc, s.LoadAvg.Before[0], s.LoadAvg.Before[1], s.LoadAvg.Before[2], s.LoadAvg.After[0], s.LoadAvg.After[1], s.LoadAvg.After[2],
 		s.MachineCPUS, s.ElapsedS, s.OtherCPUS)
 	for _, p := range s.Profiles {
