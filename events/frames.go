@@ -63,6 +63,9 @@ type ClientFrame struct {
 // ParseClientFrame parses and checks one client text frame. maxData bounds
 // the data of a pub frame (0 means DefaultMaxData).
 func ParseClientFrame(b []byte, maxData int) (ClientFrame, error) {
+	if f, ok := fastFrame(b); ok {
+		return f, nil
+	}
 	var f ClientFrame
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -191,4 +194,33 @@ func AppendNotification(b []byte, id, feed string, seq uint64, typ string, ts in
 	b = append(b, `,"data":`...)
 	b = append(b, data...)
 	return append(b, '}')
+}
+
+var (
+	pingJSON  = []byte(`{"t":"ping"}`)
+	ackPrefix = []byte(`{"t":"ack","id":"`)
+	ackSuffix = []byte(`"}`)
+)
+
+// fastFrame parses the two frames clients send most, in the exact form
+// every SDK writes them ({"t":"ping"} and {"t":"ack","id":"..."} with a
+// plain id), without the JSON decoder. Anything else, including the same
+// frames with other spacing or escapes, takes the full parse.
+func fastFrame(b []byte) (ClientFrame, bool) {
+	if bytes.Equal(b, pingJSON) {
+		return ClientFrame{T: FramePing}, true
+	}
+	if len(b) < len(ackPrefix)+len(ackSuffix)+1 || !bytes.HasPrefix(b, ackPrefix) || !bytes.HasSuffix(b, ackSuffix) {
+		return ClientFrame{}, false
+	}
+	id := b[len(ackPrefix) : len(b)-len(ackSuffix)]
+	if len(id) > maxAckIDLen {
+		return ClientFrame{}, false
+	}
+	for _, c := range id {
+		if c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+			return ClientFrame{}, false
+		}
+	}
+	return ClientFrame{T: FrameAck, ID: string(id)}, true
 }

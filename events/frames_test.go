@@ -36,6 +36,27 @@ func TestParseClientFrame(t *testing.T) {
 	}
 }
 
+// The fast path and the full parse agree on every frame the fast path takes.
+func TestFastFramesMatchFullParse(t *testing.T) {
+	for _, s := range []string{`{"t":"ping"}`, `{"t":"ack","id":"ep-1-user"}`, `{"t":"ack","id":"ep-12-topic:a.b"}`} {
+		fast, err := events.ParseClientFrame([]byte(s), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var full events.ClientFrame
+		if err := json.Unmarshal([]byte(s), &full); err != nil || full.T != fast.T || full.ID != fast.ID {
+			t.Fatalf("%s: fast %+v, full %+v", s, fast, full)
+		}
+	}
+	// Escapes and oddities fall through to the strict parse.
+	for _, s := range []string{`{"t":"ack","id":""}`, `{"t":"ack","id":"a\"b"}`, `{"t":"ack","id":"x"}x"}`} {
+		f, err := events.ParseClientFrame([]byte(s), 0)
+		if err == nil && f.T == "ack" && f.ID == "" {
+			t.Fatalf("%s accepted with an empty id", s)
+		}
+	}
+}
+
 func TestAppendNotificationIsJSON(t *testing.T) {
 	b := events.AppendNotification(nil, "e-1-topic:\"x\"", "topic:\"x\"", 7, "order.placed", 99, []byte(`{"a":[1,2]}`))
 	var n events.Notification

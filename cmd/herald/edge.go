@@ -48,6 +48,7 @@ type edgeFlags struct {
 	rules     ruleFlags
 	console   bool // serve the development console at / (herald dev only)
 	gcPercent int
+	storeSync time.Duration
 }
 
 func (f *flags) edge(o *edgeFlags) {
@@ -65,6 +66,7 @@ func (f *flags) edge(o *edgeFlags) {
 	f.Duration(&o.cfg.WriteTimeout, "write-timeout", 10*time.Second, "longest write of one batch of frames to a client before 4008")
 	f.String(&o.cfg.EdgeID, "edge-id", "", "this edge's id in presence (default <hostname>-<pid>)")
 	f.Duration(&o.drainTime, "drain-timeout", 30*time.Second, "longest graceful drain on SIGTERM")
+	f.Duration(&o.storeSync, "store-sync-interval", 50*time.Millisecond, "how often ACK positions are committed (fsync) to the store; a crash loses at most this much of them, which means a few notifications pushed again, never lost")
 	f.rules(&o.rules)
 	f.Int(&o.gcPercent, "gc-percent", 50, "Go GC target percentage (GOGC); an edge holds many small idle sessions, so a lower value trades a little CPU for RSS; the GOGC variable wins")
 }
@@ -116,7 +118,7 @@ func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log
 	if os.Getenv("GOGC") == "" && o.gcPercent > 0 {
 		debug.SetGCPercent(o.gcPercent)
 	}
-	st, err := store.Open(o.dataDir, store.Config{Logger: log.With("component", "store")})
+	st, err := store.Open(o.dataDir, store.Config{Logger: log.With("component", "store"), FlushInterval: o.storeSync})
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("data directory %s is in use by another edge (one edge per --data-dir)", o.dataDir)
 	}
