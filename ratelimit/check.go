@@ -6,40 +6,50 @@ import (
 	"github.com/alibaba/sentinel-golang/core/hotspot"
 )
 
-// argKeys builds the prefixed Sentinel values of one check, once each and
-// only when a rule needs them. The prefixes keep a user's and a tenant's
-// counters apart even when Sentinel hands one rule's counters to another.
+// argKeys are one check's values, boxed once each and only when an Entry
+// needs them.
 type argKeys struct {
 	tenant, user string
+	now          int64 // Sentinel's clock, unix ms
 	u, t         any
 }
 
 func (k *argKeys) value(per Per) any {
 	if per == PerUser {
 		if k.u == nil {
-			k.u = "u:" + k.tenant + "/" + k.user
+			k.u = userKey{k.tenant, k.user}
 		}
 		return k.u
 	}
 	if k.t == nil {
-		k.t = "t:" + k.tenant
+		k.t = tenantKey(k.tenant)
 	}
 	return k.t
 }
 
-// run checks the enforced gates in order until one blocks, then every
-// shadow gate, and counts. It returns the enforced rule that limited (nil
+// lease names whose lease a gate of the dimension per spends.
+func (k *argKeys) lease(per Per) leaseKey {
+	switch per {
+	case PerUser:
+		return leaseKey{k.tenant, k.user}
+	case PerTenant:
+		return leaseKey{tenant: k.tenant}
+	}
+	return leaseKey{}
+}
+
+// run checks the enforced steps in order until one refuses, then every
+// shadow step, and counts. It returns the enforced rule that limited (nil
 // when the check passes) and the limit it applied.
 func (p *plan) run(tenant, user string) (hit *ruleState, limit int64) {
-	k := argKeys{tenant: tenant, user: user}
-	for i := range p.enforce {
-		if hit, limit = p.enforce[i].check(&k); hit != nil {
+	k := argKeys{tenant: tenant, user: user, now: nowMs()}
+	for _, s := range p.enforce {
+		if hit, limit = s.check(&k); hit != nil {
 			break
 		}
 	}
-	for i := range p.shadow {
-		s := &p.shadow[i]
-		if st, _ := s.check(&k); st != nil {
+	for _, s := range p.shadow {
+		if st, _ := s.enter(&k, false); st != nil {
 			st.c.shadow.Inc()
 		} else if len(s.g.flows) > 0 {
 			s.g.flows[0].st.c.passed.Inc()
@@ -57,34 +67,71 @@ func (p *plan) run(tenant, user string) (hit *ruleState, limit int64) {
 	return nil, 0
 }
 
-// check enters the step's gate once.
+// check asks the step's gate for one token: from the key's lease when the
+// step has leases and it holds one, else from Sentinel (a batch to lease
+// from, or, after a refused batch and for low limits, just the one).
 func (s *step) check(k *argKeys) (*ruleState, int64) {
+	if s.leases == nil {
+		return s.enter(k, false)
+	}
+	now := k.now
+	key := k.lease(s.g.per)
+	ok, exact := s.leases.take(key, now)
+	if ok {
+		return nil, 0
+	}
+	if !exact {
+		if st, _ := s.enter(k, true); st == nil {
+			s.leases.grant(key, now, s.batch)
+			return nil, 0
+		}
+		s.leases.refused(key, now)
+	}
+	return s.enter(k, false)
+}
+
+// entryArgs is a pooled argument slice with its Entry option, made once:
+// the option copies the slice's contents at each Entry.
+type entryArgs struct {
+	args []any
+	opt  api.EntryOption
+}
+
+// enter enters the step's gate once, for one token or a batch.
+func (s *step) enter(k *argKeys, batch bool) (*ruleState, int64) {
 	g := s.g
+	var opts [2]api.EntryOption
+	n := 0
+	if batch {
+		opts[n] = s.batchOpt
+		n++
+	}
 	if len(g.slots) == 0 {
-		e, b := api.Entry(g.resource)
+		e, b := api.Entry(g.resource, opts[:n]...)
 		if b != nil {
 			return g.blockedBy(b.TriggeredRule(), nil)
 		}
 		e.Exit()
 		return nil, 0
 	}
-	ap := g.args.Get().(*[]any)
-	args := *ap
+	ea := s.args.Get().(*entryArgs)
+	args := ea.args
 	for _, r := range s.rules {
 		args[r.slot(k.tenant)] = k.value(r.per)
 	}
+	opts[n] = ea.opt
 	var (
 		hit   *ruleState
 		limit int64
 	)
-	e, b := api.Entry(g.resource, api.WithArgs(args...))
+	e, b := api.Entry(g.resource, opts[:n+1]...)
 	if b != nil {
 		hit, limit = g.blockedBy(b.TriggeredRule(), args)
 	} else {
 		e.Exit()
 	}
 	clear(args)
-	g.args.Put(ap)
+	s.args.Put(ea)
 	return hit, limit
 }
 

@@ -1,43 +1,49 @@
 package ratelimit
 
 import (
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/alibaba/sentinel-golang/api"
 	"github.com/alibaba/sentinel-golang/core/flow"
 	"github.com/alibaba/sentinel-golang/core/hotspot"
 )
 
 // How a document becomes Sentinel rules.
 //
-// Per operation there is ONE enforcing resource, "herald.<op>", carrying a
-// hotspot (parameter) rule for every enforced per-user and per-tenant rule:
-// per-user rules first, then per-tenant ones (Sentinel checks them in
-// order and a rule that passes keeps its token even when a later one
-// blocks, so the most specific goes first). Each Sentinel rule reads its
-// own positional argument (ParamIndex = its slot). A check passes, for each
-// slot, the prefixed value ("u:<tenant>/<user>" or "t:<tenant>") when the
-// rule's type glob matches the event, and nil otherwise; Sentinel skips a
-// rule whose argument is nil. So one Entry checks exactly the matching
-// rules, and no resource name ever holds a user or tenant.
+// Per operation and per dimension there is one enforcing resource:
+// "herald.<op>" carries a hotspot (parameter) rule for every enforced
+// per-user rule, "herald.<op>.tenant" one for every enforced per-tenant
+// rule, "herald.<op>.global" a flow rule for every enforced global rule for
+// every type, and "herald.<op>:<glob>" the flow rules of the global rules
+// with that type glob. A check enters them in that order (per user, per
+// tenant, global), each only when a rule on it matches the event's type,
+// and stops at the first that refuses: a rule that refuses never uses up
+// the allowance of a rule of a later dimension. Within a resource Sentinel
+// checks rules in document order, and a rule that passes keeps its token
+// even when a later one refuses.
+//
+// Each hotspot rule reads its own positional argument (ParamIndex = its
+// slot). A check passes, for each slot, the rule's key (a userKey or a
+// tenantKey) when the rule's type glob matches the event, and nil
+// otherwise; Sentinel skips a rule whose argument is nil. So one Entry
+// checks exactly the matching rules of a resource, and no resource name
+// ever holds a user or tenant.
 //
 // A per-user rule with "tenant:" overrides gets one more slot per such
 // tenant (a Sentinel rule with that tenant's limit); a check fills the
 // tenant's slot instead of the rule's base slot. "user:" and per-tenant
-// overrides are SpecificItems (string keys, the prefixed values).
-//
-// A global rule is a flow rule. Global rules for every type sit on the
-// enforcing resource itself (Sentinel checks flow rules before hotspot
-// rules, and a flow rule only counts entries that passed every rule, so
-// nothing is used up when a hotspot rule then blocks). Global rules with a
-// type glob sit on one resource per distinct glob, "herald.<op>:<glob>",
-// entered only for matching types, after the enforcing resource. A check
-// thus enters one resource, plus one per distinct global glob that
-// matches.
+// overrides are SpecificItems.
 //
 // A shadow rule gets its own resource "herald.shadow.<op>:<rule>", so it is
 // evaluated on its own, never blocks, and only counts what it would limit.
+//
+// High limits are taken from Sentinel in leases (lease.go): a step whose
+// rules all allow at least a few hundred a second takes a batch of tokens
+// per user (tenant, or in all) in one Entry and spends them without
+// entering Sentinel; low limits are checked one Entry per notification.
 //
 // Resource names are bounded by the number of rules. Counters live in
 // Sentinel per rule and value; when a reload keeps a rule unchanged (same
@@ -46,16 +52,6 @@ import (
 // resource, interval and capacity.
 
 var ops = [...]Op{OpPush, OpPub, OpConnect}
-
-func opIndex(op Op) int {
-	switch op {
-	case OpPub:
-		return 1
-	case OpConnect:
-		return 2
-	}
-	return 0
-}
 
 // ruleState is one document rule at run time.
 type ruleState struct {
@@ -69,6 +65,14 @@ type ruleState struct {
 func (s *ruleState) retry(limit int64) time.Duration {
 	return max(s.interval/time.Duration(max(limit, 1)), time.Millisecond)
 }
+
+// userKey and tenantKey are the values per-user and per-tenant rules
+// count; distinct types keep a user's counters apart from a tenant's even
+// when Sentinel hands one rule's counters to another.
+type (
+	userKey   struct{ tenant, user string }
+	tenantKey string
+)
 
 // hotRule is a per-user or per-tenant rule on a gate.
 type hotRule struct {
@@ -87,26 +91,21 @@ func (r *hotRule) slot(tenant string) int {
 	return r.base
 }
 
-// gate is one Sentinel resource.
+// gate is one Sentinel resource. Its rules all count the same dimension:
+// per user or per tenant (hotspot rules), or in all (flow rules).
 type gate struct {
 	resource string
+	per      Per
 	hot      []*hotRule
 	slots    []*hotspot.Rule // slot → Sentinel rule
 	owner    []*hotRule      // slot → its rule
 	flows    []flowRule      // global rules, all with the same glob
-	args     sync.Pool       // *[]any of len(slots)
 }
 
 // flowRule is a global rule on a gate.
 type flowRule struct {
 	st *ruleState
 	r  *flow.Rule
-}
-
-func newGate(resource string) *gate {
-	g := &gate{resource: resource}
-	g.args.New = func() any { a := make([]any, len(g.slots)); return &a }
-	return g
 }
 
 // addHot adds a per-user or per-tenant rule with its slots.
@@ -131,7 +130,7 @@ func (g *gate) addHot(st *ruleState, capacity int64) *hotRule {
 		case key.user != "":
 			users[key] = r.Overrides[k]
 		case r.Per == PerTenant:
-			g.slots[hr.base].SpecificItems["t:"+key.tenant] = r.Overrides[k]
+			g.slots[hr.base].SpecificItems[tenantKey(key.tenant)] = r.Overrides[k]
 		default:
 			if hr.byTenant == nil {
 				hr.byTenant = map[string]int{}
@@ -140,23 +139,30 @@ func (g *gate) addHot(st *ruleState, capacity int64) *hotRule {
 		}
 	}
 	for key, n := range users {
-		g.slots[hr.slot(key.tenant)].SpecificItems["u:"+key.tenant+"/"+key.user] = n
+		g.slots[hr.slot(key.tenant)].SpecificItems[userKey{key.tenant, key.user}] = n
 	}
 	g.hot = append(g.hot, hr)
 	return hr
 }
 
-// step is a gate and the hotspot rules on it that match one type (its
-// flow rules match when the step exists).
+// step is a gate and the hotspot rules on it that match a type (its flow
+// rules match when the step exists). Plans of types that match the same
+// rules of a gate share one step, and so its leases.
 type step struct {
 	g     *gate
 	rules []*hotRule
+	// batch is how many tokens a lease takes; 1 means no leases: every
+	// check enters Sentinel.
+	batch    int64
+	batchOpt api.EntryOption // api.WithBatchCount(batch)
+	leases   leases          // nil: no leases
+	args     sync.Pool       // *entryArgs of len(g.slots)
 }
 
 // plan is what one check of one type does.
 type plan struct {
-	enforce []step
-	shadow  []step
+	enforce []*step
+	shadow  []*step
 	// enforced lists the matching enforced rules, counted as passed when
 	// the check passes.
 	enforced []*ruleState
@@ -170,10 +176,13 @@ const maxCachedPlans = 4096
 
 // opRules are the gates of one operation.
 type opRules struct {
-	enforce []*gate // the hotspot gate (if any) first, then flow gates
+	enforce []*gate // per user, per tenant, global for every type, then one per global glob
 	shadow  []*gate
 	plans   sync.Map // type → *plan
 	nplans  atomic.Int32
+
+	mu    sync.Mutex
+	steps map[string]*step // gate and matching rules → step
 }
 
 func (o *opRules) plan(typ string) *plan {
@@ -193,7 +202,7 @@ func (o *opRules) makePlan(typ string) *plan {
 	p := &plan{}
 	add := func(gates []*gate, shadow bool) {
 		for _, g := range gates {
-			s := step{g: g}
+			var rules []*hotRule
 			var matched []*ruleState
 			if len(g.flows) > 0 && g.flows[0].st.rule.Matches(typ) {
 				for _, f := range g.flows {
@@ -202,16 +211,16 @@ func (o *opRules) makePlan(typ string) *plan {
 			}
 			for _, hr := range g.hot {
 				if hr.st.rule.Matches(typ) {
-					s.rules = append(s.rules, hr)
+					rules = append(rules, hr)
 					matched = append(matched, hr.st)
 				}
 			}
 			switch {
 			case len(matched) == 0:
 			case shadow:
-				p.shadow = append(p.shadow, s)
+				p.shadow = append(p.shadow, o.step(g, rules, false))
 			default:
-				p.enforce = append(p.enforce, s)
+				p.enforce = append(p.enforce, o.step(g, rules, true))
 				p.enforced = append(p.enforced, matched...)
 			}
 		}
@@ -219,6 +228,34 @@ func (o *opRules) makePlan(typ string) *plan {
 	add(o.enforce, false)
 	add(o.shadow, true)
 	return p
+}
+
+// step returns the shared step for g with rules.
+func (o *opRules) step(g *gate, rules []*hotRule, enforce bool) *step {
+	key := g.resource
+	for _, r := range rules {
+		key += "\x00" + strconv.Itoa(r.base)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if s := o.steps[key]; s != nil {
+		return s
+	}
+	s := &step{g: g, rules: rules, batch: 1}
+	if enforce {
+		s.batch = leaseBatch(g, rules)
+	}
+	if s.batch > 1 {
+		s.leases = newLeases(g.per)
+		s.batchOpt = api.WithBatchCount(uint32(s.batch))
+	}
+	n := len(g.slots)
+	s.args.New = func() any { a := make([]any, n); return &entryArgs{args: a, opt: api.WithArgs(a...)} }
+	if o.steps == nil {
+		o.steps = map[string]*step{}
+	}
+	o.steps[key] = s
+	return s
 }
 
 // ruleSet is a compiled document: what the Limiter swaps atomically.
@@ -247,36 +284,21 @@ func compile(doc *Document, m *Metrics, caps capacities) *ruleSet {
 
 func (rs *ruleSet) compileOp(op Op, caps capacities) *opRules {
 	o := &opRules{}
-	main := newGate("herald." + string(op))
+	res := "herald." + string(op)
+	users := &gate{resource: res, per: PerUser}
+	tenants := &gate{resource: res + ".tenant", per: PerTenant}
+	global := &gate{resource: res + ".global", per: PerGlobal}
 	byGlob := map[string]*gate{}
 	var globs []*gate
 	rules := rs.doc.Rules
-	// Enforced per-user rules, then per-tenant ones, in document order.
-	for _, per := range []Per{PerUser, PerTenant} {
-		for i := range rules {
-			if r := &rules[i]; r.Applies(op) && r.Mode == ModeEnforce && r.Per == per {
-				main.addHot(rs.states[r.Name], caps.of(per))
-			}
-		}
-	}
 	for i := range rules {
 		r := &rules[i]
 		if !r.Applies(op) {
 			continue
 		}
 		switch {
-		case r.Mode == ModeEnforce && r.Per == PerGlobal && (r.Type == "" || r.Type == "*"):
-			rs.addFlow(main, r)
-		case r.Mode == ModeEnforce && r.Per == PerGlobal:
-			g := byGlob[r.Type]
-			if g == nil {
-				g = newGate("herald." + string(op) + ":" + r.Type)
-				byGlob[r.Type] = g
-				globs = append(globs, g)
-			}
-			rs.addFlow(g, r)
 		case r.Mode == ModeShadow:
-			g := newGate("herald.shadow." + string(op) + ":" + r.Name)
+			g := &gate{resource: "herald.shadow." + string(op) + ":" + r.Name, per: r.Per}
 			if r.Per == PerGlobal {
 				rs.addFlow(g, r)
 			} else {
@@ -284,13 +306,28 @@ func (rs *ruleSet) compileOp(op Op, caps capacities) *opRules {
 				rs.hot = append(rs.hot, g.slots...)
 			}
 			o.shadow = append(o.shadow, g)
+		case r.Per == PerUser:
+			users.addHot(rs.states[r.Name], caps.users)
+		case r.Per == PerTenant:
+			tenants.addHot(rs.states[r.Name], caps.tenants)
+		case r.Type == "" || r.Type == "*":
+			rs.addFlow(global, r)
+		default:
+			g := byGlob[r.Type]
+			if g == nil {
+				g = &gate{resource: res + ":" + r.Type, per: PerGlobal}
+				byGlob[r.Type] = g
+				globs = append(globs, g)
+			}
+			rs.addFlow(g, r)
 		}
 	}
-	if len(main.slots) > 0 || len(main.flows) > 0 {
-		o.enforce = append(o.enforce, main)
-		rs.hot = append(rs.hot, main.slots...)
+	for _, g := range append([]*gate{users, tenants, global}, globs...) {
+		if len(g.slots) > 0 || len(g.flows) > 0 {
+			o.enforce = append(o.enforce, g)
+			rs.hot = append(rs.hot, g.slots...)
+		}
 	}
-	o.enforce = append(o.enforce, globs...)
 	return o
 }
 

@@ -28,7 +28,10 @@
 // last Close stops it.
 //
 // Limits are per process: with N edges a limit of L lets up to N×L through
-// in all.
+// in all. Rules allowing at least 400 a second are counted in leases
+// (batches of tokens taken from Sentinel per user, tenant, or in all), so
+// their counts are off by up to about 1% of the limit; lower limits are
+// exact (lease.go).
 //
 // Limiter, Store, Watcher, FileWatcher and Breaker are safe for concurrent
 // use. Only cmd/herald imports this package; it adapts [Verdict] to the
