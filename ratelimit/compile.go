@@ -166,6 +166,36 @@ type plan struct {
 	// enforced lists the matching enforced rules, counted as passed when
 	// the check passes.
 	enforced []*ruleState
+	// batchPasses (a cached plan whose steps are all leased) counts passes
+	// in passes and adds them to the rules' counters every passFlush and
+	// when the metrics are collected, instead of once per rule per check.
+	batchPasses bool
+	passes      atomic.Int64
+}
+
+// passFlush is how many passes a plan holds back from the counters at most.
+const passFlush = 256
+
+// countPass counts a check that passed every rule.
+func (p *plan) countPass() {
+	if !p.batchPasses {
+		for _, st := range p.enforced {
+			st.c.passed.Inc()
+		}
+		return
+	}
+	if p.passes.Add(1) >= passFlush {
+		p.flush()
+	}
+}
+
+// flush adds the passes held back to the rules' counters.
+func (p *plan) flush() {
+	if n := p.passes.Swap(0); n > 0 {
+		for _, st := range p.enforced {
+			st.c.passed.Add(float64(n))
+		}
+	}
 }
 
 func (p *plan) empty() bool { return len(p.enforce) == 0 && len(p.shadow) == 0 }
@@ -190,12 +220,28 @@ func (o *opRules) plan(typ string) *plan {
 		return p.(*plan)
 	}
 	p := o.makePlan(typ)
-	if o.nplans.Load() < maxCachedPlans {
-		if _, loaded := o.plans.LoadOrStore(typ, p); !loaded {
-			o.nplans.Add(1)
-		}
+	if o.nplans.Load() >= maxCachedPlans {
+		return p // used once: passes counted at once
 	}
-	return p
+	p.batchPasses = len(p.enforce) > 0
+	for _, s := range p.enforce {
+		p.batchPasses = p.batchPasses && s.leases != nil
+	}
+	v, loaded := o.plans.LoadOrStore(typ, p)
+	if !loaded {
+		o.nplans.Add(1)
+	}
+	return v.(*plan)
+}
+
+// flushPasses adds every plan's held-back passes to the counters.
+func (rs *ruleSet) flushPasses() {
+	for _, o := range rs.ops {
+		o.plans.Range(func(_, v any) bool {
+			v.(*plan).flush()
+			return true
+		})
+	}
 }
 
 func (o *opRules) makePlan(typ string) *plan {

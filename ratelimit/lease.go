@@ -68,151 +68,138 @@ func leaseBatch(g *gate, rules []*hotRule) int64 {
 // rules, the tenant for per-tenant ones, nobody for global ones.
 type leaseKey struct{ tenant, user string }
 
-type lease struct {
-	left  int64 // tokens granted and not spent
-	until int64 // unix ms when what is left is abandoned
-	exact bool  // a batch was refused: one by one until `until`
-}
-
 // leases are a step's leases: one per key for per-user and per-tenant
-// gates, a single one (lock-free) for global gates.
+// gates, a single one for global gates. take is lock-free.
 type leases interface {
+	// take spends one token of k's lease. ok is false when the lease is
+	// empty; exact then says whether to skip the batch and check one by
+	// one.
 	take(k leaseKey, now int64) (ok, exact bool)
+	// grant adds a batch of n that Sentinel granted, less the token the
+	// granting check spends.
 	grant(k leaseKey, now, n int64)
+	// refused makes k go one by one for the rest of the period.
 	refused(k leaseKey, now int64)
 }
 
 func newLeases(per Per) leases {
 	if per == PerGlobal {
-		return &globalLease{}
+		return &lease{}
 	}
-	return &leaseTable{cur: map[leaseKey]*lease{}, prev: map[leaseKey]*lease{}}
+	t := &leaseTable{}
+	t.gen.Store(&leaseGen{})
+	return t
 }
 
-// leaseTable holds a step's leases per key. Leases live in two
-// generations of leasePeriod each, so the table holds only the keys of the
-// last two periods.
-type leaseTable struct {
-	mu      sync.Mutex
-	cur     map[leaseKey]*lease
-	prev    map[leaseKey]*lease
-	rotated int64
-}
-
-// nowMs is Sentinel's (coarse) clock: leases and Sentinel's windows agree.
-func nowMs() int64 { return int64(util.CurrentTimeMillis()) }
-
-// lookup returns k's lease, nil when there is none (t.mu held).
-func (t *leaseTable) lookup(k leaseKey, now int64) *lease {
-	if now-t.rotated >= leasePeriod.Milliseconds() {
-		t.prev, t.cur = t.cur, t.prev
-		clear(t.cur)
-		t.rotated = now
-	}
-	l := t.cur[k]
-	if l == nil {
-		if l = t.prev[k]; l != nil {
-			delete(t.prev, k)
-			t.cur[k] = l
-		}
-	}
-	if l != nil && now >= l.until {
-		*l = lease{}
-	}
-	return l
-}
-
-// take spends one token of k's lease. ok is false when the lease is empty;
-// exact then says whether to skip the batch and check one by one.
-func (t *leaseTable) take(k leaseKey, now int64) (ok, exact bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	l := t.lookup(k, now)
-	switch {
-	case l == nil:
-		return false, false
-	case l.left > 0:
-		l.left--
-		return true, false
-	}
-	return false, l.exact
-}
-
-// grant adds a batch Sentinel granted, less the token the check spends.
-func (t *leaseTable) grant(k leaseKey, now, n int64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	l := t.lookup(k, now)
-	if l == nil {
-		l = &lease{}
-		t.cur[k] = l
-	}
-	if l.until == 0 {
-		l.until = now + leasePeriod.Milliseconds()
-	}
-	l.left += n - 1
-	l.exact = false
-}
-
-// refused makes k go one by one for the rest of the period.
-func (t *leaseTable) refused(k leaseKey, now int64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	l := t.lookup(k, now)
-	if l == nil {
-		l = &lease{}
-		t.cur[k] = l
-	}
-	if l.until == 0 {
-		l.until = now + leasePeriod.Milliseconds()
-	}
-	l.left, l.exact = 0, true
-}
-
-// globalLease is the one lease of a global gate; take is lock-free.
-type globalLease struct {
+// lease is one key's tokens.
+type lease struct {
 	left  atomic.Int64
-	until atomic.Int64 // unix ms
-	exact atomic.Bool
-	mu    sync.Mutex // grant and refused
+	until atomic.Int64 // unix ms when what is left is abandoned
+	exact atomic.Bool  // a batch was refused: one by one until `until`
+	mu    sync.Mutex   // grant and refused
 }
 
-func (g *globalLease) take(_ leaseKey, now int64) (ok, exact bool) {
-	if now >= g.until.Load() {
+func (l *lease) take(_ leaseKey, now int64) (ok, exact bool) {
+	if now >= l.until.Load() {
 		return false, false
 	}
 	for {
-		n := g.left.Load()
+		n := l.left.Load()
 		if n <= 0 {
-			return false, g.exact.Load()
+			return false, l.exact.Load()
 		}
-		if g.left.CompareAndSwap(n, n-1) {
+		if l.left.CompareAndSwap(n, n-1) {
 			return true, false
 		}
 	}
 }
 
-func (g *globalLease) grant(_ leaseKey, now, n int64) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if now >= g.until.Load() || g.exact.Load() {
+func (l *lease) grant(_ leaseKey, now, n int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now >= l.until.Load() || l.exact.Load() {
 		// Takes leave left alone while the lease is expired or exact.
-		g.left.Store(n - 1)
-		g.until.Store(now + leasePeriod.Milliseconds())
-		g.exact.Store(false)
+		l.left.Store(n - 1)
+		l.until.Store(now + leasePeriod.Milliseconds())
+		l.exact.Store(false)
 		return
 	}
 	// Another check's batch is still in use: add to it (an Add, so no
 	// concurrent take is lost).
-	g.left.Add(n - 1)
+	l.left.Add(n - 1)
 }
 
-func (g *globalLease) refused(_ leaseKey, now int64) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.left.Store(0)
-	g.exact.Store(true)
-	if now >= g.until.Load() {
-		g.until.Store(now + leasePeriod.Milliseconds())
+func (l *lease) refused(_ leaseKey, now int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.left.Store(0)
+	l.exact.Store(true)
+	if now >= l.until.Load() {
+		l.until.Store(now + leasePeriod.Milliseconds())
 	}
 }
+
+// leaseTable holds a step's leases per key, in generations of leasePeriod:
+// a lookup moves a lease from the previous generation to the current one,
+// and a new generation drops the one before the previous, so the table
+// holds only the keys of the last two periods.
+type leaseTable struct {
+	gen atomic.Pointer[leaseGen]
+	mu  sync.Mutex // rotation
+}
+
+type leaseGen struct {
+	m     sync.Map // leaseKey → *lease
+	start int64    // unix ms
+	prev  atomic.Pointer[leaseGen]
+}
+
+// get returns k's lease; with create, a new one when there is none.
+func (t *leaseTable) get(k leaseKey, now int64, create bool) *lease {
+	g := t.gen.Load()
+	if now-g.start >= leasePeriod.Milliseconds() {
+		g = t.rotate(now)
+	}
+	if v, ok := g.m.Load(k); ok {
+		return v.(*lease)
+	}
+	if p := g.prev.Load(); p != nil {
+		if v, ok := p.m.Load(k); ok {
+			v, _ = g.m.LoadOrStore(k, v)
+			return v.(*lease)
+		}
+	}
+	if !create {
+		return nil
+	}
+	v, _ := g.m.LoadOrStore(k, &lease{})
+	return v.(*lease)
+}
+
+func (t *leaseTable) rotate(now int64) *leaseGen {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g := t.gen.Load()
+	if now-g.start < leasePeriod.Milliseconds() {
+		return g // rotated meanwhile
+	}
+	g.prev.Store(nil)
+	ng := &leaseGen{start: now}
+	ng.prev.Store(g)
+	t.gen.Store(ng)
+	return ng
+}
+
+func (t *leaseTable) take(k leaseKey, now int64) (ok, exact bool) {
+	if l := t.get(k, now, false); l != nil {
+		return l.take(k, now)
+	}
+	return false, false
+}
+
+func (t *leaseTable) grant(k leaseKey, now, n int64) { t.get(k, now, true).grant(k, now, n) }
+
+func (t *leaseTable) refused(k leaseKey, now int64) { t.get(k, now, true).refused(k, now) }
+
+// nowMs is Sentinel's (coarse) clock: leases and Sentinel's windows agree.
+func nowMs() int64 { return int64(util.CurrentTimeMillis()) }

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestLeaseBatch(t *testing.T) {
@@ -143,23 +145,37 @@ func TestLeaseTable(t *testing.T) {
 	}
 	tb.grant(k, now+10, 3)
 	period := leasePeriod.Milliseconds()
-	if ok, _ := tb.take(k, now+period); ok {
+	if ok, _ := tb.take(k, now+10+period); ok {
 		t.Fatal("a lease outlived its period")
 	}
-	tb.refused(k, now+period)
-	if ok, exact := tb.take(k, now+period+1); ok || !exact {
+	tb.refused(k, now+10+period)
+	if ok, exact := tb.take(k, now+11+period); ok || !exact {
 		t.Fatal("a refused key is not exact")
 	}
-	if ok, exact := tb.take(k, now+3*period); ok || exact {
+	if ok, exact := tb.take(k, now+11+3*period); ok || exact {
 		t.Fatal("exact outlived its period")
 	}
 	// Keys unused for two periods are gone.
 	for i := range 100 {
-		tb.grant(leaseKey{"acme", fmt.Sprint(i)}, now+3*period, 5)
+		tb.grant(leaseKey{"acme", fmt.Sprint(i)}, now+4*period, 5)
 	}
-	tb.take(k, now+5*period)
-	tb.take(k, now+7*period)
-	if n := len(tb.cur) + len(tb.prev); n > 1 {
+	tb.take(k, now+6*period)
+	tb.take(k, now+8*period)
+	n := 0
+	count := func(g *leaseGen) {
+		if g != nil {
+			g.m.Range(func(key, _ any) bool {
+				if key != k {
+					n++
+				}
+				return true
+			})
+		}
+	}
+	g := tb.gen.Load()
+	count(g)
+	count(g.prev.Load())
+	if n > 0 {
 		t.Fatalf("%d leases left after two idle periods", n)
 	}
 }
@@ -187,5 +203,39 @@ func TestGlobalLease(t *testing.T) {
 	}
 	if ok, exact := g.take(leaseKey{}, now+time.Second.Milliseconds()+1); ok || exact {
 		t.Fatal("exact outlived its period")
+	}
+}
+
+// Leased plans count passes in bulk; collecting the metrics brings the
+// counters up to date.
+func TestLeasedPassesAreCounted(t *testing.T) {
+	l := newLimiter(t, rules(`
+  - {name: a, per: user, limit: 1000000, interval: 1s, action: drop}
+  - {name: b, match: {type: "x.*"}, per: tenant, limit: 1000000, interval: 1s, action: drop}
+`))
+	for i := range 1000 {
+		if !l.Push("acme", fmt.Sprint(i%7), "x.y").Allow {
+			t.Fatal("refused")
+		}
+	}
+	if p := l.rules.Load().ops[0].plan("x.y"); !p.batchPasses {
+		t.Fatal("a leased plan counts passes one by one")
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(l.Metrics().Collectors()...)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() == "herald_ratelimit_passed_total" {
+			for _, m := range mf.GetMetric() {
+				got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if got["a"] != 1000 || got["b"] != 1000 {
+		t.Fatalf("passed %v, want 1000 for a and b", got)
 	}
 }

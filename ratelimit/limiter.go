@@ -86,6 +86,8 @@ func New(cfg Config) (*Limiter, error) {
 		limiterOpen.Store(false)
 		return nil, err
 	}
+	flush := func() { l.rules.Load().flushPasses() }
+	l.m.flush.Store(&flush)
 	acquireClock()
 	return l, nil
 }
@@ -114,6 +116,7 @@ func (l *Limiter) Apply(doc *Document) error {
 		return err
 	}
 	old := l.rules.Swap(rs)
+	old.flushPasses() // checks still running on old may add a few more, uncounted
 	for name := range old.states {
 		if _, ok := rs.states[name]; !ok {
 			l.m.forget(name)
@@ -221,7 +224,7 @@ func (l *Limiter) Close() error {
 		return nil
 	}
 	l.closed = true
-	l.rules.Store(compile(&Document{Version: FormatVersion}, l.m, l.caps))
+	l.rules.Swap(compile(&Document{Version: FormatVersion}, l.m, l.caps)).flushPasses()
 	err := l.load(nil, nil)
 	releaseClock()
 	limiterOpen.Store(false)

@@ -1,6 +1,8 @@
 package ratelimit
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -17,6 +19,9 @@ type Metrics struct {
 	shadow       *prometheus.CounterVec
 	version      prometheus.Gauge
 	reloadErrors prometheus.Counter
+	// flush, set by the Limiter, adds the passes it holds back to passed;
+	// collecting passed calls it first.
+	flush atomic.Pointer[func()]
 }
 
 // NewMetrics returns unregistered collectors.
@@ -40,7 +45,19 @@ func NewMetrics() *Metrics {
 
 // Collectors returns every collector, for registration.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.passed, m.limited, m.queued, m.dropped, m.shadow, m.version, m.reloadErrors}
+	return []prometheus.Collector{flushing{m}, m.limited, m.queued, m.dropped, m.shadow, m.version, m.reloadErrors}
+}
+
+// flushing is the passed counters, brought up to date when collected.
+type flushing struct{ m *Metrics }
+
+func (f flushing) Describe(ch chan<- *prometheus.Desc) { f.m.passed.Describe(ch) }
+
+func (f flushing) Collect(ch chan<- prometheus.Metric) {
+	if flush := f.m.flush.Load(); flush != nil {
+		(*flush)()
+	}
+	f.m.passed.Collect(ch)
 }
 
 // ruleCounters are one rule's series, looked up once per Apply so that a
