@@ -38,7 +38,7 @@ func (g gateOf) AllowConnect(tenant string) bool        { return g.l.Connect(ten
 
 // newLimiter opens the process's Limiter with yaml applied ("" for none)
 // and closes it (clearing Sentinel's rules) at the test's cleanup.
-func newLimiter(t *testing.T, yaml string) *ratelimit.Limiter {
+func newLimiter(t testing.TB, yaml string) *ratelimit.Limiter {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	l, err := ratelimit.New(ratelimit.Config{Logger: log})
