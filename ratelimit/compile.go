@@ -13,17 +13,25 @@ import (
 
 // How a document becomes Sentinel rules.
 //
-// Per operation and per dimension there is one enforcing resource:
-// "herald.<op>" carries a hotspot (parameter) rule for every enforced
-// per-user rule, "herald.<op>.tenant" one for every enforced per-tenant
-// rule, "herald.<op>.global" a flow rule for every enforced global rule for
-// every type, and "herald.<op>:<glob>" the flow rules of the global rules
-// with that type glob. A check enters them in that order (per user, per
-// tenant, global), each only when a rule on it matches the event's type,
-// and stops at the first that refuses: a rule that refuses never uses up
-// the allowance of a rule of a later dimension. Within a resource Sentinel
-// checks rules in document order, and a rule that passes keeps its token
-// even when a later one refuses.
+// Rules with limits under 400 a second (lease.go) are checked exactly, one
+// Entry per notification, on ONE enforcing resource per operation,
+// "herald.<op>": a hotspot (parameter) rule for every such per-user rule,
+// then for every such per-tenant rule (Sentinel checks them in order and a
+// rule that passes keeps its token even when a later one blocks, so the
+// most specific goes first), and a flow rule for every such global rule
+// for every type (Sentinel checks flow rules before hotspot rules, and a
+// flow rule only counts entries that passed every rule, so nothing is used
+// up when a hotspot rule then blocks). Such global rules with a type glob
+// sit on one resource per distinct glob, "herald.<op>:<glob>", entered
+// only for matching types, after the enforcing resource.
+//
+// Rules with higher limits are taken in leases, per dimension: per-user
+// ones on "herald.<op>.user", per-tenant ones on "herald.<op>.tenant",
+// global ones for every type on "herald.<op>.global" and global ones with
+// a glob on "herald.<op>.lease:<glob>". A check goes per user (leased),
+// the exact resource, per tenant (leased), then global (leased, then each
+// glob), and stops at the first that refuses, so a rule that refuses never
+// uses up the allowance of a rule of a later dimension.
 //
 // Each hotspot rule reads its own positional argument (ParamIndex = its
 // slot). A check passes, for each slot, the rule's key (a userKey or a
@@ -38,12 +46,8 @@ import (
 // overrides are SpecificItems.
 //
 // A shadow rule gets its own resource "herald.shadow.<op>:<rule>", so it is
-// evaluated on its own, never blocks, and only counts what it would limit.
-//
-// High limits are taken from Sentinel in leases (lease.go): a step whose
-// rules all allow at least a few hundred a second takes a batch of tokens
-// per user (tenant, or in all) in one Entry and spends them without
-// entering Sentinel; low limits are checked one Entry per notification.
+// evaluated on its own (exactly), never blocks, and only counts what it
+// would limit.
 //
 // Resource names are bounded by the number of rules. Counters live in
 // Sentinel per rule and value; when a reload keeps a rule unchanged (same
@@ -91,11 +95,13 @@ func (r *hotRule) slot(tenant string) int {
 	return r.base
 }
 
-// gate is one Sentinel resource. Its rules all count the same dimension:
-// per user or per tenant (hotspot rules), or in all (flow rules).
+// gate is one Sentinel resource. The rules of a leased gate all count the
+// same dimension: per user or per tenant (hotspot rules), or in all (flow
+// rules); the exact gate has per-user, per-tenant and global rules.
 type gate struct {
 	resource string
-	per      Per
+	per      Per  // a leased gate's dimension
+	leased   bool // its rules have high limits: steps take leases
 	hot      []*hotRule
 	slots    []*hotspot.Rule // slot → Sentinel rule
 	owner    []*hotRule      // slot → its rule
@@ -288,7 +294,7 @@ func (o *opRules) step(g *gate, rules []*hotRule, enforce bool) *step {
 		return s
 	}
 	s := &step{g: g, rules: rules, batch: 1}
-	if enforce {
+	if enforce && g.leased {
 		s.batch = leaseBatch(g, rules)
 	}
 	if s.batch > 1 {
@@ -331,12 +337,21 @@ func compile(doc *Document, m *Metrics, caps capacities) *ruleSet {
 func (rs *ruleSet) compileOp(op Op, caps capacities) *opRules {
 	o := &opRules{}
 	res := "herald." + string(op)
-	users := &gate{resource: res, per: PerUser}
-	tenants := &gate{resource: res + ".tenant", per: PerTenant}
-	global := &gate{resource: res + ".global", per: PerGlobal}
+	exact := &gate{resource: res}
+	users := &gate{resource: res + ".user", per: PerUser, leased: true}
+	tenants := &gate{resource: res + ".tenant", per: PerTenant, leased: true}
+	global := &gate{resource: res + ".global", per: PerGlobal, leased: true}
 	byGlob := map[string]*gate{}
 	var globs []*gate
 	rules := rs.doc.Rules
+	// The exact gate's per-user rules go before its per-tenant ones.
+	for _, per := range []Per{PerUser, PerTenant} {
+		for i := range rules {
+			if r := &rules[i]; r.Applies(op) && r.Mode == ModeEnforce && r.Per == per && !leased(r) {
+				exact.addHot(rs.states[r.Name], caps.of(per))
+			}
+		}
+	}
 	for i := range rules {
 		r := &rules[i]
 		if !r.Applies(op) {
@@ -352,23 +367,33 @@ func (rs *ruleSet) compileOp(op Op, caps capacities) *opRules {
 				rs.hot = append(rs.hot, g.slots...)
 			}
 			o.shadow = append(o.shadow, g)
-		case r.Per == PerUser:
+		case r.Per == PerUser && leased(r):
 			users.addHot(rs.states[r.Name], caps.users)
-		case r.Per == PerTenant:
+		case r.Per == PerTenant && leased(r):
 			tenants.addHot(rs.states[r.Name], caps.tenants)
+		case r.Per != PerGlobal:
+			// on the exact gate, above
 		case r.Type == "" || r.Type == "*":
-			rs.addFlow(global, r)
+			if leased(r) {
+				rs.addFlow(global, r)
+			} else {
+				rs.addFlow(exact, r)
+			}
 		default:
-			g := byGlob[r.Type]
+			name := res + ":" + r.Type
+			if leased(r) {
+				name = res + ".lease:" + r.Type
+			}
+			g := byGlob[name]
 			if g == nil {
-				g = &gate{resource: res + ":" + r.Type, per: PerGlobal}
-				byGlob[r.Type] = g
+				g = &gate{resource: name, per: PerGlobal, leased: leased(r)}
+				byGlob[name] = g
 				globs = append(globs, g)
 			}
 			rs.addFlow(g, r)
 		}
 	}
-	for _, g := range append([]*gate{users, tenants, global}, globs...) {
+	for _, g := range append([]*gate{users, exact, tenants, global}, globs...) {
 		if len(g.slots) > 0 || len(g.flows) > 0 {
 			o.enforce = append(o.enforce, g)
 			rs.hot = append(rs.hot, g.slots...)

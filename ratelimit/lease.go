@@ -9,17 +9,17 @@ import (
 )
 
 // Leases. Entering Sentinel costs about a microsecond plus a little per
-// rule, more than the rest of a push. For rules with high limits a step
-// takes tokens in batches instead: one Entry with batch count N takes N
-// tokens from every matching rule of the gate for one key (the user, the
-// tenant, or nobody for global rules), and the next N-1 checks of that key
-// spend them without entering Sentinel. Tokens are only ever spent after
-// Sentinel granted them, so a lease never lets more through than the
-// rules allow within an interval, except that tokens taken near the end of
-// one interval may be spent at the start of the next, and that Sentinel's
-// flow check (global rules) counts what passed after it checked, so
-// concurrent checks may each pass at the limit: one token each without
-// leases, one batch each with them.
+// rule, more than the rest of a push. Rules with high limits (compile.go
+// puts them on gates of their own) are taken in batches instead: one Entry
+// with batch count N takes N tokens from every matching rule of the gate
+// for one key (the user, the tenant, or nobody for global rules), and the
+// next N-1 checks of that key spend them without entering Sentinel. Tokens
+// are only ever spent after Sentinel granted them, so a lease never lets
+// more through than the rules allow within an interval, except that tokens
+// taken near the end of one interval may be spent at the start of the
+// next, and that Sentinel's flow check (global rules) counts what passed
+// after it checked, so concurrent checks may each pass at the limit: one
+// token each without leases, one batch each with them.
 //
 // What a lease costs in accuracy is bounded by its size: a lease lives for
 // at most leasePeriod (what is left then is abandoned, as if used), a batch
@@ -28,9 +28,8 @@ import (
 // until the period ends. A batch is at most 1/leaseShare of what the
 // tightest matching rule allows per leasePeriod, so a rule's count is off
 // by at most about 1% of its limit, in either direction, per key and per
-// set of rules sharing a step. Rules allowing less than leaseShare per
-// leasePeriod (200 per second) are checked exactly, one Entry per
-// notification; so are shadow rules.
+// set of rules sharing a step. A rule allowing less than 2*leaseShare per
+// leasePeriod (400 a second), and every shadow rule, is checked exactly.
 
 const (
 	leasePeriod = time.Second
@@ -38,28 +37,29 @@ const (
 	maxBatch    = 1024 // tokens in one lease at most
 )
 
-// leaseBatch is the batch size for a step over g's rules: 1 (no leases)
-// unless every rule allows at least 2*leaseShare per leasePeriod.
+// ruleBatch is how many tokens of r a lease may take at once: 1/leaseShare
+// of what r allows per leasePeriod to its tightest value (overrides
+// included), at most maxBatch. 1 means r is checked exactly.
+func ruleBatch(r *Rule) int64 {
+	limit := r.Limit
+	for _, n := range r.Overrides {
+		limit = min(limit, n)
+	}
+	n := float64(limit) * float64(min(leasePeriod, r.Interval)) / float64(r.Interval) / leaseShare
+	return int64(max(1, min(n, maxBatch)))
+}
+
+// leased says whether r is counted in leases.
+func leased(r *Rule) bool { return r.Mode == ModeEnforce && ruleBatch(r) > 1 }
+
+// leaseBatch is the batch size of a step: the smallest of its rules'.
 func leaseBatch(g *gate, rules []*hotRule) int64 {
 	batch := int64(maxBatch)
-	per := func(limit int64, interval time.Duration) {
-		n := limit * int64(min(leasePeriod, interval)) / int64(interval) / leaseShare
-		batch = min(batch, max(n, 1))
-	}
 	for _, f := range g.flows {
-		per(int64(f.r.Threshold), f.st.interval)
+		batch = min(batch, ruleBatch(f.st.rule))
 	}
 	for _, hr := range rules {
-		for i, o := range g.owner {
-			if o != hr {
-				continue
-			}
-			limit := g.slots[i].Threshold
-			for _, n := range g.slots[i].SpecificItems {
-				limit = min(limit, n)
-			}
-			per(limit, hr.st.interval)
-		}
+		batch = min(batch, ruleBatch(hr.st.rule))
 	}
 	return batch
 }

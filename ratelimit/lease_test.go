@@ -239,3 +239,36 @@ func TestLeasedPassesAreCounted(t *testing.T) {
 		t.Fatalf("passed %v, want 1000 for a and b", got)
 	}
 }
+
+// Low limits stay on the exact resource and high ones go to leased
+// resources, checked per user, exact, per tenant, then global.
+func TestLowAndHighLimitsTogether(t *testing.T) {
+	l := newLimiter(t, rules(`
+  - {name: tenant-cap, per: tenant, limit: 100000, interval: 1s, action: drop}
+  - {name: marketing, match: {type: "marketing.*"}, per: user, limit: 3, interval: 1m, action: drop}
+  - {name: user-cap, per: user, limit: 100000, interval: 1s, action: drop}
+  - {name: everyone, per: global, limit: 1000000, interval: 1s, action: drop}
+  - {name: tenant-small, per: tenant, limit: 50, interval: 1m, action: drop}
+`))
+	var got []string
+	for _, s := range l.rules.Load().ops[0].plan("marketing.promo").enforce {
+		got = append(got, fmt.Sprintf("%s/%d", s.g.resource, s.batch))
+	}
+	want := "[herald.push.user/500 herald.push/1 herald.push.tenant/500 herald.push.global/1024]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("steps %v, want %s", got, want)
+	}
+	for u := range 3 {
+		if n, v := pushes(l, 10, "acme", fmt.Sprint(u), "marketing.promo"); n != 3 || v.Rule != "marketing" {
+			t.Fatalf("user %d: %d allowed, last by %q; want 3 by marketing", u, n, v.Rule)
+		}
+	}
+	total := 0
+	for u := range 60 {
+		n, _ := pushes(l, 1, "acme", fmt.Sprint(u+10), "order.placed")
+		total += n
+	}
+	if total != 50-9 {
+		t.Fatalf("tenant-small: %d of 60 more allowed, want 41 (9 used by marketing)", total)
+	}
+}
