@@ -193,37 +193,55 @@ func rulesGet(ctx context.Context, store *ratelimit.Store, cio rulesIO) error {
 	return err
 }
 
-func rulesDiff(ctx context.Context, store *ratelimit.Store, o *rulesFlags, cio rulesIO) error {
-	data, _, err := readRules(o.file, cio.stdin)
+// proposal is a rules file next to the stored document.
+type proposal struct {
+	data []byte
+	doc  *ratelimit.Document
+	st   ratelimit.Stored
+	diff string // "" when the file is the stored document
+}
+
+// propose reads and validates FILE and diffs it against what is stored.
+func propose(ctx context.Context, store *ratelimit.Store, o *rulesFlags, cio rulesIO) (proposal, error) {
+	data, doc, err := readRules(o.file, cio.stdin)
 	if err != nil {
-		return err
+		return proposal{}, err
 	}
 	st, err := stored(ctx, store)
 	if err != nil {
+		return proposal{}, err
+	}
+	p := proposal{data: data, doc: doc, st: st}
+	if string(st.YAML) != string(data) {
+		p.diff = unifiedDiff("stored ("+describe(st.Meta)+")", o.file, string(st.YAML), string(data))
+	}
+	return p, nil
+}
+
+func rulesDiff(ctx context.Context, store *ratelimit.Store, o *rulesFlags, cio rulesIO) error {
+	p, err := propose(ctx, store, o, cio)
+	if err != nil {
 		return err
 	}
-	if string(st.YAML) == string(data) {
-		fmt.Fprintf(cio.stdout, "no changes: the stored document (%s) is the same\n", describe(st.Meta))
+	if p.diff == "" {
+		fmt.Fprintf(cio.stdout, "no changes: the stored document (%s) is the same\n", describe(p.st.Meta))
 		return nil
 	}
-	_, err = io.WriteString(cio.stdout, unifiedDiff("stored ("+describe(st.Meta)+")", o.file, string(st.YAML), string(data)))
+	_, err = io.WriteString(cio.stdout, p.diff)
 	return err
 }
 
 func rulesApply(ctx context.Context, store *ratelimit.Store, o *rulesFlags, cio rulesIO) error {
-	data, doc, err := readRules(o.file, cio.stdin)
+	p, err := propose(ctx, store, o, cio)
 	if err != nil {
 		return err
 	}
-	st, err := stored(ctx, store)
-	if err != nil {
-		return err
-	}
-	if string(st.YAML) == string(data) {
+	data, doc, st := p.data, p.doc, p.st
+	if p.diff == "" {
 		fmt.Fprintf(cio.stdout, "no changes: the stored document (%s) is the same; nothing applied\n", describe(st.Meta))
 		return nil
 	}
-	fmt.Fprint(cio.stdout, unifiedDiff("stored ("+describe(st.Meta)+")", o.file, string(st.YAML), string(data)))
+	fmt.Fprint(cio.stdout, p.diff)
 	interactive := cio.interactive && o.file != "-"
 	action := fmt.Sprintf("apply these %d rules as version %d to every edge", len(doc.Rules), st.Meta.Version+1)
 	if err := confirm(dlqIO{cio.stdin, cio.stdout, cio.stderr, interactive}, o.yes, action); err != nil {
