@@ -276,13 +276,13 @@ func TestDispatcherFrozen(t *testing.T) {
 }
 
 // TestTokensExpiring gives every client tokens that live 4 seconds: the
-// edges (heartbeat 2s, so they check expiry every 400ms) close each
+// edges (heartbeat 2s, so they check expiry every 400ms; leeway 100ms) close each
 // session with 4004 when its token expires, in the middle of pushes, and
 // the client reconnects at once with a fresh token and resumes.
 func TestTokensExpiring(t *testing.T) {
 	scenario{
 		name:    "tokens-expiring",
-		cluster: clusterConfig{edgeArgs: []string{"--heartbeat", "2s"}},
+		cluster: clusterConfig{edgeArgs: []string{"--heartbeat", "2s", "--jwt-leeway", "100ms"}},
 		fleet:   fleetConfig{tokenTTL: 4 * time.Second},
 		verify: func(r *run, res *result) {
 			n := r.f.closes(4004)

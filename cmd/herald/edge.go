@@ -49,6 +49,7 @@ type edgeFlags struct {
 	console   bool // serve the development console at / (herald dev only)
 	gcPercent int
 	storeSync time.Duration
+	leeway    time.Duration
 }
 
 func (f *flags) edge(o *edgeFlags) {
@@ -58,6 +59,7 @@ func (f *flags) edge(o *edgeFlags) {
 	f.String(&o.keyFiles, "jwt-keys", "", "comma-separated PEM or JWKS files with RS256/ES256/EdDSA public keys")
 	f.String(&o.issuer, "jwt-issuer", "", "required iss claim (empty: not checked)")
 	f.String(&o.audience, "jwt-audience", "", "required aud claim (empty: not checked)")
+	f.Duration(&o.leeway, "jwt-leeway", 30*time.Second, "clock skew allowed on exp and nbf, at connect and for the session's expiry")
 	f.String(&o.origins, "origins", "", "comma-separated extra browser origins allowed (host globs); the request host is always allowed")
 	f.Int(&o.connRate, "connect-rate-per-ip", 50, "new WebSocket connections per second from one address (bursts to twice that); 0 turns it off")
 	f.Int(&o.cfg.MaxConnsPerUser, "max-conns-per-user", 16, "live sessions per user on this edge; more are closed with 4029")
@@ -97,7 +99,7 @@ func (o *edgeFlags) verifier() (*auth.Verifier, error) {
 	if o.secret == "" {
 		o.secret = os.Getenv(secretEnv)
 	}
-	cfg := auth.Config{KeyFiles: splitList(o.keyFiles), Issuer: o.issuer, Audience: o.audience}
+	cfg := auth.Config{KeyFiles: splitList(o.keyFiles), Issuer: o.issuer, Audience: o.audience, Leeway: o.leeway}
 	if o.secret != "" {
 		cfg.HS256Secret = []byte(o.secret)
 	}
@@ -138,6 +140,7 @@ func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log
 	cfg := o.cfg
 	cfg.Space, cfg.Verifier, cfg.Store, cfg.Logger = space, ver, st, log
 	cfg.Gate = gateAdapter{rules.limiter}
+	cfg.TokenLeeway = o.leeway
 	if rules.breaker != nil {
 		cfg.Breaker = rules.breaker
 	}
