@@ -143,36 +143,51 @@ func (e *Edge) heartbeatEdge() {
 		e.log.Warn("edge heartbeat failed", "err", err)
 		return
 	}
-	dead, err := e.rdb.ZRangeByScore(ctx, sp.Edges(), &redis.ZRangeBy{
-		Min: "-inf", Max: strconv.FormatInt(now.Add(-e.cfg.PresenceTTL).UnixMilli(), 10),
-	}).Result()
+	// Cleaning up after dead edges goes through the breaker too, so a frozen
+	// Redis costs one failed call, not one per dead edge and session.
+	err = e.call(ctx, "presence.clean", func(ctx context.Context) error {
+		dead, err := e.rdb.ZRangeByScore(ctx, sp.Edges(), &redis.ZRangeBy{
+			Min: "-inf", Max: strconv.FormatInt(now.Add(-e.cfg.PresenceTTL).UnixMilli(), 10),
+		}).Result()
+		for _, id := range dead {
+			if err == nil {
+				err = e.cleanEdge(ctx, id)
+			}
+		}
+		return err
+	})
 	if err != nil {
-		return
-	}
-	for _, id := range dead {
-		e.cleanEdge(ctx, id)
+		e.log.Debug("dead-edge clean-up failed", "err", err)
 	}
 }
 
-// cleanEdge removes the presence entries of a dead edge.
-func (e *Edge) cleanEdge(ctx context.Context, edge string) {
+// cleanEdge removes the presence entries of a dead edge in one pipeline.
+func (e *Edge) cleanEdge(ctx context.Context, edge string) error {
 	sp := e.cfg.Space
 	members, err := e.rdb.SMembers(ctx, sp.EdgeSessions(edge)).Result()
 	if err != nil {
-		return
+		return err
 	}
-	for _, m := range members {
-		parts := strings.Split(m, "\x00")
-		if len(parts) != 4 {
-			continue
+	_, err = e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, m := range members {
+			parts := strings.Split(m, "\x00")
+			if len(parts) != 4 {
+				continue
+			}
+			delIfOwner.Eval(ctx, p, // Eval: a pipeline cannot fall back from EVALSHA
+				[]string{sp.Presence(parts[0], parts[1]), sp.EdgeSessions(edge)},
+				parts[2], edge+" "+parts[3], m)
 		}
-		delIfOwner.Run(ctx, e.rdb, []string{sp.Presence(parts[0], parts[1]), sp.EdgeSessions(edge)},
-			parts[2], edge+" "+parts[3], m)
+		p.Del(ctx, sp.EdgeSessions(edge))
+		p.ZRem(ctx, sp.Edges(), edge)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	e.rdb.Del(ctx, sp.EdgeSessions(edge))
-	e.rdb.ZRem(ctx, sp.Edges(), edge)
 	e.m.deadEdges.Inc()
 	e.log.Info("cleaned presence of a dead edge", "dead_edge", edge, "entries", len(members))
+	return nil
 }
 
 // firstPositionLocked records the position a device starts a feed from when
