@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // BenchmarkAck measures the asynchronous hot path: many devices acking
@@ -69,4 +70,56 @@ func BenchmarkAckSyncParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkHandoff measures the whole life of one ACK position on the edge:
+// Ack, the writer's synced commit, then the Redis hand-off (Unflushed in
+// pages of 1000, as wsedge does, and MarkFlushed). One op is one round of
+// handoffDevices positions, one per device; ns/position is the cost per
+// position and handoff-ns/position the part spent in Unflushed and
+// MarkFlushed.
+func BenchmarkHandoff(b *testing.B) {
+	const handoffDevices = 10000
+	s := openTest(b, "", Config{})
+	type dev struct{ user, device string }
+	devs := make([]dev, handoffDevices)
+	for i := range devs {
+		devs[i] = dev{fmt.Sprintf("u%03d", i%997), fmt.Sprintf("d%05d", i)}
+	}
+	var handoff time.Duration
+	rounds := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		rounds++
+		for _, d := range devs {
+			if err := s.Ack(pos("acme", d.user, d.device, "user", "e1", uint64(rounds))); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := s.Flush(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		flushed := 0
+		for {
+			ps, err := s.Unflushed(1000)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(ps) == 0 {
+				break
+			}
+			if err := s.MarkFlushed(ps); err != nil {
+				b.Fatal(err)
+			}
+			flushed += len(ps)
+		}
+		handoff += time.Since(start)
+		if flushed != handoffDevices {
+			b.Fatalf("round %d: handed off %d positions, want %d", rounds, flushed, handoffDevices)
+		}
+	}
+	n := float64(rounds * handoffDevices)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/position")
+	b.ReportMetric(float64(handoff.Nanoseconds())/n, "handoff-ns/position")
 }
