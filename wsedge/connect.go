@@ -56,7 +56,6 @@ func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 	s := e.newSession(conn, claims, device, r.RemoteAddr)
 	s.cork, _ = r.Context().Value(corkKey{}).(*corkConn)
 	if code, reason := e.register(s); code != 0 {
-		s.cancel()
 		e.refuse(conn, code, reason)
 		return
 	}
@@ -121,10 +120,9 @@ func (e *Edge) refuse(conn *websocket.Conn, code websocket.StatusCode, reason st
 }
 
 func (e *Edge) newSession(conn *websocket.Conn, c auth.Claims, device, remote string) *session {
-	ctx, cancel := context.WithCancel(e.ctx)
 	s := &session{
 		e: e, id: e.cfg.EdgeID + "-" + strconv.FormatUint(e.seq.Add(1), 36), conn: conn,
-		tenant: c.Tenant, user: c.Subject, device: device, remote: remote, ctx: ctx, cancel: cancel,
+		tenant: c.Tenant, user: c.Subject, device: device, remote: remote,
 	}
 	s.setClaims(c)
 	s.touch()
@@ -176,11 +174,11 @@ func (e *Edge) setUp(s *session) error {
 	}); err != nil {
 		e.log.Error("store session", "session", s.id, "err", err)
 	}
-	positions, err := e.positions(s.ctx, s)
+	positions, err := e.positions(e.ctx, s)
 	if err != nil {
 		return err
 	}
-	if err := e.addPresence(s.ctx, s); err != nil {
+	if err := e.addPresence(e.ctx, s); err != nil {
 		return err
 	}
 	var attached []*cursor
@@ -218,7 +216,7 @@ func (e *Edge) setUp(s *session) error {
 // cursor's catch-up starts at once; without, it is left catching (so the hub
 // does not offer it anything) for the caller to start.
 func (e *Edge) attach(s *session, f keys.Feed, positions map[string][]events.Position, start bool) (*cursor, error) {
-	fs, err := e.hub.acquire(s.ctx, f)
+	fs, err := e.hub.acquire(e.ctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -291,7 +289,6 @@ func (e *Edge) endSession(s *session) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	e.removePresence(ctx, s)
 	cancel()
-	s.cancel()
 	s.mu.Lock()
 	code, reason := s.closeCode, s.closeReason
 	s.mu.Unlock()

@@ -16,8 +16,8 @@ import (
 // and gives the library small buffers instead.
 
 const (
-	connReadBuffer  = 1024
-	connWriteBuffer = 512
+	connReadBuffer  = 256
+	connWriteBuffer = 128
 )
 
 // smallBuffers wraps the ResponseWriter passed to websocket.Accept.

@@ -51,7 +51,7 @@ func (e *Edge) pinger(q *workQueue[*session]) {
 		if !ok {
 			return
 		}
-		ctx, cancel := context.WithTimeout(s.ctx, e.cfg.Heartbeat)
+		ctx, cancel := context.WithTimeout(e.ctx, e.cfg.Heartbeat)
 		if err := s.conn.Ping(ctx); err == nil {
 			s.touch()
 		}

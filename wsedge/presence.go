@@ -209,7 +209,7 @@ func (e *Edge) saveFirstPositions(s *session) error {
 		return nil
 	}
 	k := e.cfg.Space.Acks(s.tenant, s.user, s.device)
-	return e.call(s.ctx, "acks.flush", func(ctx context.Context) error {
+	return e.call(e.ctx, "acks.flush", func(ctx context.Context) error {
 		_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, pos := range first {
 				p.HSetNX(ctx, k, feeds[i], formatPosition(pos.Epoch, pos.Seq))

@@ -3,7 +3,9 @@ package wsedge
 import (
 	"context"
 	"errors"
+	"io"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -17,24 +19,67 @@ import (
 // readLoop reads client frames until the connection ends. A frame that
 // breaks protocol 1 closes the session with 1008; an oversize frame gets
 // 1009 from the library.
+//
+// Reads take no context: closing the connection (the close handshake, or
+// CloseNow after it fails) is what ends a blocked read. A cancellable
+// context would cost coder/websocket a context.AfterFunc registration per
+// frame header and payload, and one held by every idle connection.
 func (e *Edge) readLoop(s *session) {
 	for {
-		typ, b, err := s.conn.Read(s.ctx)
+		typ, r, err := s.conn.Reader(context.Background())
 		if err != nil {
+			return
+		}
+		bp := frameBufs.Get().(*[]byte)
+		b, err := readAll(r, (*bp)[:0])
+		if err != nil {
+			putFrameBuf(bp, b)
 			return
 		}
 		s.touch()
 		e.m.frames.Inc()
 		if typ != websocket.MessageText {
+			putFrameBuf(bp, b)
 			s.close(StatusProtocolViolation, "binary frames are not part of protocol 1")
 			continue
 		}
 		f, err := events.ParseClientFrame(b, events.DefaultMaxData)
+		putFrameBuf(bp, b) // f holds copies, never b itself
 		if err != nil {
 			s.close(StatusProtocolViolation, clipReason(err.Error()))
 			continue
 		}
 		e.handle(s, &f)
+	}
+}
+
+// frameBufs holds buffers for client frames while they are parsed, so the
+// usual small frames (ack, ping) are read without allocating.
+var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+func putFrameBuf(bp *[]byte, b []byte) {
+	if cap(b) > 16<<10 {
+		return // a large pub frame: let it go rather than keep it pooled
+	}
+	*bp = b[:0]
+	frameBufs.Put(bp)
+}
+
+// readAll reads r to its end into b, growing it as needed (the library's
+// read limit bounds it).
+func readAll(r io.Reader, b []byte) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
 	}
 }
 
@@ -130,7 +175,7 @@ func (e *Edge) onSub(s *session, topic string) {
 	if s.cursorFor(name) != nil {
 		return
 	}
-	positions, err := e.positions(s.ctx, s)
+	positions, err := e.positions(e.ctx, s)
 	if err == nil {
 		_, err = e.attach(s, keys.TopicFeed(s.tenant, topic), positions, true)
 	}
@@ -182,7 +227,7 @@ func (e *Edge) onPub(s *session, f *events.ClientFrame) {
 		s.sendError("rate_limited", "pub of "+f.Type+" refused by a rate rule: retry later")
 		return
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 	defer cancel()
 	err := e.call(ctx, "upstream", func(ctx context.Context) error {
 		return e.rdb.XAdd(ctx, &redis.XAddArgs{

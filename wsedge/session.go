@@ -23,8 +23,6 @@ type session struct {
 	user   string
 	device string
 	remote string
-	ctx    context.Context // ends when the session ends
-	cancel context.CancelFunc
 
 	topics   []string     // the token's topic globs
 	expires  atomic.Int64 // unix ms of the token's exp
@@ -116,10 +114,15 @@ func (s *session) flush() {
 	s.mu.Unlock()
 
 	deadline := time.Now().Add(s.e.cfg.WriteTimeout)
-	ctx, cancel := context.WithDeadline(s.ctx, deadline)
 	corked := s.cork != nil // one socket write for the whole batch, even of one frame
+	// Corked frames go to a buffer and the socket write in uncork has the
+	// deadline, so the frames need no context of their own (which would
+	// cost a timer and a context.AfterFunc per flush).
+	ctx, cancel := context.Background(), context.CancelFunc(func() {})
 	if corked {
 		s.cork.cork()
+	} else {
+		ctx, cancel = context.WithDeadline(s.e.ctx, deadline)
 	}
 	var err error
 	for _, f := range frames {
