@@ -20,6 +20,11 @@ type AckPosition struct {
 	UpdatedAt time.Time // set to time.Now() by Ack and AckSync when zero
 }
 
+// id is the part of p that forms its key.
+func (p AckPosition) id() posID {
+	return posID{p.Tenant, p.User, p.Device, p.Feed}
+}
+
 func (p AckPosition) validate() error {
 	switch {
 	case p.Tenant == "":

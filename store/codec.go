@@ -13,7 +13,7 @@ const ackCodecVersion = 1
 
 // Flag bits of an encoded ACK value.
 const (
-	flagDirty  = 1 << 0 // not yet flushed to Redis
+	flagDirty  = 1 << 0 // legacy: not yet flushed to Redis (see storedAck)
 	flagNoTime = 1 << 1 // UpdatedAt is the zero time (and is not encoded)
 	knownFlags = flagDirty | flagNoTime
 )
@@ -21,7 +21,10 @@ const (
 var errValueCorrupt = errors.New("corrupt value")
 
 // storedAck is what an ACK key's value holds: the position without its key
-// parts, plus the Redis hand-off flag.
+// parts. Dirty is a legacy flag: stores before the in-memory dirty mirror set
+// it on positions not yet flushed to Redis. It is still decoded, but the
+// dirty index ("d/") alone says what is unflushed and new values leave it
+// unset.
 type storedAck struct {
 	Epoch     string
 	Seq       uint64
@@ -33,7 +36,11 @@ type storedAck struct {
 //
 //	version(1) flags(1) uvarint(seq) [varint(updatedAt unix nanos)] uvarint(len(epoch)) epoch
 func encodeAck(v storedAck) []byte {
-	b := make([]byte, 0, 2+binary.MaxVarintLen64*3+len(v.Epoch))
+	return appendAck(make([]byte, 0, 2+binary.MaxVarintLen64*3+len(v.Epoch)), v)
+}
+
+// appendAck appends the encoding of v (see encodeAck) to b.
+func appendAck(b []byte, v storedAck) []byte {
 	var flags byte
 	if v.Dirty {
 		flags |= flagDirty

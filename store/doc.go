@@ -7,9 +7,9 @@
 //     the device has acknowledged, the "offline ACK state" of the client
 //     protocol. A position only moves forward within an epoch (a lower or
 //     equal seq is ignored, not an error); a different epoch replaces it.
-//     Each stored position carries a flag "not yet flushed to Redis", kept
-//     on disk with a secondary index, for the edge's Redis hand-off
-//     (Unflushed, MarkFlushed).
+//     Positions not yet flushed to Redis are listed in a secondary index on
+//     disk (the dirty index), mirrored in memory, for the edge's Redis
+//     hand-off (Unflushed, MarkFlushed); memory holds only that backlog.
 //   - Connection metadata: live sessions, and recently closed ones with
 //     their close code and reason.
 //
@@ -35,10 +35,11 @@
 //     have seen); it never means a notification is lost.
 //   - Close commits everything pending before it returns.
 //   - Unflushed lists only durable positions, so the Redis hand-off never
-//     carries a position that a crash could still take back. (Pebble shows
-//     a batch to readers just before its WAL sync completes; Unflushed waits
-//     for a commit in progress. Acks, by design, also shows positions still
-//     in memory.)
+//     carries a position that a crash could still take back: the in-memory
+//     dirty index changes only after a synced commit, and Unflushed waits
+//     for a commit in progress. After a crash the dirty index on disk lists
+//     again every position written since its last MarkFlushed. (Acks, by
+//     design, also shows positions still in memory.)
 //   - MarkFlushed and session writes use pebble.NoSync: losing them in a
 //     crash only repeats an idempotent Redis hand-off or leaves stale
 //     session bookkeeping, and any later synced commit makes them durable

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -119,65 +118,92 @@ func (s *Store) requeueLocked(batch pendingSet) {
 
 // commit writes a batch of positions in one pebble batch with pebble.Sync.
 // Each position is checked against the stored one (forward-only within an
-// epoch); every position that moves is written dirty, with its dirty-index
-// entry, for the Redis hand-off. Stored positions are read with one iterator
-// in key order, which is several times cheaper than a Get per key.
+// epoch); every position that moves is written with its dirty-index entry,
+// for the Redis hand-off, and enters the dirty mirror once the batch is
+// durable. A position already dirty is checked against the mirror, which
+// holds its stored epoch and seq; the others are read with one iterator in
+// key order, which is several times cheaper than a Get per key.
 func (s *Store) commit(batch pendingSet) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	return s.withDB(func(db *pebble.DB) error {
+		entries := sortedEntries(batch)
 		it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefixAck, UpperBound: prefixEnd(prefixAck)})
 		if err != nil {
 			return fmt.Errorf("commit ack positions: %w", err)
 		}
 		b := db.NewBatch()
 		defer b.Close()
-		written, newlyDirty := 0, 0
-		for _, e := range sortedEntries(batch) {
-			cur, found := s.seekStored(it, e.key)
-			if found {
-				old := AckPosition{Epoch: cur.Epoch, Seq: cur.Seq}
-				if _, moved := advance(old, e.pos); !moved {
+		written := entries[:0] // the entries that move, in place
+		var val, dirtyKey []byte
+		for _, e := range entries {
+			dirtyKey = append(append(dirtyKey[:0], prefixDirty...), e.key[len(prefixAck):]...)
+			if cur, found := s.storedPosition(it, e.key, dirtyKey); found {
+				if _, moved := advance(cur, *e.pos); !moved {
 					continue
 				}
 			}
 			p := e.pos
-			val := encodeAck(storedAck{Epoch: p.Epoch, Seq: p.Seq, UpdatedAt: p.UpdatedAt, Dirty: true})
-			_ = b.Set(e.key, val, nil) // batch Set fails only on a closed or read-only batch
-			_ = b.Set(positionKey(prefixDirty, p.Tenant, p.User, p.Device, p.Feed), val, nil)
-			written++
-			if !found || !cur.Dirty {
-				newlyDirty++
-			}
+			val = appendAck(val[:0], storedAck{Epoch: p.Epoch, Seq: p.Seq, UpdatedAt: p.UpdatedAt})
+			// Batch.Set copies its arguments; it fails only on a closed or read-only batch.
+			_ = b.Set(e.key, val, nil)
+			_ = b.Set(dirtyKey, val, nil)
+			written = append(written, e)
 		}
 		if err := it.Close(); err != nil {
 			return fmt.Errorf("commit ack positions: read stored: %w", err)
 		}
-		if written == 0 {
+		if len(written) == 0 {
 			return nil
 		}
 		if err := b.Commit(pebble.Sync); err != nil {
-			return fmt.Errorf("commit %d ack positions: %w", written, err)
+			return fmt.Errorf("commit %d ack positions: %w", len(written), err)
+		}
+		for _, e := range written {
+			dirtyKey = append(append(dirtyKey[:0], prefixDirty...), e.key[len(prefixAck):]...)
+			s.dirty.put(dirtyKey, *e.pos)
 		}
 		s.m.flushBatches.Inc()
-		s.m.flushPositions.Add(float64(written))
-		s.m.unflushed.Add(float64(newlyDirty))
+		s.m.flushPositions.Add(float64(len(written)))
+		s.m.unflushed.Set(float64(s.dirty.len()))
 		return nil
 	})
 }
 
-type keyedPosition struct {
-	key []byte
-	pos AckPosition
+// storedPosition returns the epoch and seq stored under ackKey: from the
+// dirty mirror if the position is dirty (its entry equals the stored value),
+// else from disk.
+func (s *Store) storedPosition(it *pebble.Iterator, ackKey, dirtyKey []byte) (AckPosition, bool) {
+	if d, ok := s.dirty.get(dirtyKey); ok {
+		return AckPosition{Epoch: d.epoch, Seq: d.seq}, true
+	}
+	cur, found := s.seekStored(it, ackKey)
+	return AckPosition{Epoch: cur.Epoch, Seq: cur.Seq}, found
 }
 
-// sortedEntries returns the positions of batch with their ACK keys, in key order.
+type keyedPosition struct {
+	key []byte
+	pos *AckPosition
+}
+
+// sortedEntries returns the positions of batch with their ACK keys, in key
+// order. The keys share one buffer, and the positions one slice.
 func sortedEntries(batch pendingSet) []keyedPosition {
-	out := make([]keyedPosition, 0, batch.n)
+	positions := make([]AckPosition, 0, batch.n)
+	size := 0
 	for _, feeds := range batch.m {
 		for _, p := range feeds {
-			out = append(out, keyedPosition{positionKey(prefixAck, p.Tenant, p.User, p.Device, p.Feed), p})
+			positions = append(positions, p)
+			size += positionKeyLen(prefixAck, p.id())
 		}
+	}
+	buf := make([]byte, 0, size)
+	out := make([]keyedPosition, len(positions))
+	for i := range positions {
+		p := &positions[i]
+		start := len(buf)
+		buf = appendPositionKey(buf, prefixAck, p.id())
+		out[i] = keyedPosition{key: buf[start:len(buf):len(buf)], pos: p}
 	}
 	slices.SortFunc(out, func(a, b keyedPosition) int { return bytes.Compare(a.key, b.key) })
 	return out
@@ -199,23 +225,4 @@ func (s *Store) seekStored(it *pebble.Iterator, key []byte) (storedAck, bool) {
 	}
 	s.log.Error("overwrite unreadable ack position", attrErr, err)
 	return storedAck{}, false
-}
-
-// getStored reads one stored ACK value. A corrupt value is logged and
-// reported as absent, so the next position simply overwrites it.
-func (s *Store) getStored(db *pebble.DB, key []byte) (storedAck, bool, error) {
-	v, closer, err := db.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return storedAck{}, false, nil
-	}
-	if err != nil {
-		return storedAck{}, false, err
-	}
-	a, err := decodeAck(v)
-	_ = closer.Close()
-	if err != nil {
-		s.log.Error("overwrite corrupt ack position", attrErr, err)
-		return storedAck{}, false, nil
-	}
-	return a, true, nil
 }

@@ -7,29 +7,23 @@ import (
 )
 
 // Unflushed lists up to limit stored positions not yet flushed to Redis
-// (limit <= 0 means all), in key order. It reads the dirty index ("d/"), so
-// its cost follows the number of dirty positions, not of all positions. The
-// dirty flag is on disk: after a crash or restart every position written
-// since its last MarkFlushed is listed again. Positions still pending in
-// memory appear once committed (within FlushInterval).
+// (limit <= 0 means all), in key order. It reads the in-memory mirror of the
+// dirty index, so it does no disk I/O and its cost follows the number of
+// dirty positions, not of all positions. The dirty index itself is on disk:
+// after a crash or restart every position written since its last
+// MarkFlushed is listed again. Positions still pending in memory appear once
+// committed (within FlushInterval).
 //
-// Every listed position is durable: pebble shows a batch to readers just
-// before its WAL sync completes, so Unflushed waits for a commit in progress
-// rather than hand a position to Redis that a crash could still take back.
+// Every listed position is durable: the mirror changes only after a synced
+// commit, and Unflushed waits for a commit in progress rather than hand a
+// position to Redis that a crash could still take back.
 func (s *Store) Unflushed(limit int) ([]AckPosition, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	var out []AckPosition
-	err := s.withDB(func(db *pebble.DB) error {
-		return scan(db, prefixDirty, prefixEnd(prefixDirty), false, func(k, v []byte) (bool, error) {
-			p, err := decodePosition(prefixDirty, k, v)
-			if err != nil {
-				s.log.Error("skip corrupt dirty index entry", attrErr, err)
-				return true, nil
-			}
-			out = append(out, p)
-			return limit <= 0 || len(out) < limit, nil
-		})
+	err := s.withDB(func(*pebble.DB) error {
+		out = s.dirty.first(limit)
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list unflushed ack positions: %w", err)
@@ -41,46 +35,36 @@ func (s *Store) Unflushed(limit int) ([]AckPosition, error) {
 // marked clean only if the stored one still has the same epoch and seq: one
 // that moved on since it was listed stays dirty and is listed again.
 //
-// The write is not synced: if a crash loses it, the positions are flushed to
-// Redis a second time, which is harmless (the hand-off is idempotent). The
-// next synced ACK commit makes it durable anyway.
+// The write (deleting dirty index entries) is not synced: if a crash loses
+// it, the positions are flushed to Redis a second time, which is harmless
+// (the hand-off is idempotent). The next synced ACK commit makes it durable
+// anyway.
 func (s *Store) MarkFlushed(positions []AckPosition) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	err := s.withDB(func(db *pebble.DB) error {
 		b := db.NewBatch()
 		defer b.Close()
-		seen := make(map[posID]bool, len(positions))
+		var key []byte
 		for _, p := range positions {
-			id := posID{p.Tenant, p.User, p.Device, p.Feed}
-			if seen[id] {
-				continue
-			}
-			seen[id] = true
-			key := positionKey(prefixAck, p.Tenant, p.User, p.Device, p.Feed)
-			cur, found, err := s.getStored(db, key)
-			if err != nil {
-				return err
-			}
-			if !found || !cur.Dirty || cur.Epoch != p.Epoch || cur.Seq != p.Seq {
-				continue
-			}
-			cur.Dirty = false
-			if err := b.Set(key, encodeAck(cur), nil); err != nil {
-				return err
-			}
-			if err := b.Delete(positionKey(prefixDirty, p.Tenant, p.User, p.Device, p.Feed), nil); err != nil {
-				return err
+			if key = appendPositionKey(key[:0], prefixDirty, p.id()); s.dirty.holds(key, p) {
+				_ = b.Delete(key, nil) // copies key; fails only on a closed or read-only batch
 			}
 		}
 		if b.Empty() {
 			return nil
 		}
-		cleared := b.Count() / 2
 		if err := b.Commit(pebble.NoSync); err != nil {
 			return err
 		}
-		s.m.unflushed.Sub(float64(cleared))
+		// Same test again: writeMu kept the set as it was. A position listed
+		// twice was deleted twice in the batch, which is harmless.
+		for _, p := range positions {
+			if key = appendPositionKey(key[:0], prefixDirty, p.id()); s.dirty.holds(key, p) {
+				s.dirty.remove(key)
+			}
+		}
+		s.m.unflushed.Set(float64(s.dirty.len()))
 		return nil
 	})
 	if err != nil {
@@ -89,17 +73,25 @@ func (s *Store) MarkFlushed(positions []AckPosition) error {
 	return nil
 }
 
-// countUnflushed counts the dirty index at Open, to seed the gauge.
-func (s *Store) countUnflushed() (int, error) {
-	n := 0
+// loadDirty reads the dirty index at Open into the in-memory mirror. A
+// corrupt entry is logged and left alone: the next commit of its position
+// overwrites it.
+func (s *Store) loadDirty() error {
+	s.dirty = newDirtySet()
 	err := s.withDB(func(db *pebble.DB) error {
-		return scan(db, prefixDirty, prefixEnd(prefixDirty), false, func(_, _ []byte) (bool, error) {
-			n++
+		return scan(db, prefixDirty, prefixEnd(prefixDirty), false, func(k, v []byte) (bool, error) {
+			p, err := decodePosition(prefixDirty, k, v)
+			if err != nil {
+				s.log.Error("skip corrupt dirty index entry", attrErr, err)
+				return true, nil
+			}
+			s.dirty.put(k, p)
 			return true, nil
 		})
 	})
 	if err != nil {
-		return 0, fmt.Errorf("count unflushed ack positions: %w", err)
+		return fmt.Errorf("load unflushed ack positions: %w", err)
 	}
-	return n, nil
+	s.m.unflushed.Set(float64(s.dirty.len()))
+	return nil
 }

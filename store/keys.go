@@ -65,12 +65,31 @@ func devicePrefix(ns []byte, tenant, user, device string) []byte {
 // positionKey is the key of one feed position in namespace ns (prefixAck or
 // prefixDirty).
 func positionKey(ns []byte, tenant, user, device, feed string) []byte {
-	return appendLP(devicePrefix(ns, tenant, user, device), feed)
+	id := posID{tenant, user, device, feed}
+	return appendPositionKey(make([]byte, 0, positionKeyLen(ns, id)), ns, id)
 }
 
 // posID names one position: the part of AckPosition that forms its key.
 type posID struct {
 	Tenant, User, Device, Feed string
+}
+
+// appendPositionKey appends the key of id in namespace ns to b.
+func appendPositionKey(b, ns []byte, id posID) []byte {
+	b = append(b, ns...)
+	b = appendLP(b, id.Tenant)
+	b = appendLP(b, id.User)
+	b = appendLP(b, id.Device)
+	return appendLP(b, id.Feed)
+}
+
+// positionKeyLen is the length of the key of id in namespace ns.
+func positionKeyLen(ns []byte, id posID) int {
+	n := len(ns)
+	for _, s := range [...]string{id.Tenant, id.User, id.Device, id.Feed} {
+		n += uvarintLen(uint64(len(s))) + len(s)
+	}
+	return n
 }
 
 // parsePositionKey decodes a key made by positionKey in namespace ns.

@@ -86,8 +86,9 @@ type Store struct {
 	closed      bool
 
 	// writeMu serialises read-modify-write of ACK records (the writer's
-	// commits and MarkFlushed).
+	// commits and MarkFlushed) and guards dirty.
 	writeMu sync.Mutex
+	dirty   *dirtySet // mirror of the dirty index: positions not yet in Redis
 	// sessMu serialises read-modify-write of session records.
 	sessMu sync.Mutex
 
@@ -138,11 +139,9 @@ func Open(dir string, cfg Config) (*Store, error) {
 	s.space = sync.NewCond(&s.mu)
 	s.pending = newPendingSet()
 	s.m = newMetrics(s.pendingLen)
-	n, err := s.countUnflushed()
-	if err != nil {
+	if err := s.loadDirty(); err != nil {
 		return nil, errors.Join(err, db.Close(), lock.Close())
 	}
-	s.m.unflushed.Set(float64(n))
 	go s.run()
 	return s, nil
 }
