@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -191,13 +192,11 @@ func (s *Store) overlayLocked(dk deviceKey) map[string]AckPosition {
 		return nil
 	}
 	out := make(map[string]AckPosition, len(a)+len(b))
-	for _, feeds := range []map[string]AckPosition{a, b} {
-		for feed, p := range feeds {
-			if cur, ok := out[feed]; ok {
-				p, _ = advance(cur, p)
-			}
-			out[feed] = p
+	for _, p := range slices.Concat(a, b) {
+		if cur, ok := out[p.Feed]; ok {
+			p, _ = advance(cur, p)
 		}
+		out[p.Feed] = p
 	}
 	return out
 }
@@ -245,37 +244,56 @@ type deviceKey struct {
 	tenant, user, device string
 }
 
-// pendingSet holds coalesced positions: one per (device, feed).
+// pendingSet holds coalesced positions: one per (device, feed). A device's
+// positions are a short slice searched in order: between two commits a
+// device acks a few feeds, and a slice costs one small allocation where a
+// map per device costs a kilobyte and a slower walk at commit time.
 type pendingSet struct {
-	m map[deviceKey]map[string]AckPosition
+	m map[deviceKey][]AckPosition
 	n int // number of positions
 }
 
 func newPendingSet() pendingSet {
-	return pendingSet{m: make(map[deviceKey]map[string]AckPosition)}
+	return pendingSet{m: make(map[deviceKey][]AckPosition)}
+}
+
+// feedIndex returns the index of feed in feeds, or -1.
+func feedIndex(feeds []AckPosition, feed string) int {
+	for i := range feeds {
+		if feeds[i].Feed == feed {
+			return i
+		}
+	}
+	return -1
 }
 
 func (p *pendingSet) has(dk deviceKey, feed string) bool {
-	_, ok := p.m[dk][feed]
-	return ok
+	return feedIndex(p.m[dk], feed) >= 0
 }
 
 // put merges pos into the set and reports whether it coalesced with a
 // position already there.
 func (p *pendingSet) put(dk deviceKey, pos AckPosition) bool {
 	feeds := p.m[dk]
-	if feeds == nil {
-		feeds = make(map[string]AckPosition, 2)
-		p.m[dk] = feeds
+	if i := feedIndex(feeds, pos.Feed); i >= 0 {
+		feeds[i], _ = advance(feeds[i], pos)
+		return true
 	}
-	cur, ok := feeds[pos.Feed]
-	if ok {
-		pos, _ = advance(cur, pos)
-	} else {
-		p.n++
+	p.m[dk] = append(feeds, pos)
+	p.n++
+	return false
+}
+
+// putUnder merges pos into the set as the older position: one already there
+// is applied on top of it.
+func (p *pendingSet) putUnder(dk deviceKey, pos AckPosition) {
+	feeds := p.m[dk]
+	if i := feedIndex(feeds, pos.Feed); i >= 0 {
+		feeds[i], _ = advance(pos, feeds[i])
+		return
 	}
-	feeds[pos.Feed] = pos
-	return ok
+	p.m[dk] = append(feeds, pos)
+	p.n++
 }
 
 // flushGen is one commit of the pending set; waiters block on done.

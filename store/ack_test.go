@@ -269,3 +269,47 @@ func mustAcks(t *testing.T, s *Store, tenant, user, device string) map[string]Ac
 	}
 	return acks
 }
+
+// TestRequeueKeepsNewer checks how a failed commit's positions go back under
+// the positions that arrived meanwhile: forward-only within an epoch, the
+// newer epoch wins, and positions only in the failed batch are pending again.
+func TestRequeueKeepsNewer(t *testing.T) {
+	s := openTest(t, "", Config{FlushInterval: time.Hour})
+	dk := deviceKey{"t1", "u1", "d1"}
+	failed := newPendingSet()
+	for _, p := range []AckPosition{
+		pos("t1", "u1", "d1", "user", "e1", 10),
+		pos("t1", "u1", "d1", "tenant", "e1", 10),
+		pos("t1", "u1", "d1", "topic:a", "e1", 10),
+		pos("t1", "u1", "d1", "topic:b", "e1", 10), // only in the failed batch
+		pos("t1", "u1", "d2", "user", "e1", 1),     // another device, only failed
+	} {
+		failed.put(deviceKey{p.Tenant, p.User, p.Device}, p)
+	}
+	s.mu.Lock()
+	for _, p := range []AckPosition{
+		pos("t1", "u1", "d1", "user", "e1", 12),   // newer: kept
+		pos("t1", "u1", "d1", "tenant", "e1", 7),  // older: the failed one wins
+		pos("t1", "u1", "d1", "topic:a", "e2", 1), // new epoch: kept
+		pos("t1", "u1", "d1", "topic:c", "e1", 3), // only pending
+	} {
+		s.pending.put(dk, p)
+	}
+	s.requeueLocked(failed)
+	got := s.overlayLocked(dk)
+	n := s.pending.n
+	s.mu.Unlock()
+
+	want := map[string]string{"user": "e1:12", "tenant": "e1:10", "topic:a": "e2:1", "topic:b": "e1:10", "topic:c": "e1:3"}
+	if len(got) != len(want) {
+		t.Errorf("pending feeds of d1 = %v, want %v", got, want)
+	}
+	for feed, w := range want {
+		if p := got[feed]; fmt.Sprintf("%s:%d", p.Epoch, p.Seq) != w {
+			t.Errorf("%s = %s:%d, want %s", feed, p.Epoch, p.Seq, w)
+		}
+	}
+	if n != 6 {
+		t.Errorf("pending count = %d, want 6", n)
+	}
+}

@@ -106,12 +106,7 @@ func (s *Store) flushPending() error {
 func (s *Store) requeueLocked(batch pendingSet) {
 	for dk, feeds := range batch.m {
 		for _, old := range feeds {
-			if newer, ok := s.pending.m[dk][old.Feed]; ok {
-				merged, _ := advance(old, newer)
-				s.pending.m[dk][old.Feed] = merged
-				continue
-			}
-			s.pending.put(dk, old)
+			s.pending.putUnder(dk, old)
 		}
 	}
 }
@@ -190,12 +185,12 @@ type keyedPosition struct {
 // order. The keys share one buffer, and the positions one slice.
 func sortedEntries(batch pendingSet) []keyedPosition {
 	positions := make([]AckPosition, 0, batch.n)
-	size := 0
 	for _, feeds := range batch.m {
-		for _, p := range feeds {
-			positions = append(positions, p)
-			size += positionKeyLen(prefixAck, p.id())
-		}
+		positions = append(positions, feeds...)
+	}
+	size := 0
+	for i := range positions {
+		size += positionKeyLen(prefixAck, positions[i].id())
 	}
 	buf := make([]byte, 0, size)
 	out := make([]keyedPosition, len(positions))
