@@ -253,8 +253,9 @@ type pendingSet struct {
 	n int // number of positions
 }
 
-func newPendingSet() pendingSet {
-	return pendingSet{m: make(map[deviceKey][]AckPosition)}
+// newPendingSet returns an empty set with room for devices devices.
+func newPendingSet(devices int) pendingSet {
+	return pendingSet{m: make(map[deviceKey][]AckPosition, devices)}
 }
 
 // feedIndex returns the index of feed in feeds, or -1.

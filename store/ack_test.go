@@ -276,7 +276,7 @@ func mustAcks(t *testing.T, s *Store, tenant, user, device string) map[string]Ac
 func TestRequeueKeepsNewer(t *testing.T) {
 	s := openTest(t, "", Config{FlushInterval: time.Hour})
 	dk := deviceKey{"t1", "u1", "d1"}
-	failed := newPendingSet()
+	failed := newPendingSet(0)
 	for _, p := range []AckPosition{
 		pos("t1", "u1", "d1", "user", "e1", 10),
 		pos("t1", "u1", "d1", "tenant", "e1", 10),

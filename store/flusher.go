@@ -77,7 +77,8 @@ func (s *Store) flushPending() error {
 	}
 	batch, g := s.pending, s.cur
 	s.inflight, s.inflightGen = batch, g
-	s.pending, s.cur = newPendingSet(), newFlushGen()
+	// Size the next set like this one: the ack rate changes slowly.
+	s.pending, s.cur = newPendingSet(len(batch.m)), newFlushGen()
 	s.space.Broadcast()
 	s.mu.Unlock()
 
@@ -182,23 +183,22 @@ type keyedPosition struct {
 }
 
 // sortedEntries returns the positions of batch with their ACK keys, in key
-// order. The keys share one buffer, and the positions one slice.
+// order. The keys share one buffer; the positions point into batch, which
+// nobody changes while it is being committed.
 func sortedEntries(batch pendingSet) []keyedPosition {
-	positions := make([]AckPosition, 0, batch.n)
-	for _, feeds := range batch.m {
-		positions = append(positions, feeds...)
-	}
+	out := make([]keyedPosition, 0, batch.n)
 	size := 0
-	for i := range positions {
-		size += positionKeyLen(prefixAck, positions[i].id())
+	for _, feeds := range batch.m {
+		for i := range feeds {
+			out = append(out, keyedPosition{pos: &feeds[i]})
+			size += positionKeyLen(prefixAck, feeds[i].id())
+		}
 	}
 	buf := make([]byte, 0, size)
-	out := make([]keyedPosition, len(positions))
-	for i := range positions {
-		p := &positions[i]
+	for i := range out {
 		start := len(buf)
-		buf = appendPositionKey(buf, prefixAck, p.id())
-		out[i] = keyedPosition{key: buf[start:len(buf):len(buf)], pos: p}
+		buf = appendPositionKey(buf, prefixAck, out[i].pos.id())
+		out[i].key = buf[start:len(buf):len(buf)]
 	}
 	slices.SortFunc(out, func(a, b keyedPosition) int { return bytes.Compare(a.key, b.key) })
 	return out

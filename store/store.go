@@ -137,7 +137,7 @@ func Open(dir string, cfg Config) (*Store, error) {
 		done:   make(chan struct{}),
 	}
 	s.space = sync.NewCond(&s.mu)
-	s.pending = newPendingSet()
+	s.pending = newPendingSet(0)
 	s.m = newMetrics(s.pendingLen)
 	if err := s.loadDirty(); err != nil {
 		return nil, errors.Join(err, db.Close(), lock.Close())
