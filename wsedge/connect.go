@@ -174,11 +174,8 @@ func (e *Edge) setUp(s *session) error {
 	}); err != nil {
 		e.log.Error("store session", "session", s.id, "err", err)
 	}
-	positions, err := e.positions(e.ctx, s)
+	positions, err := e.positions(e.ctx, s, true) // and adds presence
 	if err != nil {
-		return err
-	}
-	if err := e.addPresence(e.ctx, s); err != nil {
 		return err
 	}
 	var attached []*cursor

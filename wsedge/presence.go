@@ -30,18 +30,6 @@ func (s *session) presenceMember() string {
 	return s.tenant + "\x00" + s.user + "\x00" + s.device + "\x00" + s.id
 }
 
-func (e *Edge) addPresence(ctx context.Context, s *session) error {
-	sp := e.cfg.Space
-	return e.call(ctx, "presence", func(ctx context.Context) error {
-		_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			p.HSet(ctx, sp.Presence(s.tenant, s.user), s.device, s.presenceValue())
-			p.SAdd(ctx, sp.EdgeSessions(e.cfg.EdgeID), s.presenceMember())
-			return nil
-		})
-		return err
-	})
-}
-
 func (e *Edge) removePresence(ctx context.Context, s *session) {
 	sp := e.cfg.Space
 	err := e.call(ctx, "presence", func(ctx context.Context) error {
@@ -55,8 +43,10 @@ func (e *Edge) removePresence(ctx context.Context, s *session) {
 
 // positions returns the device's known ACK positions per feed: the local
 // store's and the one in Redis (written by whichever edge served the device
-// last). The caller picks the best one for the feed's current epoch.
-func (e *Edge) positions(ctx context.Context, s *session) (map[string][]events.Position, error) {
+// last). The caller picks the best one for the feed's current epoch. With
+// announce, the same round trip also adds the session's presence (at
+// connect).
+func (e *Edge) positions(ctx context.Context, s *session, announce bool) (map[string][]events.Position, error) {
 	out := make(map[string][]events.Position)
 	local, err := e.store.Acks(s.tenant, s.user, s.device)
 	if err != nil {
@@ -66,9 +56,19 @@ func (e *Edge) positions(ctx context.Context, s *session) (map[string][]events.P
 		out[feed] = append(out[feed], events.Position{Epoch: p.Epoch, Seq: p.Seq})
 	}
 	var remote map[string]string
-	err = e.call(ctx, "acks.read", func(ctx context.Context) (err error) {
-		remote, err = e.rdb.HGetAll(ctx, e.cfg.Space.Acks(s.tenant, s.user, s.device)).Result()
-		return err
+	sp := e.cfg.Space
+	err = e.call(ctx, "acks.read", func(ctx context.Context) error {
+		p := e.rdb.Pipeline()
+		all := p.HGetAll(ctx, sp.Acks(s.tenant, s.user, s.device))
+		if announce {
+			p.HSet(ctx, sp.Presence(s.tenant, s.user), s.device, s.presenceValue())
+			p.SAdd(ctx, sp.EdgeSessions(e.cfg.EdgeID), s.presenceMember())
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			return err
+		}
+		remote = all.Val()
+		return nil
 	})
 	if err != nil {
 		return nil, err
