@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -131,20 +132,47 @@ func (c *Client) session(ctx context.Context, handle func(events.Notification)) 
 	if !c.cfg.NoAck {
 		go c.ackLoop(sctx, conn, acks)
 	}
+	// Reads take no context (a cancellable one costs the library a
+	// context.AfterFunc per frame): when ctx ends, the close handshake
+	// ends the blocked read.
+	stop := context.AfterFunc(ctx, func() { conn.Close(websocket.StatusNormalClosure, "bye") })
+	defer stop()
+	var buf []byte
 	for {
-		_, b, err := conn.Read(sctx)
+		_, r, err := conn.Reader(context.Background())
+		if err == nil {
+			buf, err = readAll(r, buf[:0])
+		}
 		if err != nil {
-			if ctx.Err() != nil {
-				conn.Close(websocket.StatusNormalClosure, "bye")
-			}
 			return websocket.CloseStatus(err), err
 		}
-		if err := c.frame(sctx, conn, b, handle); err != nil {
+		if err := c.frame(sctx, conn, buf, handle); err != nil {
 			return websocket.CloseStatus(err), err
+		}
+		if cap(buf) > 64<<10 {
+			buf = nil // do not keep a rare large frame's buffer
 		}
 		select {
 		case acks <- struct{}{}:
 		default:
+		}
+	}
+}
+
+// readAll reads r to its end into b, growing it as needed (the read limit
+// bounds it).
+func readAll(r io.Reader, b []byte) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, make([]byte, max(512, cap(b)))...)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
 		}
 	}
 }
