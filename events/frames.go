@@ -224,3 +224,93 @@ func fastFrame(b []byte) (ClientFrame, bool) {
 	}
 	return ClientFrame{T: FrameAck, ID: string(id)}, true
 }
+
+var notificationPrefix = []byte(`{"t":"n","id":"`)
+
+// ParseNotification parses a server frame into a Notification (any frame
+// kind: T tells which). A notification in the exact form AppendNotification
+// writes, with plain ASCII strings, is read without the JSON decoder; every
+// other frame, or the same frame with escapes or other spacing, takes the
+// full decode, with the same result. Data is a copy: b may be reused.
+func ParseNotification(b []byte) (Notification, error) {
+	if n, ok := fastNotification(b); ok {
+		return n, nil
+	}
+	var n Notification
+	if err := json.Unmarshal(b, &n); err != nil {
+		return Notification{}, fmt.Errorf("%w: %v", ErrBadFrame, err)
+	}
+	return n, nil
+}
+
+func fastNotification(b []byte) (Notification, bool) {
+	if !bytes.HasPrefix(b, notificationPrefix) || b[len(b)-1] != '}' {
+		return Notification{}, false
+	}
+	r := b[len(notificationPrefix) : len(b)-1]
+	var n Notification
+	var ok bool
+	if n.ID, r, ok = plainString(r, `,"feed":"`); !ok {
+		return Notification{}, false
+	}
+	if n.Feed, r, ok = plainString(r, `,"seq":`); !ok {
+		return Notification{}, false
+	}
+	if n.Seq, r, ok = plainUint(r, `,"type":"`); !ok {
+		return Notification{}, false
+	}
+	if n.Type, r, ok = plainString(r, `,"ts":`); !ok {
+		return Notification{}, false
+	}
+	neg := len(r) > 0 && r[0] == '-'
+	if neg {
+		r = r[1:]
+	}
+	ts, r, ok := plainUint(r, `,"data":`)
+	if !ok || ts > 1<<62 {
+		return Notification{}, false
+	}
+	n.TS = int64(ts)
+	if neg {
+		n.TS = -n.TS
+	}
+	// r is the data object: exactly an object, no space around it.
+	if len(r) < 2 || r[0] != '{' || r[len(r)-1] != '}' || !json.Valid(r) {
+		return Notification{}, false
+	}
+	n.T = FrameNotification
+	n.Data = bytes.Clone(r)
+	return n, true
+}
+
+// plainString reads a JSON string body of printable ASCII without escapes
+// up to its closing quote, which must be followed by next. It returns the
+// rest after next.
+func plainString(b []byte, next string) (string, []byte, bool) {
+	for i, c := range b {
+		if c == '"' {
+			if !bytes.HasPrefix(b[i+1:], []byte(next)) {
+				return "", nil, false
+			}
+			return string(b[:i]), b[i+1+len(next):], true
+		}
+		if c < 0x20 || c > 0x7e || c == '\\' {
+			return "", nil, false
+		}
+	}
+	return "", nil, false
+}
+
+// plainUint reads a JSON unsigned integer (no leading zeros, at most 19
+// digits) followed by next, and returns the rest after next.
+func plainUint(b []byte, next string) (uint64, []byte, bool) {
+	var v uint64
+	i := 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		v = v*10 + uint64(b[i]-'0')
+	}
+	if i == 0 || i > 19 || (i > 1 && b[0] == '0') || !bytes.HasPrefix(b[i:], []byte(next)) {
+		return 0, nil, false
+	}
+	return v, b[i+len(next):], true
+}

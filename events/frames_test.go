@@ -91,3 +91,70 @@ func FuzzParseClientFrame(f *testing.F) {
 		}
 	})
 }
+
+func TestParseNotificationMatchesDecoder(t *testing.T) {
+	frames := [][]byte{
+		events.AppendNotification(nil, "e1-7-user", "user", 7, "order.placed", 1732550000000, []byte(`{"a":[1,2],"b":"\u00e9"}`)),
+		events.AppendNotification(nil, "e1-0-topic:x", "topic:x", 0, "t", -5, []byte(`{}`)),
+		events.AppendNotification(nil, `e-1-topic:"x"`, `topic:"x"`, 1, "t", 0, []byte(`{"q":"\""}`)), // escapes: decoder path
+		[]byte(`{"t":"n", "id":"a","feed":"user","seq":1,"type":"t","ts":1,"data":{}}`),                 // spacing: decoder path
+		[]byte(`{"t":"welcome","session":"s","user":"u","tenant":"t","device":"d","heartbeat":25}`),
+		[]byte(`{"t":"reset","feed":"user","reason":"trimmed"}`),
+	}
+	for _, b := range frames {
+		got, err := events.ParseNotification(b)
+		if err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		var want events.Notification
+		if err := json.Unmarshal(b, &want); err != nil {
+			t.Fatal(err)
+		}
+		if !sameNotification(got, want) {
+			t.Fatalf("%s:\n got %+v\nwant %+v", b, got, want)
+		}
+	}
+	for _, bad := range []string{``, `{`, `{"t":"n","id":"a","feed":"user","seq":01,"type":"t","ts":1,"data":{}}`,
+		`{"t":"n","id":"a","feed":"user","seq":1,"type":"t","ts":1,"data":{]}`} {
+		if _, err := events.ParseNotification([]byte(bad)); !errors.Is(err, events.ErrBadFrame) {
+			t.Fatalf("%q: want ErrBadFrame, got %v", bad, err)
+		}
+	}
+}
+
+func TestParseNotificationCopiesData(t *testing.T) {
+	b := events.AppendNotification(nil, "e-1-user", "user", 1, "t", 1, []byte(`{"k":1}`))
+	n, err := events.ParseNotification(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(b)
+	if string(n.Data) != `{"k":1}` {
+		t.Fatalf("data aliases the frame: %q", n.Data)
+	}
+}
+
+func sameNotification(a, b events.Notification) bool {
+	return a.T == b.T && a.ID == b.ID && a.Feed == b.Feed && a.Seq == b.Seq && a.Type == b.Type &&
+		a.TS == b.TS && string(a.Data) == string(b.Data)
+}
+
+// FuzzParseNotification: the fast path and the JSON decoder agree on every
+// input the fast path accepts, and ParseNotification fails exactly when the
+// decoder does.
+func FuzzParseNotification(f *testing.F) {
+	f.Add(events.AppendNotification(nil, "e1-7-user", "user", 7, "order.placed", 1732550000000, []byte(`{"a":1}`)))
+	f.Add(events.AppendNotification(nil, "e-1-t", "tenant", 18446744073709551615, "x", -9223372036854775808, []byte(`{}`)))
+	f.Add([]byte(`{"t":"welcome","session":"s","heartbeat":25}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := events.ParseNotification(b)
+		var want events.Notification
+		werr := json.Unmarshal(b, &want)
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("%q: ParseNotification err %v, decoder err %v", b, err, werr)
+		}
+		if err == nil && !sameNotification(got, want) {
+			t.Fatalf("%q:\n got %+v\nwant %+v", b, got, want)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strconv"
@@ -96,6 +97,43 @@ func broadcastRound(ctx context.Context, p *producer.Producer, tenant, run strin
 	data := appendBenchData(nil, now, int64(r), run)
 	_, err := p.PublishEnvelope(ctx, events.Envelope{Type: benchType, Tenant: tenant, To: events.ToTenant(), Data: data})
 	return now, err
+}
+
+// parseBenchData reads what appendBenchData wrote without the JSON decoder
+// (the load generator reads every notification of a run), and anything
+// else with it.
+func parseBenchData(b []byte) (benchData, bool) {
+	var d benchData
+	r, ok := bytes.CutPrefix(b, []byte(`{"t":`))
+	if ok {
+		d.T, r, ok = cutInt(r, `,"n":`)
+	}
+	if ok {
+		d.N, r, ok = cutInt(r, `,"r":"`)
+	}
+	if ok {
+		var run []byte
+		run, ok = bytes.CutSuffix(r, []byte(`"}`))
+		ok = ok && len(run) > 0 && bytes.IndexFunc(run, func(c rune) bool {
+			return !('a' <= c && c <= 'z' || '0' <= c && c <= '9')
+		}) < 0
+		d.R = string(run)
+	}
+	if ok {
+		return d, true
+	}
+	d = benchData{}
+	return d, json.Unmarshal(b, &d) == nil
+}
+
+// cutInt reads a decimal int64 followed by sep.
+func cutInt(b []byte, sep string) (int64, []byte, bool) {
+	i := bytes.Index(b, []byte(sep))
+	if i <= 0 {
+		return 0, nil, false
+	}
+	v, err := strconv.ParseInt(string(b[:i]), 10, 64)
+	return v, b[i+len(sep):], err == nil
 }
 
 // appendBenchData appends {"t":<us>,"n":<n>,"r":"<run>"}; run is [a-z0-9].

@@ -286,3 +286,21 @@ func verifyNoLeaks(t *testing.T) {
 		leakcheck.VerifyNone(t)
 	})
 }
+
+func TestParseBenchData(t *testing.T) {
+	b := appendBenchData(nil, 1732550000123456, 42, "ab12")
+	d, ok := parseBenchData(b)
+	if !ok || d != (benchData{T: 1732550000123456, N: 42, R: "ab12"}) {
+		t.Fatalf("%s -> %+v %v", b, d, ok)
+	}
+	// Other spellings go through the decoder and give the same.
+	d, ok = parseBenchData([]byte(`{"r":"ab12", "n":42, "t":1732550000123456}`))
+	if !ok || d != (benchData{T: 1732550000123456, N: 42, R: "ab12"}) {
+		t.Fatalf("decoder path: %+v %v", d, ok)
+	}
+	for _, bad := range []string{`{"t":x,"n":1,"r":"a"}`, `nope`, `{"t":1,"n":1,"r":"A\"}`} {
+		if d, ok := parseBenchData([]byte(bad)); ok && d.R != "" && d.T != 0 {
+			t.Fatalf("%s accepted as %+v", bad, d)
+		}
+	}
+}

@@ -269,8 +269,8 @@ func (w *benchWorker) note(msg string) {
 // notification records one received notification of client i.
 func (w *benchWorker) notification(i int, n events.Notification) {
 	now := time.Now()
-	var d benchData
-	if json.Unmarshal(n.Data, &d) != nil || d.R != w.o.run || d.T == 0 {
+	d, ok := parseBenchData(n.Data)
+	if !ok || d.R != w.o.run || d.T == 0 {
 		w.foreign.Add(1)
 		return
 	}

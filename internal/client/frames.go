@@ -55,8 +55,8 @@ func (c *Client) httpClient() *http.Client {
 
 // frame handles one server frame.
 func (c *Client) frame(ctx context.Context, conn *websocket.Conn, b []byte, handle func(events.Notification)) error {
-	var n events.Notification
-	if err := json.Unmarshal(b, &n); err != nil {
+	n, err := events.ParseNotification(b)
+	if err != nil {
 		return fmt.Errorf("client: bad frame %.100s: %w", b, err)
 	}
 	switch n.T {
