@@ -97,7 +97,7 @@ func TestParseNotificationMatchesDecoder(t *testing.T) {
 		events.AppendNotification(nil, "e1-7-user", "user", 7, "order.placed", 1732550000000, []byte(`{"a":[1,2],"b":"\u00e9"}`)),
 		events.AppendNotification(nil, "e1-0-topic:x", "topic:x", 0, "t", -5, []byte(`{}`)),
 		events.AppendNotification(nil, `e-1-topic:"x"`, `topic:"x"`, 1, "t", 0, []byte(`{"q":"\""}`)), // escapes: decoder path
-		[]byte(`{"t":"n", "id":"a","feed":"user","seq":1,"type":"t","ts":1,"data":{}}`),                 // spacing: decoder path
+		[]byte(`{"t":"n", "id":"a","feed":"user","seq":1,"type":"t","ts":1,"data":{}}`),               // spacing: decoder path
 		[]byte(`{"t":"welcome","session":"s","user":"u","tenant":"t","device":"d","heartbeat":25}`),
 		[]byte(`{"t":"reset","feed":"user","reason":"trimmed"}`),
 	}
