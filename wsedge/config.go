@@ -27,7 +27,7 @@ type Config struct {
 	ConnectRatePerIP float64       // new connections per second per client address; 0 means 50, <0 turns it off
 	MaxConnsPerUser  int           // live sessions per user on this edge; 0 means 16
 	SendQueue        int           // frames queued per session before 4008; 0 means 1024
-	WriteTimeout     time.Duration // one frame write; 0 means 10s
+	WriteTimeout     time.Duration // longest write of a batch of frames (at least half of it is given); 0 means 10s
 	Heartbeat        time.Duration // server ping interval, told to clients; 0 means 25s
 	IdleTimeout      time.Duration // no frame or pong from the client; 0 means 3 heartbeats
 	ReadLimit        int64         // largest client frame; 0 means 80 KiB (a 64 KiB pub plus framing)
@@ -35,7 +35,7 @@ type Config struct {
 	Writers          int           // writer goroutines; 0 means 32
 	ReplayBatch      int64         // entries per feed read while catching up; 0 means 256
 	RingSize         int           // recent entries kept per feed; 0 means 128
-	AckFlushInterval time.Duration // ACK positions to Redis; 0 means 1s
+	AckFlushInterval time.Duration // ACK positions to Redis; 0 means 5s
 	PresenceTTL      time.Duration // an edge silent this long is dead; 0 means 30s
 
 	// Breaker, when set, wraps the edge's Redis calls (not the Pub/Sub
@@ -82,7 +82,7 @@ func (c *Config) fill() {
 	if c.RingSize <= 0 {
 		c.RingSize = 128
 	}
-	def(&c.AckFlushInterval, time.Second)
+	def(&c.AckFlushInterval, 5*time.Second)
 	def(&c.TokenLeeway, 30*time.Second)
 	def(&c.PresenceTTL, 30*time.Second)
 }

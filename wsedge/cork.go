@@ -41,17 +41,24 @@ func (l corkListener) Accept() (net.Conn, error) {
 // corkConn buffers writes between cork and uncork.
 type corkConn struct {
 	net.Conn
-	mu     sync.Mutex
-	corked bool
-	buf    *[]byte
+	mu       sync.Mutex
+	corked   bool
+	buf      *[]byte
+	deadline time.Time // the socket's write deadline; zero when none
 }
 
 var corkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
+// Write writes p, or buffers it while corked. An uncorked write (a ping or
+// a close frame, which carry their own timeouts) runs without a deadline.
 func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.corked {
+		if !c.deadline.IsZero() {
+			c.deadline = time.Time{}
+			c.Conn.SetWriteDeadline(c.deadline)
+		}
 		return c.Conn.Write(p)
 	}
 	*c.buf = append(*c.buf, p...)
@@ -65,8 +72,11 @@ func (c *corkConn) cork() {
 	c.mu.Unlock()
 }
 
-// uncork writes what was buffered in one write, within the deadline.
-func (c *corkConn) uncork(deadline time.Time) error {
+// uncork writes what was buffered in one write, which gets between half of
+// timeout and timeout to complete. The socket's deadline is moved only when
+// less than half of timeout is left on it: setting a deadline costs timer
+// work, and a busy session would otherwise pay it twice per write.
+func (c *corkConn) uncork(timeout time.Duration) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.corked = false
@@ -74,9 +84,11 @@ func (c *corkConn) uncork(deadline time.Time) error {
 	c.buf = nil
 	var err error
 	if len(*b) > 0 {
-		c.Conn.SetWriteDeadline(deadline)
+		if now := time.Now(); c.deadline.Sub(now) < timeout/2 {
+			c.deadline = now.Add(timeout)
+			c.Conn.SetWriteDeadline(c.deadline)
+		}
 		_, err = c.Conn.Write(*b)
-		c.Conn.SetWriteDeadline(time.Time{})
 	}
 	if cap(*b) <= 256<<10 {
 		*b = (*b)[:0]

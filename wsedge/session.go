@@ -113,7 +113,6 @@ func (s *session) flush() {
 	s.queue, s.spare = s.spare[:0], nil
 	s.mu.Unlock()
 
-	deadline := time.Now().Add(s.e.cfg.WriteTimeout)
 	corked := s.cork != nil // one socket write for the whole batch, even of one frame
 	// Corked frames go to a buffer and the socket write in uncork has the
 	// deadline, so the frames need no context of their own (which would
@@ -122,7 +121,7 @@ func (s *session) flush() {
 	if corked {
 		s.cork.cork()
 	} else {
-		ctx, cancel = context.WithDeadline(s.e.ctx, deadline)
+		ctx, cancel = context.WithTimeout(s.e.ctx, s.e.cfg.WriteTimeout)
 	}
 	var err error
 	for _, f := range frames {
@@ -131,7 +130,7 @@ func (s *session) flush() {
 		}
 	}
 	if corked {
-		if uerr := s.cork.uncork(deadline); err == nil {
+		if uerr := s.cork.uncork(s.e.cfg.WriteTimeout); err == nil {
 			err = uerr
 		}
 	}

@@ -69,6 +69,7 @@ func (f *flags) edge(o *edgeFlags) {
 	f.String(&o.cfg.EdgeID, "edge-id", "", "this edge's id in presence (default <hostname>-<pid>)")
 	f.Duration(&o.drainTime, "drain-timeout", 30*time.Second, "longest graceful drain on SIGTERM")
 	f.Duration(&o.storeSync, "store-sync-interval", 50*time.Millisecond, "how often ACK positions are committed (fsync) to the store; a crash loses at most this much of them, which means a few notifications pushed again, never lost")
+	f.Duration(&o.cfg.AckFlushInterval, "ack-flush-interval", 5*time.Second, "how often ACK positions are copied from the store to Redis, where another edge resumes a device from; a device that moves to another edge after this edge dies gets at most this much again (pushed twice, never lost); a drained edge copies them all")
 	f.rules(&o.rules)
 	f.Int(&o.gcPercent, "gc-percent", 50, "Go GC target percentage (GOGC); an edge holds many small idle sessions, so a lower value trades a little CPU for RSS; the GOGC variable wins")
 }
