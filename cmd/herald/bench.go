@@ -72,6 +72,7 @@ type benchFlags struct {
 	timeout        time.Duration
 	concurrency    int
 	noAck          bool
+	ackEvery       time.Duration
 	sourceBase     string
 	sloMS          float64
 	json           bool
@@ -112,6 +113,7 @@ func parseBenchFlags(args []string) (*benchFlags, error) {
 	f.Duration(&o.timeout, "timeout", 0, "hard limit of the whole run (0: from the other limits)")
 	f.Int(&o.concurrency, "connect-concurrency", 256, "dials in flight per worker")
 	f.Bool(&o.noAck, "no-ack", false, "clients never ack")
+	f.Duration(&o.ackEvery, "ack-every", 250*time.Millisecond, "clients ack (cumulatively) at most this often, like the SDK's default")
 	f.String(&o.sourceBase, "source-base", "auto", `first worker's source address, the next ones follow ("auto": random in 127.1-254.x.1, so runs do not share ports; "any": the system's choice)`)
 	f.Float(&o.sloMS, "slo-ms", 0, "judge the run: personal p99, broadcast median in ms (0: judge only completeness)")
 	f.Bool(&o.json, "json", false, "print only the JSON summary line on stdout")

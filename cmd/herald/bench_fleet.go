@@ -66,7 +66,7 @@ func startFleet(o *benchFlags, secret string) (*fleet, error) {
 		args := []string{"--id", strconv.Itoa(k), "--mode", o.mode, "--edges", o.edges,
 			"--first", strconv.Itoa(first), "--count", strconv.Itoa(end - first), "--users", strconv.Itoa(o.clients),
 			"--local-addr", addr[k], "--tenant", o.tenant, "--run", o.run, "--rounds", strconv.Itoa(o.roundCount()),
-			"--connect-concurrency", strconv.Itoa(o.concurrency), "--no-ack=" + strconv.FormatBool(o.noAck),
+			"--connect-concurrency", strconv.Itoa(o.concurrency), "--no-ack=" + strconv.FormatBool(o.noAck), "--ack-every", o.ackEvery.String(),
 			"--timeout", (o.timeout + 30*time.Second).String()}
 		if o.profileDir != "" {
 			args = append(args, "--cpu-profile", workerProfile(o, k))

@@ -47,6 +47,7 @@ type workerFlags struct {
 	rounds      int
 	concurrency int
 	noAck       bool
+	ackEvery    time.Duration
 	tick        time.Duration
 	timeout     time.Duration
 	profile     string // CPU profile file of the whole run; "" for none
@@ -67,6 +68,7 @@ func parseWorkerFlags(args []string) (*workerFlags, error) {
 	f.IntVar(&o.rounds, "rounds", 0, "broadcast rounds")
 	f.IntVar(&o.concurrency, "connect-concurrency", 256, "dials in flight")
 	f.BoolVar(&o.noAck, "no-ack", false, "clients never ack")
+	f.DurationVar(&o.ackEvery, "ack-every", 250*time.Millisecond, "clients ack at most this often")
 	f.DurationVar(&o.tick, "tick", 100*time.Millisecond, "report interval")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "hard stop")
 	f.StringVar(&o.profile, "cpu-profile", "", "write a CPU profile of the run to this file")
@@ -210,7 +212,7 @@ func (w *benchWorker) runClient(ctx context.Context, i int, url string, gate <-c
 		}
 	}
 	c := client.New(client.Config{
-		URL: url, Token: func() (string, error) { return token, nil }, Dialer: w.dialer, NoAck: w.o.noAck,
+		URL: url, Token: func() (string, error) { return token, nil }, Dialer: w.dialer, NoAck: w.o.noAck, AckEvery: w.o.ackEvery,
 		OnEvent: func(kind, detail string) {
 			switch kind {
 			case "connected":

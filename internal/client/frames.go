@@ -122,9 +122,12 @@ func (c *Client) resume(ctx context.Context, conn *websocket.Conn) error {
 	return conn.Write(ctx, websocket.MessageText, b)
 }
 
-// ackLoop acks the newest notification of every feed at most every AckEvery.
+// ackLoop acks the newest notification of every feed AckEvery after the
+// first notification not yet acked: one cumulative ack covers everything
+// that arrived meanwhile.
 func (c *Client) ackLoop(ctx context.Context, conn *websocket.Conn, wake <-chan struct{}) {
-	t := time.NewTicker(c.cfg.AckEvery)
+	t := time.NewTimer(c.cfg.AckEvery)
+	t.Stop()
 	defer t.Stop()
 	for {
 		select {
@@ -132,6 +135,7 @@ func (c *Client) ackLoop(ctx context.Context, conn *websocket.Conn, wake <-chan 
 			return
 		case <-wake:
 		}
+		t.Reset(c.cfg.AckEvery)
 		select {
 		case <-ctx.Done():
 			return
