@@ -106,7 +106,7 @@ func parseBenchFlags(args []string) (*benchFlags, error) {
 	f.Int(&o.batch, "batch", 500, "personal: most events in one pipelined round trip")
 	f.Int(&o.rounds, "rounds", 20, "broadcast: events, one at a time")
 	f.Duration(&o.roundTimeout, "round-timeout", 10*time.Second, "broadcast: longest wait for every client to have a round")
-	f.Duration(&o.roundGap, "round-gap", 200*time.Millisecond, "broadcast: pause between rounds")
+	f.Duration(&o.roundGap, "round-gap", 500*time.Millisecond, "broadcast: pause between rounds (longer than --ack-every, so a round is not measured against the acks of the one before)")
 	f.Duration(&o.connectTimeout, "connect-timeout", 2*time.Minute, "longest wait for every client's welcome")
 	f.Duration(&o.drainTimeout, "drain-timeout", 10*time.Second, "personal: longest wait for the last notifications after publishing")
 	f.Duration(&o.settle, "settle", 10*time.Second, "idle: wait this long after connecting before the last memory sample")
