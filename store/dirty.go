@@ -22,6 +22,7 @@ import (
 // the set.
 type dirtySet struct {
 	m      map[string]dirtyPos
+	peak   int      // most entries m held since it was made: Go maps never give memory back
 	sorted []string // keys of m at the last full sort, in order; some may be gone
 	added  []string // keys put into m since, in no order; some may be gone or repeated
 }
@@ -61,17 +62,31 @@ func (d *dirtySet) put(key []byte, p AckPosition) {
 	}
 	k := string(key)
 	d.m[k] = v
+	d.peak = max(d.peak, len(d.m))
 	if d.sorted != nil {
 		d.added = append(d.added, k)
 		d.bound()
 	}
 }
 
-// remove deletes the entry under key.
+// remove deletes the entry under key. Once the set has shrunk to a small
+// part of its peak (a backlog handed off, a connect storm over), the map is
+// rebuilt at its current size, since a Go map keeps the memory of its
+// largest size.
 func (d *dirtySet) remove(key []byte) {
 	delete(d.m, string(key))
+	if d.peak >= shrinkAbove && len(d.m) <= d.peak/8 {
+		m := make(map[string]dirtyPos, len(d.m))
+		for k, v := range d.m {
+			m[k] = v
+		}
+		d.m, d.peak = m, len(m)
+	}
 	d.bound()
 }
+
+// shrinkAbove is the peak size from which remove rebuilds the map.
+const shrinkAbove = 1024
 
 // bound drops the key lists when they hold mostly keys gone from the map
 // (only listings prune them): the next listing sorts the map afresh, a cost

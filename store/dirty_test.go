@@ -88,3 +88,28 @@ func TestDirtySetEmptiesLists(t *testing.T) {
 		t.Errorf("empty set keeps %d sorted and %d added keys", len(d.sorted), len(d.added))
 	}
 }
+
+// TestDirtySetShrinksAfterBacklog: after a backlog is handed off, the set
+// rebuilds its map (a Go map keeps the memory of its largest size) and
+// still holds exactly what was not removed, listable in order.
+func TestDirtySetShrinksAfterBacklog(t *testing.T) {
+	d := newDirtySet()
+	key := func(i int) []byte { return positionKey(prefixDirty, "t", "u", fmt.Sprintf("d%05d", i), "user") }
+	const n = 4000
+	for i := range n {
+		d.put(key(i), AckPosition{Tenant: "t", User: "u", Device: fmt.Sprintf("d%05d", i), Feed: "user", Epoch: "e", Seq: uint64(i)})
+	}
+	if got := d.first(10); len(got) != 10 || got[0].Device != "d00000" {
+		t.Fatalf("first(10) = %v", got)
+	}
+	for i := range n - 100 { // hand off all but the last 100
+		d.remove(key(i))
+	}
+	if d.peak > n/8 {
+		t.Fatalf("peak %d after draining to %d entries: the map was not rebuilt", d.peak, d.len())
+	}
+	got := d.first(0)
+	if len(got) != 100 || got[0].Device != fmt.Sprintf("d%05d", n-100) || got[99].Seq != n-1 {
+		t.Fatalf("after shrinking: %d positions, first %v", len(got), got[0])
+	}
+}

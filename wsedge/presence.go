@@ -190,16 +190,19 @@ func (e *Edge) cleanEdge(ctx context.Context, edge string) error {
 	return nil
 }
 
-// firstPositionLocked records the position a device starts a feed from when
-// it has none: in the store now, and in Redis by saveFirstPositions.
+// firstPositionLocked notes the position a device starts a feed from when
+// it has none, for saveFirstPositions to write to Redis.
 func (s *session) firstPositionLocked(feed, epoch string, seq uint64) {
-	s.e.saveAck(s, feed, epoch, seq)
 	s.first = append(s.first, events.Position{Epoch: epoch, Seq: seq})
 	s.firstFeeds = append(s.firstFeeds, feed)
 }
 
 // saveFirstPositions writes the device's first positions to Redis, without
-// overwriting a position another edge wrote meanwhile (HSETNX).
+// overwriting a position another edge wrote meanwhile (HSETNX). Redis is
+// where every edge, this one included, reads them at the next connect, so
+// they do not go through the store (whose hand-off would copy them to Redis
+// a second time) unless this write fails: then the store keeps them and
+// hands them off once Redis is back.
 func (e *Edge) saveFirstPositions(s *session) error {
 	s.mu.Lock()
 	first, feeds := s.first, s.firstFeeds
@@ -208,6 +211,16 @@ func (e *Edge) saveFirstPositions(s *session) error {
 	if len(first) == 0 {
 		return nil
 	}
+	err := e.writeFirstPositions(s, first, feeds)
+	if err != nil {
+		for i, pos := range first {
+			e.saveAck(s, feeds[i], pos.Epoch, pos.Seq)
+		}
+	}
+	return err
+}
+
+func (e *Edge) writeFirstPositions(s *session, first []events.Position, feeds []string) error {
 	k := e.cfg.Space.Acks(s.tenant, s.user, s.device)
 	return e.call(e.ctx, "acks.flush", func(ctx context.Context) error {
 		_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
