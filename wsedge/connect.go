@@ -174,23 +174,38 @@ func (e *Edge) setUp(s *session) error {
 	}); err != nil {
 		e.log.Error("store session", "session", s.id, "err", err)
 	}
-	positions, err := e.positions(e.ctx, s, true) // and adds presence
+	// Follow the feeds first (subscribed, heads known), so that one round
+	// trip reads the device's positions, adds its presence and writes the
+	// first positions of a new device.
+	var fss []*feedState
+	for _, f := range []keys.Feed{keys.UserFeed(s.tenant, s.user), keys.TenantFeed(s.tenant)} {
+		fs, err := e.hub.acquire(e.ctx, f)
+		if err != nil {
+			for _, fs := range fss {
+				e.hub.release(fs)
+			}
+			return err
+		}
+		fss = append(fss, fs)
+	}
+	positions, err := e.connectPositions(e.ctx, s, true, fss)
 	if err != nil {
+		for _, fs := range fss {
+			e.hub.release(fs)
+		}
 		return err
 	}
 	var attached []*cursor
-	for _, f := range []keys.Feed{keys.UserFeed(s.tenant, s.user), keys.TenantFeed(s.tenant)} {
-		c, err := e.attach(s, f, positions, false)
-		if err != nil {
-			return err
-		}
-		if c != nil {
+	for _, fs := range fss {
+		if c := e.attachAcquired(s, fs, positions, false); c != nil {
 			attached = append(attached, c)
 		}
 	}
-	// A new device's first positions go to Redis before its welcome: if
+	// A new device's first positions are in Redis before its welcome (if
 	// this edge dies before its next ACK flush, another edge still knows
-	// where the device started, and replays what it missed.
+	// where the device started, and replays what it missed). The round trip
+	// above wrote them; one chosen only now (the feed's epoch changed in
+	// between) is written here.
 	if err := e.saveFirstPositions(s); err != nil {
 		return err
 	}
@@ -217,6 +232,12 @@ func (e *Edge) attach(s *session, f keys.Feed, positions map[string][]events.Pos
 	if err != nil {
 		return nil, err
 	}
+	return e.attachAcquired(s, fs, positions, start), nil
+}
+
+// attachAcquired is attach for a feed already acquired: the reference
+// passes to the cursor, or is released if the session has closed (nil).
+func (e *Edge) attachAcquired(s *session, fs *feedState, positions map[string][]events.Position, start bool) *cursor {
 	c := &cursor{s: s, fs: fs}
 	fs.mu.Lock()
 	s.mu.Lock()
@@ -233,9 +254,9 @@ func (e *Edge) attach(s *session, f keys.Feed, positions map[string][]events.Pos
 	fs.mu.Unlock()
 	if closed {
 		e.hub.release(fs)
-		return nil, nil
+		return nil
 	}
-	return c, nil
+	return c
 }
 
 // startLocked (fs.mu and s.mu held) places a new cursor.

@@ -248,3 +248,41 @@ func TestTrimmedHistoryGivesReset(t *testing.T) {
 	}
 	assertConsecutive(t, ns, ns[0].Seq)
 }
+
+// At its welcome, a new device's first positions are in Redis: the head of
+// a feed that exists, "any epoch" for one that does not. A device that
+// already has a position keeps it, and catches up from it.
+func TestFirstPositionsInRedisAtWelcome(t *testing.T) {
+	v := newEnv(t)
+	e := v.startEdge("", nil)
+	ctx := context.Background()
+	f := keys.UserFeed("acme", "u1")
+	v.publish(f, 3, nil)
+	c := v.connect(e, "u1", "phone")
+	got, err := v.rdb.HGetAll(ctx, keys.Space{}.Acks("acme", "u1", "phone")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch, seq, ok := strings.Cut(got["user"], ":")
+	if !ok || epoch == "" || seq != "3" {
+		t.Fatalf("user feed position at welcome %q, want the head (seq 3)", got["user"])
+	}
+	if got["tenant"] != "*:0" {
+		t.Fatalf("tenant feed (not created yet) position %q, want \"*:0\"", got["tenant"])
+	}
+	// What is published after the welcome arrives; nothing from before.
+	v.publish(f, 2, nil)
+	assertConsecutive(t, c.notifications(2), 4)
+
+	// Another device of the same user that has a position keeps it: it
+	// replays from there rather than starting at the head.
+	k := keys.Space{}.Acks("acme", "u1", "tablet")
+	if err := v.rdb.HSet(ctx, k, "user", epoch+":1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	tab := v.connect(e, "u1", "tablet")
+	assertConsecutive(t, tab.notifications(4), 2)
+	if s, _ := v.rdb.HGet(ctx, k, "user").Result(); s != epoch+":1" {
+		t.Fatalf("the tablet's position was overwritten: %q", s)
+	}
+}

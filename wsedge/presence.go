@@ -43,10 +43,20 @@ func (e *Edge) removePresence(ctx context.Context, s *session) {
 
 // positions returns the device's known ACK positions per feed: the local
 // store's and the one in Redis (written by whichever edge served the device
-// last). The caller picks the best one for the feed's current epoch. With
-// announce, the same round trip also adds the session's presence (at
-// connect).
-func (e *Edge) positions(ctx context.Context, s *session, announce bool) (map[string][]events.Position, error) {
+// last). The caller picks the best one for the feed's current epoch.
+func (e *Edge) positions(ctx context.Context, s *session) (map[string][]events.Position, error) {
+	return e.connectPositions(ctx, s, false, nil)
+}
+
+// connectPositions is positions for a connect, in the same round trip as
+// two other writes the connect needs: the session's presence (with
+// announce) and, for each feed in heads that the device has no local
+// position for, the feed's head as its first position (HSETNX: a position
+// already in Redis stays, and is what HGETALL, sent first, returns). A first
+// position set this way is returned as the device's position, so the
+// device starts from exactly what Redis says, and another edge it moves to
+// replays from the same place.
+func (e *Edge) connectPositions(ctx context.Context, s *session, announce bool, heads []*feedState) (map[string][]events.Position, error) {
 	out := make(map[string][]events.Position)
 	local, err := e.store.Acks(s.tenant, s.user, s.device)
 	if err != nil {
@@ -55,14 +65,39 @@ func (e *Edge) positions(ctx context.Context, s *session, announce bool) (map[st
 	for feed, p := range local {
 		out[feed] = append(out[feed], events.Position{Epoch: p.Epoch, Seq: p.Seq})
 	}
+	type first struct {
+		feed string
+		pos  events.Position
+		set  *redis.BoolCmd
+	}
+	var firsts []first
+	for _, fs := range heads {
+		if _, ok := local[fs.name]; ok {
+			continue
+		}
+		fs.mu.Lock()
+		pos := events.Position{Epoch: fs.epoch, Seq: fs.last}
+		fs.mu.Unlock()
+		if pos.Epoch == "" { // the feed does not exist yet: all of it is new to the device
+			pos = events.Position{Epoch: anyEpoch}
+		}
+		firsts = append(firsts, first{feed: fs.name, pos: pos})
+	}
 	var remote map[string]string
 	sp := e.cfg.Space
 	err = e.call(ctx, "acks.read", func(ctx context.Context) error {
 		p := e.rdb.Pipeline()
-		all := p.HGetAll(ctx, sp.Acks(s.tenant, s.user, s.device))
+		k := sp.Acks(s.tenant, s.user, s.device)
+		all := p.HGetAll(ctx, k)
 		if announce {
 			p.HSet(ctx, sp.Presence(s.tenant, s.user), s.device, s.presenceValue())
 			p.SAdd(ctx, sp.EdgeSessions(e.cfg.EdgeID), s.presenceMember())
+		}
+		for i := range firsts {
+			firsts[i].set = p.HSetNX(ctx, k, firsts[i].feed, formatPosition(firsts[i].pos.Epoch, firsts[i].pos.Seq))
+		}
+		if len(firsts) > 0 {
+			p.Expire(ctx, k, 30*24*time.Hour)
 		}
 		if _, err := p.Exec(ctx); err != nil {
 			return err
@@ -76,6 +111,11 @@ func (e *Edge) positions(ctx context.Context, s *session, announce bool) (map[st
 	for feed, v := range remote {
 		if p, ok := parsePosition(v); ok {
 			out[feed] = append(out[feed], p)
+		}
+	}
+	for _, f := range firsts {
+		if f.set.Val() {
+			out[f.feed] = append(out[f.feed], f.pos)
 		}
 	}
 	return out, nil

@@ -175,7 +175,7 @@ func (e *Edge) onSub(s *session, topic string) {
 	if s.cursorFor(name) != nil {
 		return
 	}
-	positions, err := e.positions(e.ctx, s, false)
+	positions, err := e.positions(e.ctx, s)
 	if err == nil {
 		_, err = e.attach(s, keys.TopicFeed(s.tenant, topic), positions, true)
 	}
