@@ -246,16 +246,37 @@ type deviceKey struct {
 
 // pendingSet holds coalesced positions: one per (device, feed). A device's
 // positions are a short slice searched in order: between two commits a
-// device acks a few feeds, and a slice costs one small allocation where a
-// map per device costs a kilobyte and a slower walk at commit time.
+// device acks a few feeds. A device's first position is carved from slab,
+// and the store reuses a committed set (reset), so in a steady stream of
+// acks the set allocates nothing.
 type pendingSet struct {
-	m map[deviceKey][]AckPosition
-	n int // number of positions
+	m    map[deviceKey][]AckPosition
+	n    int           // number of positions
+	slab []AckPosition // backs the one-position slices of m
 }
 
 // newPendingSet returns an empty set with room for devices devices.
 func newPendingSet(devices int) pendingSet {
-	return pendingSet{m: make(map[deviceKey][]AckPosition, devices)}
+	return pendingSet{m: make(map[deviceKey][]AckPosition, devices), slab: make([]AckPosition, 0, devices)}
+}
+
+// reset empties the set for reuse, keeping its map and slab.
+func (p *pendingSet) reset() {
+	clear(p.m)
+	clear(p.slab) // drop the strings
+	p.slab, p.n = p.slab[:0], 0
+}
+
+// add appends pos for a device with no position of its feed yet.
+func (p *pendingSet) add(dk deviceKey, feeds []AckPosition, pos AckPosition) {
+	if len(feeds) == 0 && len(p.slab) < cap(p.slab) {
+		i := len(p.slab)
+		p.slab = append(p.slab, pos)
+		p.m[dk] = p.slab[i : i+1 : i+1] // a second feed reallocates, not overwrites
+	} else {
+		p.m[dk] = append(feeds, pos)
+	}
+	p.n++
 }
 
 // feedIndex returns the index of feed in feeds, or -1.
@@ -280,8 +301,7 @@ func (p *pendingSet) put(dk deviceKey, pos AckPosition) bool {
 		feeds[i], _ = advance(feeds[i], pos)
 		return true
 	}
-	p.m[dk] = append(feeds, pos)
-	p.n++
+	p.add(dk, feeds, pos)
 	return false
 }
 
@@ -293,8 +313,7 @@ func (p *pendingSet) putUnder(dk deviceKey, pos AckPosition) {
 		feeds[i], _ = advance(pos, feeds[i])
 		return
 	}
-	p.m[dk] = append(feeds, pos)
-	p.n++
+	p.add(dk, feeds, pos)
 }
 
 // flushGen is one commit of the pending set; waiters block on done.

@@ -23,6 +23,7 @@ import (
 type dirtySet struct {
 	m      map[string]dirtyPos
 	peak   int      // most entries m held since it was made: Go maps never give memory back
+	cycle  int      // most entries since the set was last empty
 	sorted []string // keys of m at the last full sort, in order; some may be gone
 	added  []string // keys put into m since, in no order; some may be gone or repeated
 }
@@ -62,25 +63,25 @@ func (d *dirtySet) put(key []byte, p AckPosition) {
 	}
 	k := string(key)
 	d.m[k] = v
-	d.peak = max(d.peak, len(d.m))
+	d.peak, d.cycle = max(d.peak, len(d.m)), max(d.cycle, len(d.m))
 	if d.sorted != nil {
 		d.added = append(d.added, k)
 		d.bound()
 	}
 }
 
-// remove deletes the entry under key. Once the set has shrunk to a small
-// part of its peak (a backlog handed off, a connect storm over), the map is
-// rebuilt at its current size, since a Go map keeps the memory of its
-// largest size.
+// remove deletes the entry under key. When the set empties after a cycle
+// that stayed far below its peak (the storm that made the map large is
+// over), the map is made anew: a Go map keeps the memory of its largest
+// size. A steady load, which fills and empties the set at about the same
+// size every cycle, keeps its map and does not regrow it each time.
 func (d *dirtySet) remove(key []byte) {
 	delete(d.m, string(key))
-	if d.peak >= shrinkAbove && len(d.m) <= d.peak/8 {
-		m := make(map[string]dirtyPos, len(d.m))
-		for k, v := range d.m {
-			m[k] = v
+	if len(d.m) == 0 {
+		if d.peak >= shrinkAbove && d.cycle <= d.peak/8 {
+			d.m, d.peak = make(map[string]dirtyPos), d.cycle
 		}
-		d.m, d.peak = m, len(m)
+		d.cycle = 0
 	}
 	d.bound()
 }

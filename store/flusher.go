@@ -77,8 +77,14 @@ func (s *Store) flushPending() error {
 	}
 	batch, g := s.pending, s.cur
 	s.inflight, s.inflightGen = batch, g
-	// Size the next set like this one: the ack rate changes slowly.
-	s.pending, s.cur = newPendingSet(len(batch.m)), newFlushGen()
+	// The next set is the one committed last time, emptied, if there is
+	// one; else one sized like this one: the ack rate changes slowly.
+	next := s.spare
+	s.spare = pendingSet{}
+	if next.m == nil {
+		next = newPendingSet(len(batch.m))
+	}
+	s.pending, s.cur = next, newFlushGen()
 	s.space.Broadcast()
 	s.mu.Unlock()
 
@@ -94,6 +100,10 @@ func (s *Store) flushPending() error {
 		s.requeueLocked(batch)
 	}
 	s.inflight, s.inflightGen = pendingSet{}, nil
+	if batch.n <= maxSpare { // nothing refers to the batch any more: reuse it
+		batch.reset()
+		s.spare = batch
+	}
 	s.commits++
 	s.mu.Unlock()
 
@@ -101,6 +111,10 @@ func (s *Store) flushPending() error {
 	close(g.done)
 	return err
 }
+
+// maxSpare is the largest committed set kept for reuse: a set from a storm
+// of acks is let go rather than kept at its size.
+const maxSpare = 1 << 16
 
 // requeueLocked puts a failed batch back under the positions that arrived
 // since it was taken.
@@ -124,11 +138,16 @@ func (s *Store) commit(batch pendingSet) error {
 	defer s.writeMu.Unlock()
 	return s.withDB(func(db *pebble.DB) error {
 		entries := sortedEntries(batch)
+		if len(entries) == 0 {
+			return nil
+		}
 		it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefixAck, UpperBound: prefixEnd(prefixAck)})
 		if err != nil {
 			return fmt.Errorf("commit ack positions: %w", err)
 		}
-		b := db.NewBatch()
+		// Room for every entry up front: a batch grown by doubling copies
+		// itself over and over.
+		b := db.NewBatchWithSize(len(entries) * 2 * (len(entries[0].key) + 48))
 		defer b.Close()
 		written := entries[:0] // the entries that move, in place
 		var val, dirtyKey []byte

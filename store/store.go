@@ -82,7 +82,8 @@ type Store struct {
 	cur         *flushGen  // completes when the current pending set is durable
 	inflight    pendingSet // being committed by the writer
 	inflightGen *flushGen
-	commits     uint64 // count of finished commits (read-your-writes check)
+	spare       pendingSet // the last committed set, emptied, for the next one
+	commits     uint64     // count of finished commits (read-your-writes check)
 	closed      bool
 
 	// writeMu serialises read-modify-write of ACK records (the writer's

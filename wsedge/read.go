@@ -49,7 +49,7 @@ func (e *Edge) readLoop(s *session) {
 			s.close(StatusProtocolViolation, clipReason(err.Error()))
 			continue
 		}
-		e.handle(s, &f)
+		e.handle(s, f)
 	}
 }
 
@@ -83,7 +83,9 @@ func readAll(r io.Reader, b []byte) ([]byte, error) {
 	}
 }
 
-func (e *Edge) handle(s *session, f *events.ClientFrame) {
+// handle takes the frame by value: a pointer to it would move every frame
+// read to the heap.
+func (e *Edge) handle(s *session, f events.ClientFrame) {
 	switch f.T {
 	case events.FramePing:
 		s.mu.Lock()
@@ -100,7 +102,7 @@ func (e *Edge) handle(s *session, f *events.ClientFrame) {
 	case events.FrameRefresh:
 		e.onRefresh(s, f.Token)
 	case events.FramePub:
-		e.onPub(s, f)
+		e.onPub(s, f.Type, f.Data)
 	}
 }
 
@@ -221,10 +223,10 @@ func (e *Edge) onRefresh(s *session, token string) {
 
 // onPub appends an upstream frame to the upstream stream with the verified
 // tenant, user and device.
-func (e *Edge) onPub(s *session, f *events.ClientFrame) {
-	if g := e.cfg.Gate; g != nil && !g.AllowPub(s.tenant, s.user, f.Type) {
+func (e *Edge) onPub(s *session, typ string, data []byte) {
+	if g := e.cfg.Gate; g != nil && !g.AllowPub(s.tenant, s.user, typ) {
 		e.m.rulePubDenied.Inc()
-		s.sendError("rate_limited", "pub of "+f.Type+" refused by a rate rule: retry later")
+		s.sendError("rate_limited", "pub of "+typ+" refused by a rate rule: retry later")
 		return
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
@@ -232,8 +234,8 @@ func (e *Edge) onPub(s *session, f *events.ClientFrame) {
 	err := e.call(ctx, "upstream", func(ctx context.Context) error {
 		return e.rdb.XAdd(ctx, &redis.XAddArgs{
 			Stream: e.cfg.Space.Upstream(), MaxLen: 1_000_000, Approx: true,
-			Values: []any{"type", f.Type, "tenant", s.tenant, "user", s.user, "device", s.device,
-				"session", s.id, "data", string(f.Data), "ts", strconv.FormatInt(time.Now().UnixMilli(), 10)},
+			Values: []any{"type", typ, "tenant", s.tenant, "user", s.user, "device", s.device,
+				"session", s.id, "data", string(data), "ts", strconv.FormatInt(time.Now().UnixMilli(), 10)},
 		}).Err()
 	})
 	if err != nil {
