@@ -127,11 +127,12 @@ func (c *Client) session(ctx context.Context, handle func(events.Notification)) 
 	c.stats.connects.Add(1)
 	c.event("connected", "")
 	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	acks := make(chan struct{}, 1)
+	var a *acker
 	if !c.cfg.NoAck {
-		go c.ackLoop(sctx, conn, acks)
+		a = c.newAcker(sctx, conn)
+		defer a.stop() // after cancel (defers run last first): a pending write returns
 	}
+	defer cancel()
 	// Reads take no context (a cancellable one costs the library a
 	// context.AfterFunc per frame): when ctx ends, the close handshake
 	// ends the blocked read.
@@ -152,9 +153,8 @@ func (c *Client) session(ctx context.Context, handle func(events.Notification)) 
 		if cap(buf) > 64<<10 {
 			buf = nil // do not keep a rare large frame's buffer
 		}
-		select {
-		case acks <- struct{}{}:
-		default:
+		if a != nil {
+			a.arm()
 		}
 	}
 }

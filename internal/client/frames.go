@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -122,41 +123,66 @@ func (c *Client) resume(ctx context.Context, conn *websocket.Conn) error {
 	return conn.Write(ctx, websocket.MessageText, b)
 }
 
-// ackLoop acks the newest notification of every feed AckEvery after the
-// first notification not yet acked: one cumulative ack covers everything
-// that arrived meanwhile.
-func (c *Client) ackLoop(ctx context.Context, conn *websocket.Conn, wake <-chan struct{}) {
-	t := time.NewTimer(c.cfg.AckEvery)
-	t.Stop()
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-wake:
-		}
-		t.Reset(c.cfg.AckEvery)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		c.mu.Lock()
-		var ids []string
-		for _, p := range c.pos {
-			if p.seq > p.acked && p.id != "" {
-				ids = append(ids, p.id)
-				p.acked = p.seq
-			}
-		}
-		c.mu.Unlock()
-		for _, id := range ids {
-			b, _ := json.Marshal(events.ClientFrame{T: events.FrameAck, ID: id})
-			if conn.Write(ctx, websocket.MessageText, b) != nil {
-				return
-			}
+// acker sends one connection's cumulative acks, the newest notification of
+// every feed, AckEvery after the first notification not yet acked. A timer
+// sends them: the read loop only arms it, so a notification costs no
+// goroutine wake-up of its own.
+type acker struct {
+	c     *Client
+	ctx   context.Context
+	conn  *websocket.Conn
+	t     *time.Timer
+	armed atomic.Bool
+
+	mu   sync.Mutex // held while sending; stop waits for it
+	done bool
+}
+
+func (c *Client) newAcker(ctx context.Context, conn *websocket.Conn) *acker {
+	a := &acker{c: c, ctx: ctx, conn: conn}
+	a.t = time.AfterFunc(time.Hour, a.send)
+	a.t.Stop()
+	return a
+}
+
+// arm starts the timer unless it is already running.
+func (a *acker) arm() {
+	if a.armed.CompareAndSwap(false, true) {
+		a.t.Reset(a.c.cfg.AckEvery)
+	}
+}
+
+func (a *acker) send() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.done {
+		return
+	}
+	a.armed.Store(false) // before reading positions: a later notification arms again
+	a.c.mu.Lock()
+	var ids []string
+	for _, p := range a.c.pos {
+		if p.seq > p.acked && p.id != "" {
+			ids = append(ids, p.id)
+			p.acked = p.seq
 		}
 	}
+	a.c.mu.Unlock()
+	for _, id := range ids {
+		b, _ := json.Marshal(events.ClientFrame{T: events.FrameAck, ID: id})
+		if a.conn.Write(a.ctx, websocket.MessageText, b) != nil {
+			return
+		}
+	}
+}
+
+// stop ends the acker and waits for a send in progress (its context should
+// be cancelled first, so that the send does not wait on a stuck write).
+func (a *acker) stop() {
+	a.t.Stop()
+	a.mu.Lock()
+	a.done = true
+	a.mu.Unlock()
 }
 
 // epochOf reads the epoch out of a notification id ("<epoch>-<seq>-<feed>").

@@ -1,0 +1,135 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/heraldrt/herald/events"
+	"github.com/heraldrt/herald/internal/client"
+	"github.com/heraldrt/herald/internal/leakcheck"
+)
+
+// server is a minimal protocol-1 server on a real socket: it sends a
+// welcome, then the notifications given to it, and records every frame the
+// client sends.
+type server struct {
+	*httptest.Server
+	send chan []byte
+
+	mu  sync.Mutex
+	got []string
+}
+
+func newServer(t *testing.T) *server {
+	s := &server{send: make(chan []byte, 64)}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		c.Write(ctx, websocket.MessageText, []byte(`{"t":"welcome","session":"s","user":"u","tenant":"t","device":"d","heartbeat":25}`))
+		go func() {
+			defer cancel() // the client has gone: stop sending
+			for {
+				_, b, err := c.Read(ctx)
+				if err != nil {
+					return
+				}
+				s.mu.Lock()
+				s.got = append(s.got, string(b))
+				s.mu.Unlock()
+			}
+		}()
+		for {
+			select {
+			case b := <-s.send:
+				if c.Write(ctx, websocket.MessageText, b) != nil {
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *server) frames() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.got...)
+}
+
+func (s *server) url() string { return "ws" + strings.TrimPrefix(s.URL, "http") }
+
+func runClient(t *testing.T, cfg client.Config, got chan<- events.Notification) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		client.New(cfg).Run(ctx, func(n events.Notification) { got <- n })
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// A burst of notifications is acked once, cumulatively, with the newest id,
+// about AckEvery after the first of them.
+func TestBurstIsAckedOnce(t *testing.T) {
+	t.Cleanup(func() { leakcheck.VerifyNone(t) }) // runs last, after the server and client stop
+	s := newServer(t)
+	got := make(chan events.Notification, 16)
+	runClient(t, client.Config{URL: s.url(), Token: func() (string, error) { return "x", nil }, NoResume: true,
+		AckEvery: 100 * time.Millisecond}, got)
+	start := time.Now()
+	for seq := uint64(1); seq <= 5; seq++ {
+		s.send <- events.AppendNotification(nil, fmt.Sprintf("e-%d-user", seq), "user", seq, "t", 1, []byte(`{}`))
+	}
+	for range 5 {
+		<-got
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(s.frames()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // polling the recorded frames, not synchronising
+	}
+	if f := s.frames(); len(f) != 1 || f[0] != `{"t":"ack","id":"e-5-user"}` {
+		t.Fatalf("client sent %q, want one ack of e-5-user", f)
+	}
+	if waited := time.Since(start); waited < 100*time.Millisecond {
+		t.Fatalf("acked after %v, before AckEvery", waited)
+	}
+	// A later notification arms the timer again.
+	s.send <- events.AppendNotification(nil, "e-6-user", "user", 6, "t", 1, []byte(`{}`))
+	<-got
+	for len(s.frames()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if f := s.frames(); len(f) != 2 || f[1] != `{"t":"ack","id":"e-6-user"}` {
+		t.Fatalf("client sent %q, want a second ack of e-6-user", f)
+	}
+}
+
+// A client with NoAck sends nothing.
+func TestNoAckSendsNothing(t *testing.T) {
+	t.Cleanup(func() { leakcheck.VerifyNone(t) }) // runs last, after the server and client stop
+	s := newServer(t)
+	got := make(chan events.Notification, 16)
+	runClient(t, client.Config{URL: s.url(), Token: func() (string, error) { return "x", nil }, NoResume: true,
+		NoAck: true, AckEvery: time.Millisecond}, got)
+	s.send <- events.AppendNotification(nil, "e-1-user", "user", 1, "t", 1, []byte(`{}`))
+	<-got
+	time.Sleep(50 * time.Millisecond) // give a wrongly armed 1 ms timer time to fire
+	if f := s.frames(); len(f) != 0 {
+		t.Fatalf("client with NoAck sent %q", f)
+	}
+}
