@@ -235,3 +235,21 @@ func TestDrainClosesWith1012(t *testing.T) {
 		}
 	}
 }
+
+// The same device connecting to another edge closes its session on the
+// first one with the same code as a local replacement; a session of
+// another device there stays.
+func TestReplacedAcrossEdges(t *testing.T) {
+	v := newEnv(t)
+	a := v.startEdge("", func(c *wsedge.Config) { c.EdgeID = "edge-a" })
+	b := v.startEdge("", func(c *wsedge.Config) { c.EdgeID = "edge-b" })
+	old := v.connect(a, "u1", "phone")
+	other := v.connect(a, "u1", "tablet")
+	v.connect(b, "u1", "phone")
+	if got := old.closeCode(); got != wsedge.StatusReplaced {
+		t.Fatalf("session on the first edge: close code %d, want %d", got, wsedge.StatusReplaced)
+	}
+	// The tablet on the first edge still gets its notifications.
+	v.publish(keys.UserFeed("acme", "u1"), 1, nil)
+	assertConsecutive(t, other.notifications(1), 1)
+}

@@ -85,6 +85,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Edge, error) {
 	}
 	e.hub = newHub(rdb, cfg.Space, e.log, e.m, cfg.RingSize)
 	e.hub.call = e.call
+	e.hub.control, e.hub.onControl = cfg.Space.EdgeControl(), e.onControl
 	e.mux = http.NewServeMux()
 	e.mux.HandleFunc("/ws", e.serveWS)
 	e.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
@@ -111,6 +112,9 @@ func (e *Edge) Start(ctx context.Context) error {
 	}
 	if err := e.recover(ctx); err != nil {
 		return err
+	}
+	if err := e.hub.ps.Subscribe(ctx, e.hub.control); err != nil {
+		return fmt.Errorf("edge start: subscribe to %s: %w", e.hub.control, err)
 	}
 	e.started.Store(true)
 	e.spawn(func() { e.hub.run(e.ctx) })

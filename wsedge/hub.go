@@ -25,6 +25,9 @@ type hub struct {
 	call   func(ctx context.Context, name string, fn func(context.Context) error) error
 
 	ps *redis.PubSub
+	// control is the edges' control channel; its messages go to onControl.
+	control   string
+	onControl func(payload string)
 
 	mu    sync.Mutex
 	feeds map[keys.Feed]*feedState
@@ -89,6 +92,10 @@ func (h *hub) run(ctx context.Context) error {
 		backoff = 50 * time.Millisecond
 		switch v := msg.(type) {
 		case *redis.Message:
+			if v.Channel == h.control {
+				h.onControl(v.Payload)
+				continue
+			}
 			h.onMessage(ctx, v)
 		case *redis.Subscription:
 			if v.Kind == "subscribe" {

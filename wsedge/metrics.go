@@ -28,6 +28,7 @@ type metrics struct {
 	pubsubErrors   prometheus.Counter
 	resubscribes   prometheus.Counter
 	deadEdges      prometheus.Counter
+	replacedRemote prometheus.Counter
 	sessions       prometheus.Collector
 }
 
@@ -62,6 +63,7 @@ func newMetrics() *metrics {
 		pubsubErrors:   c("pubsub_errors_total", "Redis Pub/Sub receive errors (each followed by a reconnect)."),
 		resubscribes:   c("resubscribes_total", "Feed channels resubscribed after a reconnect (each is filled from the stream)."),
 		deadEdges:      c("dead_edges_cleaned_total", "Dead edges whose presence this edge removed."),
+		replacedRemote: c("sessions_replaced_remotely_total", "Sessions closed because their device connected again to another edge."),
 	}
 }
 
@@ -73,5 +75,5 @@ func (m *metrics) sessionsFn(f func() float64) {
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.connects, m.closes, m.connectSeconds, m.frames, m.flushFrames, m.pushed, m.replayed,
 		m.filled, m.gaps, m.resets, m.slow, m.acks, m.acksFlushed, m.ackFlushErrors, m.upstream,
-		m.ruleSkipped, m.ruleHeld, m.rulePubDenied, m.ruleConnDenied, m.pubsubErrors, m.resubscribes, m.deadEdges, m.sessions}
+		m.ruleSkipped, m.ruleHeld, m.rulePubDenied, m.ruleConnDenied, m.pubsubErrors, m.resubscribes, m.deadEdges, m.replacedRemote, m.sessions}
 }

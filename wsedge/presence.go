@@ -30,6 +30,43 @@ func (s *session) presenceMember() string {
 	return s.tenant + "\x00" + s.user + "\x00" + s.device + "\x00" + s.id
 }
 
+// replaceElsewhere asks the other edges to close the session this device
+// had before, if presence says one was open on another edge (a session of
+// this edge was replaced by register already). The request names the old
+// session exactly, so it never closes a newer one. Best effort: if it is
+// lost, the old session ends by itself when its connection is found dead.
+func (e *Edge) replaceElsewhere(s *session, prev string) {
+	if prev == "" || strings.HasPrefix(prev, e.cfg.EdgeID+" ") {
+		return
+	}
+	msg := controlReplace + "\x00" + s.tenant + "\x00" + s.user + "\x00" + s.device + "\x00" + prev
+	err := e.call(e.ctx, "edges.control", func(ctx context.Context) error {
+		return e.rdb.Publish(ctx, e.cfg.Space.EdgeControl(), msg).Err()
+	})
+	if err != nil {
+		e.log.Warn("could not ask other edges to close a replaced session", "session", s.id, "err", err)
+	}
+}
+
+// controlReplace starts a control message "replace\0tenant\0user\0device\0presence value".
+const controlReplace = "replace"
+
+// onControl handles a message on the edges' control channel.
+func (e *Edge) onControl(payload string) {
+	parts := strings.Split(payload, "\x00")
+	if len(parts) != 5 || parts[0] != controlReplace {
+		e.log.Warn("unknown edge control message", "payload", clipReason(payload))
+		return
+	}
+	e.mu.Lock()
+	old := e.devices[deviceKey{parts[1], parts[2], parts[3]}]
+	e.mu.Unlock()
+	if old != nil && old.presenceValue() == parts[4] {
+		e.m.replacedRemote.Inc()
+		old.close(StatusReplaced, "replaced by a new session of this device on another edge")
+	}
+}
+
 func (e *Edge) removePresence(ctx context.Context, s *session) {
 	sp := e.cfg.Space
 	err := e.call(ctx, "presence", func(ctx context.Context) error {
@@ -84,12 +121,14 @@ func (e *Edge) connectPositions(ctx context.Context, s *session, announce bool, 
 		firsts = append(firsts, first{feed: fs.name, pos: pos})
 	}
 	var remote map[string]string
+	var prev *redis.StringCmd
 	sp := e.cfg.Space
 	err = e.call(ctx, "acks.read", func(ctx context.Context) error {
 		p := e.rdb.Pipeline()
 		k := sp.Acks(s.tenant, s.user, s.device)
 		all := p.HGetAll(ctx, k)
 		if announce {
+			prev = p.HGet(ctx, sp.Presence(s.tenant, s.user), s.device)
 			p.HSet(ctx, sp.Presence(s.tenant, s.user), s.device, s.presenceValue())
 			p.SAdd(ctx, sp.EdgeSessions(e.cfg.EdgeID), s.presenceMember())
 		}
@@ -99,14 +138,23 @@ func (e *Edge) connectPositions(ctx context.Context, s *session, announce bool, 
 		if len(firsts) > 0 {
 			p.Expire(ctx, k, 30*24*time.Hour)
 		}
-		if _, err := p.Exec(ctx); err != nil {
+		cmds, err := p.Exec(ctx)
+		if len(cmds) == 0 {
 			return err
+		}
+		for _, c := range cmds { // HGET of a device with no presence is a redis.Nil, not a failure
+			if err := c.Err(); err != nil && !(c == prev && errors.Is(err, redis.Nil)) {
+				return err
+			}
 		}
 		remote = all.Val()
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	if prev != nil {
+		e.replaceElsewhere(s, prev.Val())
 	}
 	for feed, v := range remote {
 		if p, ok := parsePosition(v); ok {

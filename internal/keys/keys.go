@@ -61,6 +61,11 @@ func (s Space) Dispatchers() string { return s.p() + "dispatchers" }
 // heartbeat in unix ms).
 func (s Space) Edges() string { return s.p() + "edges" }
 
+// EdgeControl is the Pub/Sub channel every edge listens to for requests
+// from the others: close a session of a device that connected again to
+// another edge.
+func (s Space) EdgeControl() string { return s.p() + "edges:control" }
+
 // Presence is the hash of a user's online devices (field: device, value:
 // edge id and session), tagged like the user's feed.
 func (s Space) Presence(tenant, user string) string {
