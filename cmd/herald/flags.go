@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // flags is a flag.FlagSet whose every flag may also come from a HERALD_*
@@ -121,13 +123,17 @@ func (o logOptions) logger(w io.Writer) (*slog.Logger, error) {
 		return nil, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, o.level)
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
+	var log *slog.Logger
 	switch o.format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		log = slog.New(slog.NewTextHandler(w, opts))
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		log = slog.New(slog.NewJSONHandler(w, opts))
+	default:
+		return nil, fmt.Errorf("%w: --log-format %q: want text or json", errUsage, o.format)
 	}
-	return nil, fmt.Errorf("%w: --log-format %q: want text or json", errUsage, o.format)
+	redis.SetLogger(redisLog{log.With("component", "go-redis")}) // one logger per process
+	return log, nil
 }
 
 func (f *flags) Float(p *float64, name string, def float64, usage string) {

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // redisOptions are the Redis flags shared by every command.
@@ -43,7 +45,8 @@ func (o redisOptions) newClient() (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: --redis-url: %v", errUsage, err)
 		}
-		opts := &redis.ClusterOptions{Addrs: strings.Split(u.Host, ",")}
+		opts := &redis.ClusterOptions{Addrs: strings.Split(u.Host, ","), DisableIdentity: true,
+			MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}}
 		if u.User != nil {
 			opts.Username = u.User.Username()
 			opts.Password, _ = u.User.Password()
@@ -54,7 +57,22 @@ func (o redisOptions) newClient() (redis.UniversalClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: --redis-url %q: %v", errUsage, redact(o.url), err)
 	}
+	// Neither CLIENT SETINFO nor CLIENT MAINT_NOTIFICATIONS on connect:
+	// Redis before 7.2 answers each with an error on every new connection,
+	// one only labels the connection and the other is for managed Redis
+	// services' maintenance events.
+	opts.DisableIdentity = true
+	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	return redis.NewClient(opts), nil
+}
+
+// redisLog routes go-redis's own messages (pool dial failures while Redis
+// is down, for example) into the command's structured log at WARN, where
+// go-redis would print them to stderr.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
 }
 
 // redact hides a password in a URL for messages.
