@@ -180,7 +180,7 @@ wants() { [[ " $ONLY " == *" $1 "* ]]; }
 	echo
 	echo "## Load run $(date -u '+%Y-%m-%d %H:%M UTC')$([ "$SMALL" = 1 ] && echo ' (SMALL=1)')"
 	echo
-	echo "Script: \`$([ "$SMALL" = 1 ] && echo 'SMALL=1 ')scripts/loadtest.sh\` at $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)');"
+	echo "Script: \`$([ "$SMALL" = 1 ] && echo 'SMALL=1 ')scripts/loadtest.sh\` at $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet -- . ':(exclude)BENCHMARKS-load.md' 2>/dev/null || echo ' (+ uncommitted changes)');"
 	echo "$(nproc) cores, $(free -g | awk '/^Mem/ {print $2}') GiB, load average $(cut -d' ' -f1-3 /proc/loadavg) at start;"
 	echo "$(go version | cut -d' ' -f3), $(redis-server --version | cut -d' ' -f3), Linux $(uname -r)."
 	echo "Settings: ONLY='$ONLY' IDLE_CLIENTS=$IDLE_CLIENTS SETTLE=$SETTLE CLIENTS=$CLIENTS RATE=$RATE DURATION=$DURATION RATES='$RATES' BCAST_CLIENTS=$BCAST_CLIENTS CONNECT_CLIENTS=$CONNECT_CLIENTS."
