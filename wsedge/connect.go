@@ -178,21 +178,22 @@ func (e *Edge) setUp(s *session) error {
 	// trip reads the device's positions, adds its presence and writes the
 	// first positions of a new device.
 	var fss []*feedState
+	releaseAll := func() {
+		for _, fs := range fss {
+			e.hub.release(fs)
+		}
+	}
 	for _, f := range []keys.Feed{keys.UserFeed(s.tenant, s.user), keys.TenantFeed(s.tenant)} {
 		fs, err := e.hub.acquire(e.ctx, f)
 		if err != nil {
-			for _, fs := range fss {
-				e.hub.release(fs)
-			}
+			releaseAll()
 			return err
 		}
 		fss = append(fss, fs)
 	}
 	positions, err := e.connectPositions(e.ctx, s, true, fss)
 	if err != nil {
-		for _, fs := range fss {
-			e.hub.release(fs)
-		}
+		releaseAll()
 		return err
 	}
 	var attached []*cursor

@@ -1,9 +1,9 @@
 package wsedge
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"io"
 	"strconv"
 	"sync"
 	"time"
@@ -30,21 +30,22 @@ func (e *Edge) readLoop(s *session) {
 		if err != nil {
 			return
 		}
-		bp := frameBufs.Get().(*[]byte)
-		b, err := readAll(r, (*bp)[:0])
+		buf := frameBufs.Get().(*bytes.Buffer)
+		buf.Reset()
+		_, err = buf.ReadFrom(r) // the library's read limit bounds it
 		if err != nil {
-			putFrameBuf(bp, b)
+			putFrameBuf(buf)
 			return
 		}
 		s.touch()
 		e.m.frames.Inc()
 		if typ != websocket.MessageText {
-			putFrameBuf(bp, b)
+			putFrameBuf(buf)
 			s.close(StatusProtocolViolation, "binary frames are not part of protocol 1")
 			continue
 		}
-		f, err := events.ParseClientFrame(b, events.DefaultMaxData)
-		putFrameBuf(bp, b) // f holds copies, never b itself
+		f, err := events.ParseClientFrame(buf.Bytes(), events.DefaultMaxData)
+		putFrameBuf(buf) // f holds copies, never the buffer itself
 		if err != nil {
 			s.close(StatusProtocolViolation, clipReason(err.Error()))
 			continue
@@ -55,32 +56,13 @@ func (e *Edge) readLoop(s *session) {
 
 // frameBufs holds buffers for client frames while they are parsed, so the
 // usual small frames (ack, ping) are read without allocating.
-var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+var frameBufs = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 1024)) }}
 
-func putFrameBuf(bp *[]byte, b []byte) {
-	if cap(b) > 16<<10 {
+func putFrameBuf(b *bytes.Buffer) {
+	if b.Cap() > 16<<10 {
 		return // a large pub frame: let it go rather than keep it pooled
 	}
-	*bp = b[:0]
-	frameBufs.Put(bp)
-}
-
-// readAll reads r to its end into b, growing it as needed (the library's
-// read limit bounds it).
-func readAll(r io.Reader, b []byte) ([]byte, error) {
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return b, err
-		}
-	}
+	frameBufs.Put(b)
 }
 
 // handle takes the frame by value: a pointer to it would move every frame

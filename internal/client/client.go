@@ -1,10 +1,10 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -138,41 +138,24 @@ func (c *Client) session(ctx context.Context, handle func(events.Notification)) 
 	// ends the blocked read.
 	stop := context.AfterFunc(ctx, func() { conn.Close(websocket.StatusNormalClosure, "bye") })
 	defer stop()
-	var buf []byte
+	var buf bytes.Buffer
 	for {
 		_, r, err := conn.Reader(context.Background())
 		if err == nil {
-			buf, err = readAll(r, buf[:0])
+			buf.Reset()
+			_, err = buf.ReadFrom(r) // the read limit bounds it
 		}
 		if err != nil {
 			return websocket.CloseStatus(err), err
 		}
-		if err := c.frame(sctx, conn, buf, handle); err != nil {
+		if err := c.frame(sctx, conn, buf.Bytes(), handle); err != nil {
 			return websocket.CloseStatus(err), err
 		}
-		if cap(buf) > 64<<10 {
-			buf = nil // do not keep a rare large frame's buffer
+		if buf.Cap() > 64<<10 {
+			buf = bytes.Buffer{} // do not keep a rare large frame's buffer
 		}
 		if a != nil {
 			a.arm()
-		}
-	}
-}
-
-// readAll reads r to its end into b, growing it as needed (the read limit
-// bounds it).
-func readAll(r io.Reader, b []byte) ([]byte, error) {
-	for {
-		if len(b) == cap(b) {
-			b = append(b, make([]byte, max(512, cap(b)))...)[:len(b)]
-		}
-		n, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return b, err
 		}
 	}
 }
