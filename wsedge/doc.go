@@ -20,8 +20,14 @@
 //     feed stream by a catch-up job, which then joins the live ring under the
 //     feed's lock, so the switch from replay to live has no gap and no
 //     duplicate.
+//   - A connect costs one Redis round trip after the feeds are followed: it
+//     reads the device's positions, replaces its presence entry and writes
+//     a new device's first positions (HSETNX). When the old presence entry
+//     names a session on another edge, a request on the edges' control
+//     channel has that edge close it (1000, replaced).
 //   - ACKs go to the Pebble store (package store) at once and to Redis in
-//     batches, so another edge can resume the device.
+//     batches (Config.AckFlushInterval), so another edge can resume the
+//     device.
 //
 // wsedge imports events, store, internal/feed and internal/keys; it never
 // imports producer or dispatcher. An Edge is safe for concurrent use.
