@@ -171,7 +171,7 @@ func (e *Envelope) parseOptional(f map[string]string) error {
 	}
 	if v, ok := f[FieldTTL]; ok {
 		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 || time.Duration(n)*time.Second > MaxTTL {
+		if err != nil || n <= 0 || n > int64(MaxTTL/time.Second) { // compare seconds: n*time.Second can overflow
 			return invalid(FieldTTL, "%q must be whole seconds between 1 and %d", clip(v), int64(MaxTTL/time.Second))
 		}
 		e.TTL = time.Duration(n) * time.Second

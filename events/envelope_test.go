@@ -74,6 +74,7 @@ func TestParseRejects(t *testing.T) {
 		{"ttl zero", with("ttl", "0"), "ttl", events.ErrInvalid},
 		{"ttl text", with("ttl", "1m"), "ttl", events.ErrInvalid},
 		{"ttl too long", with("ttl", "99999999"), "ttl", events.ErrInvalid},
+		{"ttl overflows a duration", with("ttl", "18446744073"), "ttl", events.ErrInvalid}, // n*time.Second wraps negative
 		{"ts negative", with("ts", "-1"), "ts", events.ErrInvalid},
 		{"unknown field", with("priority", "high"), "priority", events.ErrUnknown},
 	}
