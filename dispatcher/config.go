@@ -43,6 +43,15 @@ type Config struct {
 	// checks for shutdown and housekeeping; 0 means 1s. It is always finite.
 	Block time.Duration
 
+	// Linger is how long a worker pauses after a batch smaller than
+	// BatchSize before it reads again, so that under load entries are
+	// handled in larger batches, each costing Redis and the dispatcher
+	// about the same whatever its size. It delays an entry by at most
+	// Linger, and only one that arrives while the worker pauses; a worker
+	// waiting on an idle stream wakes at once. 0 means 2ms; negative means
+	// no pause.
+	Linger time.Duration
+
 	// LeaseTTL is the life of a stream lease. A holder renews it every
 	// LeaseTTL/3 and heartbeats just as often; a crashed holder's streams are
 	// taken over at most about LeaseTTL+LeaseTTL/3 later. 0 means 6s.
@@ -97,6 +106,9 @@ func (c *Config) fill() error {
 	c.BatchSize = orInt(c.BatchSize, 500)
 	c.MaxDeliveries = orInt(c.MaxDeliveries, 10)
 	c.Block = orDur(c.Block, time.Second)
+	if c.Linger == 0 {
+		c.Linger = 2 * time.Millisecond
+	}
 	c.LeaseTTL = orDur(c.LeaseTTL, 6*time.Second)
 	c.ClaimInterval = orDur(c.ClaimInterval, 30*time.Second)
 	c.ClaimIdle = orDur(c.ClaimIdle, 60*time.Second)

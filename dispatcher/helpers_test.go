@@ -216,8 +216,8 @@ func newServer(t testing.TB) (*redistest.Server, *redis.Client) {
 	return srv, srv.Client(t)
 }
 
-// metricValue returns the value of a dispatcher metric, the one with the
-// given label value when it has a label.
+// metricValue returns the value of a dispatcher metric (a histogram's count
+// of samples), the one with the given label value when it has a label.
 func metricValue(t testing.TB, d *dispatcher.Dispatcher, name, label string) float64 {
 	t.Helper()
 	reg := prometheus.NewRegistry()
@@ -239,6 +239,8 @@ func metricValue(t testing.TB, d *dispatcher.Dispatcher, name, label string) flo
 				return m.GetCounter().GetValue()
 			case m.GetGauge() != nil:
 				return m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				return float64(m.GetHistogram().GetSampleCount())
 			}
 		}
 	}

@@ -81,3 +81,29 @@ func TestTSDefaultsToEntryTime(t *testing.T) {
 		t.Fatalf("feed %+v, want ts %d (the entry id's time) and exp 5s later", got, ms)
 	}
 }
+
+// TestLingerGathersABatch: an entry that arrives while the worker pauses
+// after a small batch waits for the pause, and the ones that arrive with it
+// are handled in the same batch.
+func TestLingerGathersABatch(t *testing.T) {
+	_, rdb := newServer(t)
+	space := keys.Space{}
+	cfg := testConfig(t, space, "c1")
+	cfg.Linger = time.Second // far longer than the ten XADDs below take
+	d := startDispatcher(t, rdb, cfg)
+	batches := func() float64 { return metricValue(t, d.Dispatcher, "herald_dispatcher_batch_duration_seconds", "") }
+	f := keys.UserFeed("acme", "u1")
+	publish(t, rdb, space, 0, []events.Envelope{numbered("acme", events.ToUser("u1"), 0)})
+	waitFor(t, 10*time.Second, "the first entry", func() bool { return feedSeq(t, rdb, space, f) == 1 })
+	start := time.Now()
+	for i := 1; i <= 10; i++ { // one at a time, as a trickle
+		publish(t, rdb, space, 0, []events.Envelope{numbered("acme", events.ToUser("u1"), i)})
+	}
+	if time.Since(start) > cfg.Linger/2 {
+		t.Skipf("publishing took %v, too slow to show the pause", time.Since(start))
+	}
+	waitFor(t, 10*time.Second, "eleven entries", func() bool { return feedSeq(t, rdb, space, f) == 11 })
+	if got := batches(); got != 2 {
+		t.Errorf("handled in %v batches, want 2: the first entry, then the ten that arrived during the pause", got)
+	}
+}

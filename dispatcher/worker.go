@@ -69,6 +69,9 @@ func (w *worker) run(ctx context.Context) error {
 			if err := w.handle(ctx, &batch{msgs: msgs}); err != nil {
 				return stopErr(ctx, err)
 			}
+			if len(msgs) < w.cfg.BatchSize && w.cfg.Linger > 0 {
+				sleepCtx(ctx, w.cfg.Linger)
+			}
 		}
 	}
 	return nil
@@ -204,4 +207,14 @@ func (w *worker) deliveries(ctx context.Context, msgs []redis.XMessage) (map[str
 		counts[p.ID] = p.RetryCount
 	}
 	return counts, nil
+}
+
+// sleepCtx sleeps for d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }

@@ -88,6 +88,7 @@ func parseDispatcherFlags(args []string) (*dispatcherFlags, error) {
 	f.String(&c.Consumer, "consumer", "", "consumer name in the group (default <hostname>-<pid>)")
 	f.Int(&c.BatchSize, "batch-size", 500, "entries read, appended and acknowledged at once")
 	f.Duration(&c.Block, "block", time.Second, "longest wait for new entries before housekeeping and shutdown checks")
+	f.Duration(&c.Linger, "linger", 2*time.Millisecond, "pause after a batch smaller than --batch-size, so that busy streams are read in larger batches (0: none)")
 	f.Duration(&c.LeaseTTL, "lease-ttl", 6*time.Second, "stream lease lifetime; renewed every third of it, taken over after it")
 	f.Duration(&c.ClaimInterval, "claim-interval", 30*time.Second, "how often to claim idle entries of other consumers and remove idle consumers")
 	f.Duration(&c.ClaimIdle, "claim-idle", time.Minute, "idle time after which another consumer's pending entry is claimed")
@@ -111,6 +112,12 @@ func parseDispatcherFlags(args []string) (*dispatcherFlags, error) {
 		if v < 0 {
 			return nil, fmt.Errorf("%w: --%s %d must not be negative", errUsage, name, v)
 		}
+	}
+	if c.Linger < 0 {
+		return nil, fmt.Errorf("%w: --linger %v must not be negative", errUsage, c.Linger)
+	}
+	if c.Linger == 0 {
+		c.Linger = -1 // the flag's 0 is no pause; Config's 0 is the default
 	}
 	c.Space = keys.Space{Prefix: o.redis.prefix}
 	c.DLQMaxLen = int64(o.dlqMax)
