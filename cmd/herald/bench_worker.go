@@ -68,7 +68,7 @@ func parseWorkerFlags(args []string) (*workerFlags, error) {
 	f.IntVar(&o.rounds, "rounds", 0, "broadcast rounds")
 	f.IntVar(&o.concurrency, "connect-concurrency", 256, "dials in flight")
 	f.BoolVar(&o.noAck, "no-ack", false, "clients never ack")
-	f.DurationVar(&o.ackEvery, "ack-every", 250*time.Millisecond, "clients ack at most this often")
+	f.DurationVar(&o.ackEvery, "ack-every", time.Second, "clients ack at most this often")
 	f.DurationVar(&o.tick, "tick", 100*time.Millisecond, "report interval")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "hard stop")
 	f.StringVar(&o.profile, "cpu-profile", "", "write a CPU profile of the run to this file")

@@ -26,7 +26,7 @@ type Config struct {
 	Device     string                 // sent as ?device= when the token has none; "" = none
 	NoAck      bool                   // never ack (a client that only reads)
 	NoResume   bool                   // do not send resume frames (rely on the server's ACK positions)
-	AckEvery   time.Duration          // ack batching: at most one ack per feed this often; 0 means 250ms
+	AckEvery   time.Duration          // ack batching: at most one ack per feed this often; 0 means 1s
 	MinBackoff time.Duration          // 0 means 100ms
 	MaxBackoff time.Duration          // 0 means 5s
 	Dialer     *http.Client           // nil means http.DefaultClient
@@ -66,7 +66,7 @@ type Client struct {
 // New returns a client; Run connects.
 func New(cfg Config) *Client {
 	if cfg.AckEvery <= 0 {
-		cfg.AckEvery = 250 * time.Millisecond
+		cfg.AckEvery = time.Second
 	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = 100 * time.Millisecond
