@@ -6,6 +6,13 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
+// UnflushedLen is the number of stored positions not yet flushed to Redis.
+func (s *Store) UnflushedLen() int {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	return s.dirty.len()
+}
+
 // Unflushed lists up to limit stored positions not yet flushed to Redis
 // (limit <= 0 means all), in key order. It reads the in-memory mirror of the
 // dirty index, so it does no disk I/O and its cost follows the number of

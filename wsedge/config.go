@@ -35,7 +35,7 @@ type Config struct {
 	Writers          int           // writer goroutines; 0 means 32
 	ReplayBatch      int64         // entries per feed read while catching up; 0 means 256
 	RingSize         int           // recent entries kept per feed; 0 means 128
-	AckFlushInterval time.Duration // ACK positions to Redis; 0 means 5s
+	AckFlushInterval time.Duration // ACK positions to Redis, each copy spread over half of it; 0 means 5s
 	PresenceTTL      time.Duration // an edge silent this long is dead; 0 means 30s
 
 	// Breaker, when set, wraps the edge's Redis calls (not the Pub/Sub

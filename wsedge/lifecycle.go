@@ -71,15 +71,26 @@ func (e *Edge) ackFlushLoop() {
 		case <-e.ctx.Done():
 			return
 		case <-tick.C:
-			e.flushAcks(e.ctx)
+			e.flushAcks(e.ctx, e.cfg.AckFlushInterval/2)
 		}
 	}
 }
 
-// flushAcks copies every unflushed position, in pipelines of up to 1000.
-func (e *Edge) flushAcks(ctx context.Context) error {
+// flushAcks copies every unflushed position to Redis. With spread 0 it
+// sends pipelines of 1000 back to back (a drain, a recovery); otherwise it
+// spreads the positions unflushed when it starts over about spread, in up to
+// 40 pipelines of at least 256: one pipeline of 10,000 positions is 20,000
+// commands, which hold Redis (and every dispatcher's append behind them) and
+// the edge's CPU for tens of milliseconds, and that shows in every
+// notification's latency.
+func (e *Edge) flushAcks(ctx context.Context, spread time.Duration) error {
+	chunk, gap := 1000, time.Duration(0)
+	if n := e.store.UnflushedLen(); spread > 0 && n > 0 {
+		parts := min(40, (n+255)/256)
+		chunk, gap = (n+parts-1)/parts, spread/time.Duration(parts)
+	}
 	for ctx.Err() == nil {
-		ps, err := e.store.Unflushed(1000)
+		ps, err := e.store.Unflushed(chunk)
 		if err != nil || len(ps) == 0 {
 			return err
 		}
@@ -102,9 +113,10 @@ func (e *Edge) flushAcks(ctx context.Context) error {
 			return err
 		}
 		e.m.acksFlushed.Add(float64(len(ps)))
-		if len(ps) < 1000 {
+		if len(ps) < chunk {
 			return nil
 		}
+		sleepCtx(ctx, gap)
 	}
 	return ctx.Err()
 }
@@ -127,7 +139,7 @@ func (e *Edge) recover(ctx context.Context) error {
 	if len(live) > 0 {
 		e.log.Info("recovered after a crash", "stale_sessions", len(live))
 	}
-	return e.flushAcks(ctx)
+	return e.flushAcks(ctx, 0)
 }
 
 // Shutdown drains the edge: it stops accepting, closes sessions with 1012
@@ -152,7 +164,7 @@ func (e *Edge) shutdown(ctx context.Context) error {
 		<-done
 	}
 	ferr := e.store.Flush(ctx)
-	if err := e.flushAcks(ctx); err != nil && ferr == nil {
+	if err := e.flushAcks(ctx, 0); err != nil && ferr == nil {
 		ferr = err
 	}
 	fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
