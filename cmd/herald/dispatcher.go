@@ -33,6 +33,7 @@ type dispatcherFlags struct {
 	maxData int
 	dlqMax  int
 	feedMax int
+	gc      int
 }
 
 func runDispatcher(ctx context.Context, args []string) error {
@@ -50,6 +51,7 @@ func runDispatch(ctx context.Context, args []string, logs io.Writer) error {
 		return err
 	}
 	o.cfg.Logger = log
+	setGCPercent(o.gc)
 	rdb, err := o.redis.client(ctx)
 	if err != nil {
 		return err
@@ -101,6 +103,7 @@ func parseDispatcherFlags(args []string) (*dispatcherFlags, error) {
 	f.Duration(&c.Append.FeedTTL, "feed-ttl", 7*24*time.Hour, "a feed without appends expires after this")
 	f.Duration(&c.Append.IdemTTL, "idem-ttl", 24*time.Hour, "dedup window of idempotency keys")
 	f.Int(&o.maxData, "max-data", events.DefaultMaxData, "largest data field accepted, in bytes")
+	f.Int(&o.gc, "gc-percent", 400, "Go GC target percentage (GOGC); a dispatcher's live heap is a few MB, so a high value trades a little memory for CPU; the GOGC variable wins")
 	if err := f.parse(args); err != nil {
 		return nil, err
 	}
@@ -108,7 +111,7 @@ func parseDispatcherFlags(args []string) (*dispatcherFlags, error) {
 		return nil, fmt.Errorf("%w: unexpected argument %q", errUsage, f.Arg(0))
 	}
 	for name, v := range map[string]int{"partitions": c.Partitions, "batch-size": c.BatchSize, "max-deliveries": c.MaxDeliveries,
-		"dlq-maxlen": o.dlqMax, "feed-maxlen": o.feedMax, "max-data": o.maxData} {
+		"dlq-maxlen": o.dlqMax, "feed-maxlen": o.feedMax, "max-data": o.maxData, "gc-percent": o.gc} {
 		if v < 0 {
 			return nil, fmt.Errorf("%w: --%s %d must not be negative", errUsage, name, v)
 		}

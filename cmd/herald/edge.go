@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -118,9 +117,7 @@ func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log
 	if err != nil {
 		return err
 	}
-	if os.Getenv("GOGC") == "" && o.gcPercent > 0 {
-		debug.SetGCPercent(o.gcPercent)
-	}
+	setGCPercent(o.gcPercent)
 	st, err := store.Open(o.dataDir, store.Config{Logger: log.With("component", "store"), FlushInterval: o.storeSync})
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("data directory %s is in use by another edge (one edge per --data-dir)", o.dataDir)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -145,4 +146,12 @@ func (f *flags) Float(p *float64, name string, def float64, usage string) {
 		def = x
 	}
 	f.Float64Var(p, name, def, f.usageText(name, usage))
+}
+
+// setGCPercent sets the Go GC target unless the GOGC variable does (it
+// wins) or pct is 0 (the runtime's default).
+func setGCPercent(pct int) {
+	if os.Getenv("GOGC") == "" && pct > 0 {
+		debug.SetGCPercent(pct)
+	}
 }
