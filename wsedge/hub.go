@@ -29,8 +29,9 @@ type hub struct {
 	control   string
 	onControl func(payload string)
 
-	mu    sync.Mutex
-	feeds map[keys.Feed]*feedState
+	mu        sync.Mutex
+	feeds     map[keys.Feed]*feedState
+	byChannel map[string]*feedState // the same feeds by Pub/Sub channel, for each message
 }
 
 // ringEntry is a feed entry with its notification frame encoded once for
@@ -63,7 +64,7 @@ type feedState struct {
 func newHub(rdb redis.UniversalClient, space keys.Space, log *slog.Logger, m *metrics, ring int) *hub {
 	return &hub{
 		rdb: rdb, space: space, reader: feed.NewReader(rdb, space), log: log, m: m, ring: ring,
-		feeds: make(map[keys.Feed]*feedState),
+		feeds: make(map[keys.Feed]*feedState), byChannel: make(map[string]*feedState),
 		ps:    rdb.Subscribe(context.Background()), // no channel yet: connects on first use
 	}
 }
@@ -107,13 +108,9 @@ func (h *hub) run(ctx context.Context) error {
 }
 
 func (h *hub) lookup(channel string) *feedState {
-	f, ok := h.space.ParseFeedChannel(channel)
-	if !ok {
-		return nil
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.feeds[f]
+	return h.byChannel[channel]
 }
 
 func (h *hub) onSubscribed(ctx context.Context, channel string) {
@@ -251,6 +248,7 @@ func (h *hub) acquire(ctx context.Context, f keys.Feed) (*feedState, error) {
 			subscribed: make(chan struct{}), ready: make(chan struct{}),
 		}
 		h.feeds[f] = fs
+		h.byChannel[fs.channel] = fs
 	}
 	fs.mu.Lock()
 	fs.refs++
@@ -310,6 +308,7 @@ func (h *hub) release(fs *feedState) {
 	fs.mu.Unlock()
 	if last && h.feeds[fs.feed] == fs {
 		delete(h.feeds, fs.feed)
+		delete(h.byChannel, fs.channel)
 	}
 	h.mu.Unlock()
 	if last {
