@@ -24,8 +24,9 @@ const benchHelp = `Connects --clients WebSocket clients (users u0..u<N-1>, devic
 --tenant) to the edges, spread over --workers child processes that each dial
 from their own loopback address (a random 127.x.y.1, then the next ones), so
 no address runs out of ports and no run meets the previous one's TIME_WAIT
-sockets (keep each worker at 9000 clients or fewer: 20000 open files per
-process). Then, by --mode:
+sockets (at most 18000 clients per worker: 20000 open files per process;
+fewer processes means fewer runtimes competing with Herald for the cores,
+so the default is one per 16000). Then, by --mode:
   idle       hold the connections: the edges' RSS and goroutines per connection
              (sampled from --metrics before connecting, once all have their
              welcome, and again after --settle)
@@ -95,7 +96,7 @@ func parseBenchFlags(args []string) (*benchFlags, error) {
 	f.redis(&o.redis)
 	f.String(&o.mode, "mode", modePersonal, "idle, connect, personal or broadcast")
 	f.Int(&o.clients, "clients", 1000, "WebSocket clients (users u0..u<N-1>)")
-	f.Int(&o.workers, "workers", 0, "worker processes (0: one per 9000 clients)")
+	f.Int(&o.workers, "workers", 0, "worker processes (0: one per 16000 clients)")
 	f.String(&o.edges, "edges", "ws://127.0.0.1:8080/ws", "comma-separated edge URLs; client i uses edge i mod count")
 	f.Int(&o.partitions, "partitions", 0, "ingest partitions; must match the dispatcher")
 	f.StringVar(&o.secret, "secret", "", "the edges' HS256 secret, to mint client tokens (env "+secretEnv+")")
@@ -137,7 +138,7 @@ func (o *benchFlags) check() error {
 		return fmt.Errorf("%w: --mode %q: want idle, connect, personal or broadcast", errUsage, o.mode)
 	}
 	if o.workers == 0 {
-		o.workers = max(1, (o.clients+8999)/9000)
+		o.workers = max(1, (o.clients+15999)/16000)
 	}
 	switch {
 	case o.clients < 1:

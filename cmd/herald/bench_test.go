@@ -183,7 +183,7 @@ func TestBenchWorkerFailureIsReported(t *testing.T) {
 
 func TestBenchFlags(t *testing.T) {
 	t.Setenv(secretEnv, benchSecret)
-	o, err := parseBenchFlags([]string{"--clients", "15000"})
+	o, err := parseBenchFlags([]string{"--clients", "20000"})
 	if err != nil || o.workers != 2 || o.mode != modePersonal || len(o.run) != 8 {
 		t.Fatalf("defaults: %+v, %v", o, err)
 	}
