@@ -110,6 +110,11 @@ func (e *Edge) Start(ctx context.Context) error {
 	if err := e.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("edge start: redis: %w", err)
 	}
+	// Loaded now, so that a storm of disconnects does not send every one
+	// of them an EVALSHA that fails with NOSCRIPT before the first EVAL.
+	if err := delIfOwner.Load(ctx, e.rdb).Err(); err != nil {
+		return fmt.Errorf("edge start: load presence script: %w", err)
+	}
 	if err := e.recover(ctx); err != nil {
 		return err
 	}

@@ -2,6 +2,8 @@ package wsedge_test
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,5 +32,31 @@ func TestDeadEdgePresenceIsCleaned(t *testing.T) {
 	})
 	if got := v.rdb.HGet(ctx, sp.Presence("acme", "u8"), "d").Val(); got != "elsewhere s3" {
 		t.Fatalf("presence of a device that moved: %q", got)
+	}
+}
+
+// Sessions that end at once (a client fleet dropping) remove their presence
+// with a script the edge loaded at start: not one of them meets NOSCRIPT.
+func TestDisconnectStormMeetsNoNoscript(t *testing.T) {
+	v := newEnv(t)
+	ctx := context.Background()
+	e := v.startEdge("", nil)
+	var cs []*client
+	for i := range 20 {
+		cs = append(cs, v.connect(e, "u"+strconv.Itoa(i), "d"))
+	}
+	for _, c := range cs {
+		c.conn.CloseNow()
+	}
+	eventually(t, "every presence entry removed", func() bool {
+		for i := range 20 {
+			if v.rdb.Exists(ctx, keys.Space{}.Presence("acme", "u"+strconv.Itoa(i))).Val() != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if info := v.rdb.Info(ctx, "errorstats").Val(); strings.Contains(info, "NOSCRIPT") {
+		t.Errorf("Redis answered NOSCRIPT:\n%s", info)
 	}
 }
