@@ -65,7 +65,7 @@ func newHub(rdb redis.UniversalClient, space keys.Space, log *slog.Logger, m *me
 	return &hub{
 		rdb: rdb, space: space, reader: feed.NewReader(rdb, space), log: log, m: m, ring: ring,
 		feeds: make(map[keys.Feed]*feedState), byChannel: make(map[string]*feedState),
-		ps:    rdb.Subscribe(context.Background()), // no channel yet: connects on first use
+		ps: rdb.Subscribe(context.Background()), // no channel yet: connects on first use
 	}
 }
 
