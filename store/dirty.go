@@ -102,8 +102,9 @@ func (d *dirtySet) bound() {
 const listSlack = 64
 
 // first returns the positions of up to limit entries (every one if limit <=
-// 0), the smallest keys, in key order.
-func (d *dirtySet) first(limit int) []AckPosition {
+// 0) whose keys sort after after ("" for all), the smallest keys, in key
+// order.
+func (d *dirtySet) first(after string, limit int) []AckPosition {
 	if len(d.m) == 0 {
 		return nil
 	}
@@ -114,6 +115,10 @@ func (d *dirtySet) first(limit int) []AckPosition {
 	out := make([]AckPosition, 0, limit)
 	last := ""
 	i, j := 0, 0
+	if after != "" {
+		i, _ = slices.BinarySearch(d.sorted, after)
+		j, _ = slices.BinarySearch(d.added, after)
+	}
 	for len(out) < limit {
 		var k string
 		switch {
@@ -127,8 +132,8 @@ func (d *dirtySet) first(limit int) []AckPosition {
 			return out // unreachable while every key of m is in a list
 		}
 		cur, ok := d.m[k]
-		if !ok || (len(out) > 0 && k == last) {
-			continue // flushed, or in both lists
+		if !ok || (len(out) > 0 && k == last) || k <= after {
+			continue // flushed, in both lists, or the cursor itself
 		}
 		out = append(out, cur.position())
 		last = k

@@ -9,8 +9,9 @@ import (
 )
 
 // TestDirtySetMatchesModel runs random puts, removes and listings against a
-// plain map: first must always return the smallest keys in order, each once,
-// with their latest values, however keys come and go between listings.
+// plain map: first must always return the smallest keys after its cursor in
+// order, each once, with their latest values, however keys come and go
+// between listings.
 func TestDirtySetMatchesModel(t *testing.T) {
 	tests := []struct {
 		name                   string
@@ -48,13 +49,17 @@ func checkDirtySetModel(t *testing.T, putPct, removePct, nIDs int) {
 			delete(model, string(key(id)))
 		default:
 			limit := rng.IntN(len(ids)+20) - 10 // sometimes <= 0: all
-			got := d.first(limit)
-			want := slices.Sorted(maps.Keys(model))
+			after := ""                         // half the time a cursor, present or not
+			if rng.IntN(2) == 0 {
+				after = string(key(ids[rng.IntN(len(ids))]))
+			}
+			got := d.first(after, limit)
+			want := slices.DeleteFunc(slices.Sorted(maps.Keys(model)), func(k string) bool { return k <= after })
 			if limit > 0 && limit < len(want) {
 				want = want[:limit]
 			}
 			if len(got) != len(want) {
-				t.Fatalf("step %d: first(%d) = %d positions, want %d", step, limit, len(got), len(want))
+				t.Fatalf("step %d: first(%q, %d) = %d positions, want %d", step, after, limit, len(got), len(want))
 			}
 			for i, p := range got {
 				k := string(key(p.id()))
@@ -78,7 +83,7 @@ func TestDirtySetEmptiesLists(t *testing.T) {
 	for i := range 100 {
 		d.put(positionKey(prefixDirty, "t", "u", fmt.Sprintf("d%d", i), "f"), pos("t", "u", fmt.Sprintf("d%d", i), "f", "e", 1))
 	}
-	if got := d.first(10); len(got) != 10 {
+	if got := d.first("", 10); len(got) != 10 {
 		t.Fatalf("first(10) = %d positions", len(got))
 	}
 	for i := range 100 {
@@ -102,7 +107,7 @@ func TestDirtySetShrinksAfterBacklog(t *testing.T) {
 		}
 	}
 	drain := func(from, n int) {
-		got := d.first(0)
+		got := d.first("", 0)
 		if len(got) != n || got[0].Device != fmt.Sprintf("d%05d", from) || got[n-1].Seq != uint64(from+n-1) {
 			t.Fatalf("listed %d positions, want %d from d%05d", len(got), n, from)
 		}

@@ -25,11 +25,26 @@ func (s *Store) UnflushedLen() int {
 // commit, and Unflushed waits for a commit in progress rather than hand a
 // position to Redis that a crash could still take back.
 func (s *Store) Unflushed(limit int) ([]AckPosition, error) {
+	return s.unflushed("", limit)
+}
+
+// UnflushedAfter is Unflushed for the positions whose keys sort after
+// after's (the order Unflushed lists them in), so that a caller can walk
+// the dirty positions once, in pieces, without meeting the first ones again
+// when they turn dirty anew meanwhile. A zero after lists from the start.
+func (s *Store) UnflushedAfter(after AckPosition, limit int) ([]AckPosition, error) {
+	if after.Tenant == "" {
+		return s.unflushed("", limit)
+	}
+	return s.unflushed(string(appendPositionKey(nil, prefixDirty, after.id())), limit)
+}
+
+func (s *Store) unflushed(after string, limit int) ([]AckPosition, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	var out []AckPosition
 	err := s.withDB(func(*pebble.DB) error {
-		out = s.dirty.first(limit)
+		out = s.dirty.first(after, limit)
 		return nil
 	})
 	if err != nil {

@@ -392,3 +392,52 @@ func mustUnflushed(t *testing.T, s *Store, limit int) []AckPosition {
 	}
 	return ps
 }
+
+// TestUnflushedAfterWalksOnce: a walk with UnflushedAfter reaches every
+// position dirty at its start once, in key order, even when the first ones
+// turn dirty again behind it; those wait for the next walk.
+func TestUnflushedAfterWalksOnce(t *testing.T) {
+	s := openTest(t, "", Config{})
+	at := func(i int, seq uint64) AckPosition {
+		return AckPosition{Tenant: "t", User: fmt.Sprintf("u%03d", i), Device: "d", Feed: "user", Epoch: "e", Seq: seq}
+	}
+	for i := range 50 {
+		if err := s.Ack(at(i, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var walked []AckPosition
+	var after AckPosition
+	for {
+		ps, err := s.UnflushedAfter(after, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ps) == 0 {
+			break
+		}
+		walked = append(walked, ps...)
+		if err := s.MarkFlushed(ps); err != nil {
+			t.Fatal(err)
+		}
+		// The first position turns dirty again behind the cursor.
+		if err := s.AckSync(t.Context(), at(0, uint64(len(walked)+1))); err != nil {
+			t.Fatal(err)
+		}
+		after = ps[len(ps)-1]
+	}
+	if len(walked) != 50 {
+		t.Fatalf("walked %d positions, want each of the 50 once: %s", len(walked), fmtPositions(walked))
+	}
+	for i, p := range walked {
+		if p.User != at(i, 0).User {
+			t.Fatalf("position %d is %s, want user %s: not in key order", i, fmtPositions(walked[i:i+1]), at(i, 0).User)
+		}
+	}
+	if rest := mustUnflushed(t, s, 0); len(rest) != 1 || rest[0].User != "u000" {
+		t.Fatalf("after the walk, unflushed = %s, want only u000 (dirty again)", fmtPositions(rest))
+	}
+}
