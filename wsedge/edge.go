@@ -38,8 +38,12 @@ type Edge struct {
 
 	ctx    context.Context // background work; cancelled by Shutdown
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // every goroutine the Edge starts
-	closes sync.WaitGroup // close handshakes and session readers
+
+	flushCtx  context.Context // the periodic copy of ACK positions to Redis
+	stopFlush context.CancelFunc
+	flushMu   sync.Mutex     // one copy at a time
+	wg        sync.WaitGroup // every goroutine the Edge starts
+	closes    sync.WaitGroup // close handshakes and session readers
 
 	writeQ *workQueue[*session]
 	jobQ   *workQueue[*cursor]
@@ -83,6 +87,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Edge, error) {
 		sessions: make(map[*session]struct{}), devices: make(map[deviceKey]*session), perUser: make(map[userKey]int),
 		limiter: newIPLimiter(cfg.ConnectRatePerIP), timers: make(map[*time.Timer]struct{}),
 	}
+	e.flushCtx, e.stopFlush = context.WithCancel(ctx)
 	e.hub = newHub(rdb, cfg.Space, e.log, e.m, cfg.RingSize)
 	e.hub.call = e.call
 	e.hub.control, e.hub.onControl = cfg.Space.EdgeControl(), e.onControl
@@ -113,7 +118,7 @@ func (e *Edge) Start(ctx context.Context) error {
 	// Loaded now, so that a storm of disconnects does not send every one
 	// of them an EVALSHA that fails with NOSCRIPT before the first EVAL.
 	if err := delIfOwner.Load(ctx, e.rdb).Err(); err != nil {
-		return fmt.Errorf("edge start: load presence script: %w", err)
+		e.log.Warn("could not load the presence script; sessions will load it as they close", "err", err)
 	}
 	if err := e.recover(ctx); err != nil {
 		return err

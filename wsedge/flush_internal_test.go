@@ -58,7 +58,8 @@ func TestFlushAcksSpread(t *testing.T) {
 		}
 	}
 
-	// 1000 positions spread over 400ms: 4 pipelines of 250, 100ms apart.
+	// 1000 positions spread over 400ms: pipelines of 256, 256, 256 and 232,
+	// 100ms apart.
 	dirty(1000, 1)
 	start := time.Now()
 	if err := e.flushAcks(ctx, 400*time.Millisecond); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/heraldrt/herald/store"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -63,37 +64,46 @@ func (e *Edge) pinger(q *workQueue[*session]) {
 // ackFlushLoop copies ACK positions from the store to Redis, so that another
 // edge can resume the device. Positions not yet copied survive a crash in
 // the store and are copied after the restart.
+// It runs under flushCtx, which Shutdown ends before its own final copy.
 func (e *Edge) ackFlushLoop() {
 	tick := time.NewTicker(e.cfg.AckFlushInterval)
 	defer tick.Stop()
 	for {
 		select {
-		case <-e.ctx.Done():
+		case <-e.flushCtx.Done():
 			return
 		case <-tick.C:
-			e.flushAcks(e.ctx, e.cfg.AckFlushInterval/2)
+			e.flushAcks(e.flushCtx, e.cfg.AckFlushInterval/2)
 		}
 	}
 }
 
-// flushAcks copies every unflushed position to Redis. With spread 0 it
-// sends pipelines of 1000 back to back (a drain, a recovery); otherwise it
-// spreads the positions unflushed when it starts over about spread, in up to
-// 40 pipelines of at least 256: one pipeline of 10,000 positions is 20,000
-// commands, which hold Redis (and every dispatcher's append behind them) and
-// the edge's CPU for tens of milliseconds, and that shows in every
-// notification's latency.
+// flushAcks copies the unflushed positions to Redis in one walk through
+// them in key order; positions that turn dirty again behind the walk wait
+// for the next one. With spread 0 (a drain, a recovery) it sends pipelines
+// of 1000 back to back. Otherwise it spreads the walk over about spread, in
+// pipelines of 256 to 1000 positions: one pipeline of 10,000 positions is
+// 20,000 commands, which hold Redis (and every dispatcher's append behind
+// them) and the edge's CPU for tens of milliseconds, and that shows in
+// every notification's latency. One copy runs at a time.
 func (e *Edge) flushAcks(ctx context.Context, spread time.Duration) error {
+	e.flushMu.Lock()
+	defer e.flushMu.Unlock()
 	chunk, gap := 1000, time.Duration(0)
 	if n := e.store.UnflushedLen(); spread > 0 && n > 0 {
-		parts := min(40, (n+255)/256)
-		chunk, gap = (n+parts-1)/parts, spread/time.Duration(parts)
+		chunk = min(max((n+39)/40, 256), 1000)
+		gap = spread / time.Duration((n+chunk-1)/chunk)
 	}
-	for ctx.Err() == nil {
-		ps, err := e.store.Unflushed(chunk)
+	var after store.AckPosition
+	for first := true; ctx.Err() == nil; first = false {
+		if !first {
+			sleepCtx(ctx, gap)
+		}
+		ps, err := e.store.UnflushedAfter(after, chunk)
 		if err != nil || len(ps) == 0 {
 			return err
 		}
+		after = ps[len(ps)-1]
 		err = e.call(ctx, "acks.flush", func(ctx context.Context) error {
 			_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for _, pos := range ps {
@@ -116,7 +126,6 @@ func (e *Edge) flushAcks(ctx context.Context, spread time.Duration) error {
 		if len(ps) < chunk {
 			return nil
 		}
-		sleepCtx(ctx, gap)
 	}
 	return ctx.Err()
 }
@@ -163,6 +172,7 @@ func (e *Edge) shutdown(ctx context.Context) error {
 		e.closeAllNow()
 		<-done
 	}
+	e.stopFlush() // the paced copy in progress, if any, stops at its next pipeline
 	ferr := e.store.Flush(ctx)
 	if err := e.flushAcks(ctx, 0); err != nil && ferr == nil {
 		ferr = err
