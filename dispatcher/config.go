@@ -47,9 +47,9 @@ type Config struct {
 	// BatchSize before it reads again, so that under load entries are
 	// handled in larger batches, each costing Redis and the dispatcher
 	// about the same whatever its size. It delays an entry by at most
-	// Linger, and only one that arrives while the worker pauses; a worker
-	// waiting on an idle stream wakes at once. 0 means 2ms; negative means
-	// no pause.
+	// Linger, and only one that arrives while the worker handles a small
+	// batch or pauses after it; a worker waiting on an idle stream wakes at
+	// once. 0 means 2ms; negative means no pause.
 	Linger time.Duration
 
 	// LeaseTTL is the life of a stream lease. A holder renews it every

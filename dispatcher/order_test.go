@@ -103,6 +103,8 @@ func TestLingerGathersABatch(t *testing.T) {
 		t.Skipf("publishing took %v, too slow to show the pause", time.Since(start))
 	}
 	waitFor(t, 10*time.Second, "eleven entries", func() bool { return feedSeq(t, rdb, space, f) == 11 })
+	// A batch is counted after its acknowledgement, which follows the append.
+	waitFor(t, 10*time.Second, "the second batch counted", func() bool { return batches() >= 2 })
 	if got := batches(); got != 2 {
 		t.Errorf("handled in %v batches, want 2: the first entry, then the ten that arrived during the pause", got)
 	}
