@@ -31,7 +31,7 @@ type publisher struct {
 
 	sent     atomic.Int64  // stored in the stream
 	errors   atomic.Int64  // refused or failed
-	maxLagUS atomic.Int64  // furthest behind schedule
+	maxLagUS atomic.Int64  // furthest behind schedule (a pass waits for a millisecond of events, so up to about 1ms of it is by design)
 	elapsed  time.Duration // from the first send to the last reply (valid after run)
 	expected []int32       // per user: events stored for it (valid after run)
 	firstErr atomic.Pointer[string]
