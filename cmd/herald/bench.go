@@ -87,6 +87,7 @@ func runBench(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "worker" {
 		return runBenchWorker(ctx, args[1:], os.Stdin, os.Stdout)
 	}
+	setGCPercent(400) // the publisher's garbage is short-lived; its CPU is taken from Herald's
 	return bench(ctx, args, os.Stdout, os.Stderr)
 }
 
