@@ -165,14 +165,7 @@ func (w *worker) backoff(ctx context.Context) bool {
 	d := w.cfg.RetryMin << min(w.failures, 20)
 	d = min(d, w.cfg.RetryMax)
 	w.failures++
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return sleepCtx(ctx, d)
 }
 
 // readPending reads this consumer's own pending entries, oldest first.
@@ -209,12 +202,14 @@ func (w *worker) deliveries(ctx context.Context, msgs []redis.XMessage) (map[str
 	return counts, nil
 }
 
-// sleepCtx sleeps for d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) {
+// sleepCtx sleeps for d; false when ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
+		return false
 	case <-t.C:
+		return true
 	}
 }
