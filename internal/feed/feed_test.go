@@ -151,8 +151,8 @@ func TestAppendPublishesPayload(t *testing.T) {
 	if e.Seq != 1 || e.Epoch != res[0].Epoch || e.Device != "phone" || e.Exp != r.Exp || string(e.Data) != `{"n":1}` {
 		t.Fatalf("payload %+v", e)
 	}
-	if got, ok := (keys.Space{}).ParseFeedChannel(msg.Channel); !ok || got != f {
-		t.Fatalf("channel %q parsed to %+v", msg.Channel, got)
+	if want := (keys.Space{}).FeedChannel(f); msg.Channel != want {
+		t.Fatalf("published on %q, want the feed's channel %q", msg.Channel, want)
 	}
 }
 

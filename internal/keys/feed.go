@@ -77,25 +77,3 @@ func (s Space) FeedIdem(f Feed, key string) string {
 
 // FeedChannel is the Pub/Sub channel where new entries of the feed appear.
 func (s Space) FeedChannel(f Feed) string { return s.p() + "ch:{" + f.Tag() + "}" }
-
-// ParseFeedChannel reads a channel name back into its feed.
-func (s Space) ParseFeedChannel(ch string) (Feed, bool) {
-	pre := s.p() + "ch:{"
-	if !strings.HasPrefix(ch, pre) || !strings.HasSuffix(ch, "}") {
-		return Feed{}, false
-	}
-	tag := ch[len(pre) : len(ch)-1]
-	tenant, rest, ok := strings.Cut(tag, ":")
-	if !ok {
-		return Feed{}, false
-	}
-	switch {
-	case rest == "t":
-		return TenantFeed(tenant), true
-	case strings.HasPrefix(rest, "u:") && len(rest) > 2:
-		return UserFeed(tenant, rest[2:]), true
-	case strings.HasPrefix(rest, "topic:") && len(rest) > 6:
-		return TopicFeed(tenant, rest[6:]), true
-	}
-	return Feed{}, false
-}
