@@ -54,7 +54,7 @@ func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := e.newSession(conn, claims, device, r.RemoteAddr)
-	s.cork, _ = r.Context().Value(corkKey{}).(*corkConn)
+	s.fc, _ = r.Context().Value(connKey{}).(*frameConn)
 	if code, reason := e.register(s); code != 0 {
 		e.refuse(conn, code, reason)
 		return

@@ -11,9 +11,10 @@ import (
 // Smaller per-connection buffers. After the upgrade net/http hands
 // coder/websocket a 4 KiB read buffer and a 4 KiB write buffer, which it
 // keeps for the connection's life: more than half of an idle session's
-// memory. Client frames are small (acks, pings), and the writer coalesces
-// its output in the cork buffer, so the edge hijacks through this wrapper
-// and gives the library small buffers instead.
+// memory. Client frames are small (acks, pings), and the edge encodes its
+// own data frames (frameConn), so it hijacks through this wrapper and gives
+// the library small buffers instead: the write buffer still holds any
+// control frame (at most 2+125 bytes) whole, which frameConn relies on.
 
 const (
 	connReadBuffer  = 256

@@ -18,7 +18,7 @@ type session struct {
 	e      *Edge
 	id     string
 	conn   *websocket.Conn
-	cork   *corkConn // nil when the listener is not the edge's
+	fc     *frameConn // nil when the listener is not the edge's
 	tenant string
 	user   string
 	device string
@@ -113,28 +113,19 @@ func (s *session) flush() {
 	s.queue, s.spare = s.spare[:0], nil
 	s.mu.Unlock()
 
-	corked := s.cork != nil // one socket write for the whole batch, even of one frame
-	// Corked frames go to a buffer and the socket write in uncork has the
-	// deadline, so the frames need no context of their own (which would
-	// cost a timer and a context.AfterFunc per flush).
-	ctx, cancel := context.Background(), context.CancelFunc(func() {})
-	if corked {
-		s.cork.cork()
-	} else {
-		ctx, cancel = context.WithTimeout(s.e.ctx, s.e.cfg.WriteTimeout)
-	}
 	var err error
-	for _, f := range frames {
-		if err = s.conn.Write(ctx, websocket.MessageText, f); err != nil {
-			break
+	if s.fc != nil {
+		// One socket write for the whole batch, even of one frame.
+		err = s.fc.writeText(frames, s.e.cfg.WriteTimeout)
+	} else {
+		ctx, cancel := context.WithTimeout(s.e.ctx, s.e.cfg.WriteTimeout)
+		for _, f := range frames {
+			if err = s.conn.Write(ctx, websocket.MessageText, f); err != nil {
+				break
+			}
 		}
+		cancel()
 	}
-	if corked {
-		if uerr := s.cork.uncork(s.e.cfg.WriteTimeout); err == nil {
-			err = uerr
-		}
-	}
-	cancel()
 	s.e.m.pushed.Add(float64(len(frames)))
 	s.e.m.flushFrames.Observe(float64(len(frames)))
 	clear(frames)

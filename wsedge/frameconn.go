@@ -1,0 +1,132 @@
+package wsedge
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"sync"
+	"time"
+)
+
+// Direct frame writing. coder/websocket writes every message with two
+// channel-based locks and its own flush, one write syscall each; a session's
+// queued frames instead go out as WebSocket text frames encoded by the edge
+// into one buffer and one socket write. Control frames (pings, pongs, close)
+// are still the library's: they reach the socket through frameConn.Write,
+// under the same mutex, so frames never interleave. Listener and
+// ConnContext install the wrapper; without them (httptest.NewServer) every
+// frame is written through the library, on its own.
+
+type connKey struct{}
+
+// Listener wraps ln so that the edge can write frames on its connections
+// directly. Serve with an http.Server whose ConnContext is Edge.ConnContext.
+func (e *Edge) Listener(ln net.Listener) net.Listener { return frameListener{ln} }
+
+// ConnContext is the http.Server ConnContext that hands the edge its
+// connection wrapper.
+func (e *Edge) ConnContext(ctx context.Context, c net.Conn) context.Context {
+	if fc, ok := c.(*frameConn); ok {
+		return context.WithValue(ctx, connKey{}, fc)
+	}
+	return ctx
+}
+
+type frameListener struct{ net.Listener }
+
+func (l frameListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &frameConn{Conn: c}, nil
+}
+
+// errCloseSent: the library has written a close frame, after which no data
+// frame may follow (RFC 6455 section 5.5.1).
+var errCloseSent = errors.New("websocket close frame already sent")
+
+// frameConn serialises the library's writes and the edge's frame batches.
+type frameConn struct {
+	net.Conn
+	mu        sync.Mutex
+	closeSent bool
+	deadline  time.Time // the socket's write deadline; zero when none
+}
+
+var outBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// Write is net/http's path for the upgrade response, then the library's:
+// one call per frame, since its write buffer (connWriteBuffer) holds any
+// control frame whole and it flushes after every frame, so p starts with a
+// frame header (a control frame always has FIN set and, without
+// extensions, no RSV bit). A control frame carries its
+// own timeout (the library closes the connection when it passes), so it
+// runs without a socket deadline.
+func (c *frameConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(p) > 0 && p[0] == finBit|opClose { // not the upgrade response: "HTTP/1.1 101"
+		c.closeSent = true
+	}
+	if !c.deadline.IsZero() {
+		c.deadline = time.Time{}
+		c.Conn.SetWriteDeadline(c.deadline)
+	}
+	return c.Conn.Write(p)
+}
+
+// writeText writes frames as unfragmented WebSocket text messages in one
+// write, which gets between half of timeout and timeout to complete. The
+// socket's deadline is moved only when less than half of timeout is left on
+// it: setting a deadline costs timer work, and a busy session would
+// otherwise pay it twice per write.
+func (c *frameConn) writeText(frames [][]byte, timeout time.Duration) error {
+	b := outBufs.Get().(*[]byte)
+	buf := (*b)[:0]
+	for _, f := range frames {
+		buf = appendTextFrame(buf, f)
+	}
+	c.mu.Lock()
+	var err error
+	switch {
+	case c.closeSent:
+		err = errCloseSent
+	case len(buf) > 0:
+		if now := time.Now(); c.deadline.Sub(now) < timeout/2 {
+			c.deadline = now.Add(timeout)
+			c.Conn.SetWriteDeadline(c.deadline)
+		}
+		_, err = c.Conn.Write(buf)
+	}
+	c.mu.Unlock()
+	if cap(buf) <= 256<<10 {
+		*b = buf[:0]
+		outBufs.Put(b)
+	}
+	return err
+}
+
+const (
+	opText  = 0x1
+	opClose = 0x8
+	finBit  = 0x80
+)
+
+// appendTextFrame appends p as one server-to-client text frame: FIN set, no
+// extensions, no mask (RFC 6455 section 5.2).
+func appendTextFrame(b, p []byte) []byte {
+	n := len(p)
+	switch {
+	case n <= 125:
+		b = append(b, finBit|opText, byte(n))
+	case n <= 0xffff:
+		b = append(b, finBit|opText, 126)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, finBit|opText, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return append(b, p...)
+}
