@@ -33,8 +33,9 @@ so the default is one per 16000). Then, by --mode:
   connect    connect as fast as the edge allows (run the edge with
              HERALD_CONNECT_RATE_PER_IP=0): the edges' CPU per new connection
   personal   publish --rate events/s for --duration, each to one user in turn,
-             with the publish time in the data: latency XADD -> receipt,
-             delivered vs expected per user after a drain
+             with the publish time in the data: latency XADD -> receipt
+             (overall, and its p99 per 5 s of publish time: steady, or
+             bursts), delivered vs expected per user after a drain
   broadcast  publish --rounds events to the whole tenant, one at a time: time
              until the last client has each
 --metrics lists the admin /metrics of every Herald process ("name=url"): their
@@ -321,6 +322,7 @@ func (b *benchRun) personal(ctx context.Context) error {
 	pb := newPublisher(b.prod, b.o)
 	done := make(chan struct{})
 	start := time.Now()
+	b.s.pubStart = start.UnixMicro()
 	defer b.profile(ctx, b.o.duration/4, min(10*time.Second, b.o.duration/2))()
 	go func() {
 		defer close(done)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -52,7 +53,8 @@ type benchSummary struct {
 	Extra         int64           `json:"extra"`   // more than expected for a user (after dedup)
 	Foreign       int64           `json:"foreign"` // not of this run or not for the user
 	Duplicates    int64           `json:"duplicates"`
-	LatencyMS     *latencySummary `json:"latency_ms,omitempty"` // XADD -> receipt, every notification
+	LatencyMS     *latencySummary `json:"latency_ms,omitempty"`      // XADD -> receipt, every notification
+	Windows       []windowSummary `json:"latency_windows,omitempty"` // personal: the same by 5 s of publish time
 	Rounds        []roundResult   `json:"rounds,omitempty"`
 	BroadcastMS   *broadcastStats `json:"broadcast_ms,omitempty"`
 
@@ -89,6 +91,8 @@ type benchSummary struct {
 	expected []int32 // personal: per user
 	connect  *histogram
 	latency  *histogram
+	windows  *windowHists
+	pubStart int64 // personal: unix µs of the first publish
 }
 
 type roundResult struct {
@@ -130,7 +134,7 @@ type procReport struct {
 func newSummary(o *benchFlags, args []string) *benchSummary {
 	return &benchSummary{Mode: o.mode, Label: o.label, Run: o.run, Command: commandLine(args), Started: time.Now().UTC(),
 		Nproc: runtime.NumCPU(), Clients: o.clients, Workers: o.workers, Edges: splitList(o.edges), SLOMS: o.sloMS, o: o,
-		connect: new(histogram), latency: new(histogram)}
+		connect: new(histogram), latency: new(histogram), windows: new(windowHists)}
 }
 
 // commandLine is the command as typed, shell-quoted where needed.
@@ -187,6 +191,7 @@ func (s *benchSummary) addFinals(finals []workerMsg) {
 		if m.Latency != nil {
 			s.latency.merge(*m.Latency)
 		}
+		s.windows.merge(m.Windows)
 		first := m.Worker * s.Clients / s.Workers
 		for i, v := range m.PerUser {
 			if first+i < len(perUser) {
@@ -217,6 +222,9 @@ func (s *benchSummary) finish(b *benchRun) {
 	if s.Mode == modePersonal || s.Mode == modeBroadcast {
 		l := s.latency.summary()
 		s.LatencyMS = &l
+	}
+	if s.Mode == modePersonal && s.pubStart > 0 {
+		s.Windows = s.windows.summaries(s.pubStart)
 	}
 	if s.Mode == modeBroadcast {
 		s.broadcastTotals()
@@ -423,6 +431,13 @@ func (s *benchSummary) table(w io.Writer) error {
 		row("delivered", "%d of %d expected, lost %d, extra %d, foreign %d, client dups %d", s.Delivered, s.Expected, s.Lost, s.Extra, s.Foreign, s.Duplicates)
 		l := s.LatencyMS
 		row("latency ms", "p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  (n=%d, XADD -> receipt)", l.P50, l.P90, l.P99, l.P999, l.Max, l.N)
+		if len(s.Windows) > 0 {
+			p99s := make([]string, len(s.Windows))
+			for i, w := range s.Windows {
+				p99s[i] = strconv.FormatFloat(w.P99, 'f', 1, 64)
+			}
+			row("p99 per 5 s", "%s ms (by publish time, from the first publish)", strings.Join(p99s, " "))
+		}
 		row("cpu/notif", "%.1f µs (every Herald process + Redis)", s.CPUPerNotifUS)
 	}
 	switch s.Mode {

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"maps"
 	"math"
 	"math/bits"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -165,4 +167,94 @@ func medianP90(xs []float64) (median, p90 float64) {
 		median = (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
 	return median, rank(0.9)
+}
+
+// windowWidthUS is the width of the latency windows: notifications are
+// grouped by the time they were published, in windows of 5 s aligned to
+// the Unix epoch, so that workers agree on them without talking.
+const windowWidthUS = 5_000_000
+
+// windowHists is a latency histogram per window of publish time: where in
+// a run the tail came from (a few stalls, or everything slow).
+type windowHists struct {
+	mu   sync.Mutex
+	m    map[int64]*histogram
+	last atomic.Pointer[slotHist] // the window most notifications fall in
+}
+
+type slotHist struct {
+	slot int64
+	h    *histogram
+}
+
+// record adds a latency of latUS for a notification published at tUS.
+func (w *windowHists) record(tUS, latUS int64) {
+	slot := tUS / windowWidthUS
+	if c := w.last.Load(); c != nil && c.slot == slot {
+		c.h.record(latUS)
+		return
+	}
+	w.mu.Lock()
+	if w.m == nil {
+		w.m = make(map[int64]*histogram)
+	}
+	h := w.m[slot]
+	if h == nil {
+		h = new(histogram)
+		w.m[slot] = h
+	}
+	w.mu.Unlock()
+	w.last.Store(&slotHist{slot, h})
+	h.record(latUS)
+}
+
+// data is the windows' wire form, by slot (publish time / width).
+func (w *windowHists) data() map[int64]histData {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[int64]histData, len(w.m))
+	for slot, h := range w.m {
+		out[slot] = h.data()
+	}
+	return out
+}
+
+// merge adds a worker's windows.
+func (w *windowHists) merge(d map[int64]histData) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m == nil {
+		w.m = make(map[int64]*histogram)
+	}
+	for slot, hd := range d {
+		h := w.m[slot]
+		if h == nil {
+			h = new(histogram)
+			w.m[slot] = h
+		}
+		h.merge(hd)
+	}
+}
+
+// windowSummary is one window of a run: its start in seconds after the
+// first publish, and the latency of what was published in it.
+type windowSummary struct {
+	FromS float64 `json:"from_s"`
+	latencySummary
+}
+
+// summaries returns the windows in time order, starting from the one that
+// holds startUS (the first publish).
+func (w *windowHists) summaries(startUS int64) []windowSummary {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	slots := slices.Sorted(maps.Keys(w.m))
+	out := make([]windowSummary, 0, len(slots))
+	for _, slot := range slots {
+		if slot < startUS/windowWidthUS {
+			continue
+		}
+		out = append(out, windowSummary{FromS: round3(float64(slot*windowWidthUS-startUS) / 1e6), latencySummary: w.m[slot].summary()})
+	}
+	return out
 }

@@ -137,6 +137,13 @@ func TestBenchPersonalAndBroadcast(t *testing.T) {
 			t.Fatalf("cpu profile %s: %v, %v", name, s.Profiles, err)
 		}
 	}
+	var inWindows uint64
+	for _, w := range s.Windows {
+		inWindows += w.N
+	}
+	if len(s.Windows) == 0 || s.Windows[0].FromS > 0 || s.Windows[0].FromS <= -5 || inWindows != 200 {
+		t.Fatalf("latency windows %+v: want the first publish in the first, 200 notifications in all", s.Windows)
+	}
 	if s.DrainEnd != "complete" || s.CoordinatorCPUS <= 0 || s.LoadCPUS <= 0 {
 		t.Fatalf("drain end %q, coordinator cpu %v, load cpu %v", s.DrainEnd, s.CoordinatorCPUS, s.LoadCPUS)
 	}
@@ -239,6 +246,31 @@ func TestHistogram(t *testing.T) {
 	}
 	if med, p90 := medianP90([]float64{5, 1, 3, 2, 4, 10, 6, 7, 8, 9}); med != 5.5 || p90 != 9 {
 		t.Fatalf("median %v p90 %v", med, p90)
+	}
+}
+
+// TestLatencyWindows: latencies are grouped by publish time in 5 s
+// windows; workers' windows merge; windows before the first publish are
+// left out and the rest start relative to it.
+func TestLatencyWindows(t *testing.T) {
+	const start = 1_000_002_000_000 // 2 s into a window
+	var w1, w2, all windowHists
+	w1.record(start, 1000)
+	w1.record(start+1_000_000, 3000)
+	w1.record(start+6_000_000, 50_000) // the next window
+	w2.record(start+2_000_000, 2000)
+	w2.record(start-3_000_000, 9000) // the window before: published before the run
+	all.merge(w1.data())
+	all.merge(w2.data())
+	got := all.summaries(start)
+	if len(got) != 2 {
+		t.Fatalf("windows %+v, want 2", got)
+	}
+	if got[0].FromS != -2 || got[0].N != 3 || got[0].Max != 3 || got[0].P50 < 2 || got[0].P50 > 2.02 {
+		t.Errorf("first window %+v: want from -2 s, 3 values, median 2 ms (within a bucket), max 3 ms", got[0])
+	}
+	if got[1].FromS != 3 || got[1].N != 1 || got[1].Max != 50 {
+		t.Errorf("second window %+v: want from 3 s, 1 value, max 50 ms", got[1])
 	}
 }
 

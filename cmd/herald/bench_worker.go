@@ -104,11 +104,12 @@ type workerMsg struct {
 	Closes    map[string]int64 `json:"closes,omitempty"` // close code -> count ("-1": dial failed)
 	Errors    []string         `json:"errors,omitempty"` // a few examples
 	// final only
-	Connect  *histData `json:"connect,omitempty"`
-	Latency  *histData `json:"latency,omitempty"`
-	PerUser  []int64   `json:"per_user,omitempty"`
-	CPU      float64   `json:"cpu_s,omitempty"`
-	MaxRSSKB int64     `json:"maxrss_kb,omitempty"`
+	Connect  *histData          `json:"connect,omitempty"`
+	Latency  *histData          `json:"latency,omitempty"`
+	Windows  map[int64]histData `json:"windows,omitempty"` // personal: latency by publish time (see windowHists)
+	PerUser  []int64            `json:"per_user,omitempty"`
+	CPU      float64            `json:"cpu_s,omitempty"`
+	MaxRSSKB int64              `json:"maxrss_kb,omitempty"`
 }
 
 // benchWorker is one worker's state, shared by its client goroutines.
@@ -125,6 +126,7 @@ type benchWorker struct {
 	rounds    []struct{ count, maxUS atomic.Int64 }
 	connectH  histogram
 	latencyH  histogram
+	windows   windowHists
 	clients   []*client.Client
 	dialer    *http.Client
 
@@ -289,6 +291,8 @@ func (w *benchWorker) notification(i int, n events.Notification) {
 	} else if d.N%int64(w.o.users) != int64(w.o.first+i) {
 		w.foreign.Add(1)
 		return
+	} else {
+		w.windows.record(d.T, now.UnixMicro()-d.T)
 	}
 	w.latencyH.recordSince(d.T, now)
 	w.perUser[i].Add(1)
@@ -348,6 +352,9 @@ func (w *benchWorker) final() workerMsg {
 	}
 	ch, lh := w.connectH.data(), w.latencyH.data()
 	m.Connect, m.Latency = &ch, &lh
+	if w.o.mode == modePersonal {
+		m.Windows = w.windows.data()
+	}
 	m.PerUser = make([]int64, len(w.perUser))
 	for i := range w.perUser {
 		m.PerUser[i] = w.perUser[i].Load()
