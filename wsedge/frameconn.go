@@ -51,14 +51,30 @@ var errCloseSent = errors.New("websocket close frame already sent")
 type frameConn struct {
 	net.Conn
 	mu        sync.Mutex
+	upgraded  bool // the 101 response is out: writes are WebSocket frames
 	closeSent bool
-	deadline  time.Time // the socket's write deadline; zero when none
+	// broken: a batch was cut off mid-frame (its write failed after some
+	// bytes), so nothing more may go out, not even a close frame: the peer
+	// would read it as payload. The connection can only be dropped.
+	broken   bool
+	deadline time.Time // the socket's write deadline; zero when none
+}
+
+// errBroken: an earlier write left a frame half-sent.
+var errBroken = errors.New("websocket frame cut off by a failed write")
+
+// upgrade marks the end of HTTP on the connection (after the 101 response):
+// from now on every Write is a frame.
+func (c *frameConn) upgrade() {
+	c.mu.Lock()
+	c.upgraded = true
+	c.mu.Unlock()
 }
 
 var outBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
-// Write is net/http's path for the upgrade response, then the library's:
-// one call per frame, since its write buffer (connWriteBuffer) holds any
+// Write is net/http's path for the upgrade response, then (once upgrade
+// is called) the library's: one call per frame, since its write buffer (connWriteBuffer) holds any
 // control frame whole and it flushes after every frame, so p starts with a
 // frame header (a control frame always has FIN set and, without
 // extensions, no RSV bit). A control frame carries its
@@ -67,7 +83,10 @@ var outBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &
 func (c *frameConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(p) > 0 && p[0] == finBit|opClose { // not the upgrade response: "HTTP/1.1 101"
+	if c.broken {
+		return 0, errBroken
+	}
+	if c.upgraded && len(p) > 0 && p[0] == finBit|opClose {
 		c.closeSent = true
 	}
 	if !c.deadline.IsZero() {
@@ -91,6 +110,8 @@ func (c *frameConn) writeText(frames [][]byte, timeout time.Duration) error {
 	c.mu.Lock()
 	var err error
 	switch {
+	case c.broken:
+		err = errBroken
 	case c.closeSent:
 		err = errCloseSent
 	case len(buf) > 0:
@@ -98,7 +119,9 @@ func (c *frameConn) writeText(frames [][]byte, timeout time.Duration) error {
 			c.deadline = now.Add(timeout)
 			c.Conn.SetWriteDeadline(c.deadline)
 		}
-		_, err = c.Conn.Write(buf)
+		var n int
+		n, err = c.Conn.Write(buf)
+		c.broken = err != nil && n > 0
 	}
 	c.mu.Unlock()
 	if cap(buf) <= 256<<10 {

@@ -26,6 +26,13 @@ func TestNoDataAfterCloseFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	fc := &frameConn{Conn: raw}
+	// Before the upgrade the connection carries HTTP, where a 0x88 byte
+	// means nothing.
+	httpBytes := []byte{0x88, 'x'}
+	if _, err := fc.Write(httpBytes); err != nil {
+		t.Fatal(err)
+	}
+	fc.upgrade()
 
 	if err := fc.writeText([][]byte{[]byte("hi"), make([]byte, 200)}, time.Second); err != nil {
 		t.Fatal(err)
@@ -43,10 +50,54 @@ func TestNoDataAfterCloseFrame(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := append([]byte{0x81, 2, 'h', 'i', 0x81, 126, 0, 200}, make([]byte, 200)...)
+	want := append(httpBytes, 0x81, 2, 'h', 'i', 0x81, 126, 0, 200)
+	want = append(want, make([]byte, 200)...)
 	want = append(want, closeFrame...)
 	if string(got) != string(want) {
 		t.Fatalf("socket got % x\nwant % x", got, want)
+	}
+}
+
+// TestNothingAfterCutOffFrame: a batch whose write fails part-way leaves a
+// frame half-sent; a close frame after it would be read as its payload, so
+// nothing more goes out and the connection can only be dropped.
+func TestNothingAfterCutOffFrame(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	raw, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := &frameConn{Conn: raw}
+	fc.upgrade()
+
+	big := make([]byte, 16<<20) // more than the socket buffers hold: the peer is not reading
+	if err := fc.writeText([][]byte{big}, 200*time.Millisecond); err == nil {
+		t.Fatal("16 MiB to a peer that does not read: no timeout")
+	}
+	if _, err := fc.Write([]byte{0x88, 0x02, 0x0f, 0xa8}); !errors.Is(err, errBroken) {
+		t.Fatalf("close frame after a cut-off frame: err %v, want errBroken", err)
+	}
+	if err := fc.writeText([][]byte{[]byte("late")}, time.Second); !errors.Is(err, errBroken) {
+		t.Fatalf("data after a cut-off frame: err %v, want errBroken", err)
+	}
+	fc.Close()
+
+	got, err := io.ReadAll(peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := appendTextFrame(nil, big)
+	if len(got) == 0 || len(got) >= len(want) || string(got) != string(want[:len(got)]) {
+		t.Fatalf("peer got %d bytes: want a proper prefix of the %d-byte frame and nothing else", len(got), len(want))
 	}
 }
 

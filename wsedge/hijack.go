@@ -51,6 +51,9 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		conn.Close()
 		return nil, nil, err
 	}
+	if fc, ok := conn.(*frameConn); ok {
+		fc.upgrade()
+	}
 	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, connWriteBuffer)), nil
 }
 

@@ -3,6 +3,7 @@ package wsedge
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -126,13 +127,21 @@ func (s *session) flush() {
 		}
 		cancel()
 	}
-	s.e.m.pushed.Add(float64(len(frames)))
-	s.e.m.flushFrames.Observe(float64(len(frames)))
+	if err == nil {
+		s.e.m.pushed.Add(float64(len(frames)))
+		s.e.m.flushFrames.Observe(float64(len(frames)))
+	}
 	clear(frames)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.spare = frames[:0]
+	if errors.Is(err, errCloseSent) {
+		// The library is closing the connection (the client's close, or a
+		// protocol error): the reader ends the session, with its own code.
+		s.scheduled = false
+		return
+	}
 	if err != nil {
 		s.closeLocked(StatusSlowConsumer, "write failed or timed out")
 		s.scheduled = false
