@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Field names of an ingest stream entry (contracts section 1).
@@ -149,6 +150,13 @@ func parseData(s string, max int) (json.RawMessage, error) {
 	t := strings.TrimLeft(s, " \t\r\n")
 	if t == "" || t[0] != '{' || !json.Valid([]byte(s)) {
 		return nil, invalid(FieldData, "must be a JSON object")
+	}
+	// json.Valid lets invalid UTF-8 through inside strings. JSON text is
+	// UTF-8 (RFC 8259), and it goes to clients in WebSocket text frames,
+	// which a browser fails with 1007: the notification would be replayed
+	// and fail the connection again on every reconnect.
+	if !utf8.ValidString(s) {
+		return nil, invalid(FieldData, "must be valid UTF-8")
 	}
 	return json.RawMessage(s), nil
 }

@@ -65,6 +65,7 @@ func TestParseRejects(t *testing.T) {
 		{"array data", with("data", `[1,2]`), "data", events.ErrInvalid},
 		{"string data", with("data", `"x"`), "data", events.ErrInvalid},
 		{"broken json", with("data", `{"a":`), "data", events.ErrInvalid},
+		{"invalid utf-8 in data", with("data", "{\"a\":\"\xff\x88\"}"), "data", events.ErrInvalid},
 		{"oversize data", with("data", big), "data", events.ErrTooLarge},
 		{"empty idempotency key", with("id", ""), "id", events.ErrInvalid},
 		{"idempotency key with space", with("id", "a b"), "id", events.ErrInvalid},

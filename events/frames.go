@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 )
 
 // WebSocket protocol version 1 (contracts section 3): the frames a client
@@ -136,6 +137,9 @@ func (f *ClientFrame) checkPub(maxData int) error {
 	d := bytes.TrimLeft(f.Data, " \t\r\n")
 	if len(d) == 0 || d[0] != '{' {
 		return errors.New("data must be a JSON object")
+	}
+	if !utf8.Valid(f.Data) { // the decoder keeps raw messages as they came
+		return errors.New("data must be valid UTF-8")
 	}
 	return nil
 }

@@ -28,6 +28,7 @@ func TestParseClientFrame(t *testing.T) {
 		`{"t":"ack"}`, `{"t":"resume","feeds":{}}`, `{"t":"resume","feeds":{"user":{"seq":1}}}`,
 		`{"t":"sub","topic":"a b"}`, `{"t":"refresh"}`, `{"t":"pub","type":"X","data":{}}`,
 		`{"t":"pub","type":"chat.message","data":[1]}`, `{"t":"pub","type":"chat.message"}`,
+		"{\"t\":\"pub\",\"type\":\"chat.message\",\"data\":{\"a\":\"\xff\"}}", // invalid UTF-8
 	}
 	for _, s := range bad {
 		if _, err := events.ParseClientFrame([]byte(s), 0); !errors.Is(err, events.ErrBadFrame) {
