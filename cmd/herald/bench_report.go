@@ -434,9 +434,12 @@ func (s *benchSummary) table(w io.Writer) error {
 		if len(s.Windows) > 0 {
 			p99s := make([]string, len(s.Windows))
 			for i, w := range s.Windows {
-				p99s[i] = strconv.FormatFloat(w.P99, 'f', 1, 64)
+				p99s[i] = "-" // nothing published in it arrived
+				if w.N > 0 {
+					p99s[i] = strconv.FormatFloat(w.P99, 'f', 1, 64)
+				}
 			}
-			row("p99 per 5 s", "%s ms (by publish time, from the first publish)", strings.Join(p99s, " "))
+			row("p99 per 5 s", "%s ms (by publish time, windows of 5 s on the clock, the first holding the first publish)", strings.Join(p99s, " "))
 		}
 		row("cpu/notif", "%.1f µs (every Herald process + Redis)", s.CPUPerNotifUS)
 	}

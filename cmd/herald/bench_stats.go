@@ -243,18 +243,23 @@ type windowSummary struct {
 	latencySummary
 }
 
-// summaries returns the windows in time order, starting from the one that
-// holds startUS (the first publish).
+// summaries returns the windows in time order, from the one that holds
+// startUS (the first publish) to the last with anything in it; a window in
+// between with nothing delivered (a stall) is there with n 0.
 func (w *windowHists) summaries(startUS int64) []windowSummary {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	slots := slices.Sorted(maps.Keys(w.m))
-	out := make([]windowSummary, 0, len(slots))
-	for _, slot := range slots {
-		if slot < startUS/windowWidthUS {
-			continue
+	if len(w.m) == 0 {
+		return nil
+	}
+	first, last := startUS/windowWidthUS, slices.Max(slices.Collect(maps.Keys(w.m)))
+	var out []windowSummary
+	for slot := first; slot <= last; slot++ {
+		ws := windowSummary{FromS: round3(float64(slot*windowWidthUS-startUS) / 1e6)}
+		if h := w.m[slot]; h != nil {
+			ws.latencySummary = h.summary()
 		}
-		out = append(out, windowSummary{FromS: round3(float64(slot*windowWidthUS-startUS) / 1e6), latencySummary: w.m[slot].summary()})
+		out = append(out, ws)
 	}
 	return out
 }

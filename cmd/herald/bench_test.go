@@ -257,14 +257,18 @@ func TestLatencyWindows(t *testing.T) {
 	var w1, w2, all windowHists
 	w1.record(start, 1000)
 	w1.record(start+1_000_000, 3000)
-	w1.record(start+6_000_000, 50_000) // the next window
+	w1.record(start+6_000_000, 50_000)  // the next window
+	w1.record(start+13_000_000, 70_000) // after an empty one (a stall)
 	w2.record(start+2_000_000, 2000)
 	w2.record(start-3_000_000, 9000) // the window before: published before the run
 	all.merge(w1.data())
 	all.merge(w2.data())
 	got := all.summaries(start)
-	if len(got) != 2 {
-		t.Fatalf("windows %+v, want 2", got)
+	if len(got) != 4 {
+		t.Fatalf("windows %+v, want 4", got)
+	}
+	if got[2].FromS != 8 || got[2].N != 0 || got[3].FromS != 13 || got[3].Max != 70 {
+		t.Errorf("windows 3 and 4 %+v %+v: want an empty one from 8 s, then one from 13 s with max 70 ms", got[2], got[3])
 	}
 	if got[0].FromS != -2 || got[0].N != 3 || got[0].Max != 3 || got[0].P50 < 2 || got[0].P50 > 2.02 {
 		t.Errorf("first window %+v: want from -2 s, 3 values, median 2 ms (within a bucket), max 3 ms", got[0])
