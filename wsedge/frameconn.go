@@ -96,38 +96,54 @@ func (c *frameConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// writeText writes frames as unfragmented WebSocket text messages in one
-// write, which gets between half of timeout and timeout to complete. The
+// writeChunk is how much of a batch writeText encodes before writing it:
+// a session may have a thousand frames of up to 64 KiB queued, and the
+// buffer is per flush, on each of the writer goroutines.
+const writeChunk = 256 << 10
+
+// writeText writes frames as unfragmented WebSocket text messages: one
+// write for a batch of up to writeChunk bytes (whole frames; a larger batch
+// takes several, and the library's control frames may go between them).
+// Each write gets between half of timeout and timeout to complete: the
 // socket's deadline is moved only when less than half of timeout is left on
-// it: setting a deadline costs timer work, and a busy session would
+// it, since setting a deadline costs timer work, and a busy session would
 // otherwise pay it twice per write.
 func (c *frameConn) writeText(frames [][]byte, timeout time.Duration) error {
 	b := outBufs.Get().(*[]byte)
 	buf := (*b)[:0]
-	for _, f := range frames {
-		buf = appendTextFrame(buf, f)
-	}
-	c.mu.Lock()
 	var err error
-	switch {
-	case c.broken:
-		err = errBroken
-	case c.closeSent:
-		err = errCloseSent
-	case len(buf) > 0:
-		if now := time.Now(); c.deadline.Sub(now) < timeout/2 {
-			c.deadline = now.Add(timeout)
-			c.Conn.SetWriteDeadline(c.deadline)
+	for i, f := range frames {
+		buf = appendTextFrame(buf, f)
+		if len(buf) >= writeChunk || i == len(frames)-1 {
+			if err = c.write(buf, timeout); err != nil {
+				break
+			}
+			buf = buf[:0]
 		}
-		var n int
-		n, err = c.Conn.Write(buf)
-		c.broken = err != nil && n > 0
 	}
-	c.mu.Unlock()
-	if cap(buf) <= 256<<10 {
+	if cap(buf) <= 2*writeChunk {
 		*b = buf[:0]
 		outBufs.Put(b)
 	}
+	return err
+}
+
+// write sends whole frames in one write.
+func (c *frameConn) write(buf []byte, timeout time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.broken:
+		return errBroken
+	case c.closeSent:
+		return errCloseSent
+	}
+	if now := time.Now(); c.deadline.Sub(now) < timeout/2 {
+		c.deadline = now.Add(timeout)
+		c.Conn.SetWriteDeadline(c.deadline)
+	}
+	n, err := c.Conn.Write(buf)
+	c.broken = err != nil && n > 0
 	return err
 }
 

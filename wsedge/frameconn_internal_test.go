@@ -118,3 +118,62 @@ func TestAppendTextFrameLengths(t *testing.T) {
 		}
 	}
 }
+
+// countingConn counts the writes that reach the socket.
+type countingConn struct {
+	net.Conn
+	writes int
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes++
+	return c.Conn.Write(p)
+}
+
+// TestLargeBatchInChunks: a batch larger than writeChunk goes out in
+// several writes of whole frames, byte for byte as one buffer would.
+func TestLargeBatchInChunks(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	raw, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := &countingConn{Conn: raw}
+	fc := &frameConn{Conn: cc}
+	fc.upgrade()
+
+	var frames [][]byte
+	var want []byte
+	for i := range 10 {
+		f := make([]byte, 60<<10)
+		f[0] = byte(i)
+		frames = append(frames, f)
+		want = appendTextFrame(want, f)
+	}
+	got := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(peer)
+		got <- b
+	}()
+	if err := fc.writeText(frames, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	fc.Close()
+	if b := <-got; string(b) != string(want) {
+		t.Fatalf("peer got %d bytes, want the %d bytes of the 10 frames", len(b), len(want))
+	}
+	// A write goes out once it holds writeChunk bytes or more of whole
+	// frames: 5 frames of 60 KiB each time.
+	if cc.writes != 2 {
+		t.Fatalf("%d writes for %d bytes, want 2 (5 whole frames each)", cc.writes, len(want))
+	}
+}
