@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/heraldrt/herald/events"
 	"github.com/redis/go-redis/v9"
@@ -168,6 +169,9 @@ func (p *Producer) checkEncoded(data []byte) error {
 	}
 	if len(data) == 0 || data[0] != '{' {
 		return &events.ValidationError{Field: events.FieldData, Problem: "must be a JSON object", Err: events.ErrInvalid}
+	}
+	if !utf8.Valid(data) { // a json.RawMessage field passes through Marshal as it is
+		return &events.ValidationError{Field: events.FieldData, Problem: "must be valid UTF-8", Err: events.ErrInvalid}
 	}
 	return nil
 }

@@ -156,3 +156,26 @@ func TestEncodedDataMustBeAnObject(t *testing.T) {
 		t.Fatalf("err = %v, want data must be a JSON object", err)
 	}
 }
+
+// rawEvent carries a pre-encoded part, which Marshal passes through as it is.
+type rawEvent struct {
+	Note json.RawMessage `json:"note"`
+}
+
+func (rawEvent) EventType() string { return "raw.event" }
+
+// A typed event whose raw part holds invalid UTF-8 is refused before it is
+// sent, like a raw envelope's: clients would get it in a text frame.
+func TestEncodedDataMustBeUTF8(t *testing.T) {
+	_, rdb := setup(t)
+	p := producer.New(rdb, producer.WithTenant("acme"))
+	_, err := p.Publish(t.Context(), rawEvent{Note: json.RawMessage("\"\xff\x88\"")}, producer.To(events.ToTenant()))
+	if !errors.Is(err, events.ErrInvalid) || events.FieldOf(err) != "data" || !strings.Contains(err.Error(), "UTF-8") {
+		t.Fatalf("err = %v, want data must be valid UTF-8", err)
+	}
+	_, err = p.PublishEnvelope(t.Context(), events.Envelope{Type: "raw.event", Tenant: "acme", To: events.ToTenant(),
+		Data: json.RawMessage("{\"a\":\"\xff\"}")})
+	if !errors.Is(err, events.ErrInvalid) || !strings.Contains(err.Error(), "UTF-8") {
+		t.Fatalf("raw envelope: err = %v, want data must be valid UTF-8", err)
+	}
+}
