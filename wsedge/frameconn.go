@@ -12,7 +12,7 @@ import (
 // Direct frame writing. coder/websocket writes every message with two
 // channel-based locks and its own flush, one write syscall each; a session's
 // queued frames instead go out as WebSocket text frames encoded by the edge
-// into one buffer and one socket write. Control frames (pings, pongs, close)
+// into one buffer and one socket write (per 256 KiB or so of whole frames). Control frames (pings, pongs, close)
 // are still the library's: they reach the socket through frameConn.Write,
 // under the same mutex, so frames never interleave. Listener and
 // ConnContext install the wrapper; without them (httptest.NewServer) every
@@ -73,13 +73,13 @@ func (c *frameConn) upgrade() {
 
 var outBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
-// Write is net/http's path for the upgrade response, then (once upgrade
-// is called) the library's: one call per frame, since its write buffer (connWriteBuffer) holds any
-// control frame whole and it flushes after every frame, so p starts with a
-// frame header (a control frame always has FIN set and, without
-// extensions, no RSV bit). A control frame carries its
-// own timeout (the library closes the connection when it passes), so it
-// runs without a socket deadline.
+// Write is net/http's path for the upgrade response, then (once upgrade is
+// called) the library's: one call per frame, since its write buffer
+// (connWriteBuffer) holds any control frame whole and it flushes after every
+// frame, so p starts with a frame header (a control frame always has FIN
+// set and, without extensions, no RSV bit). A control frame carries its own
+// timeout (the library closes the connection when it passes), so it runs
+// without a socket deadline.
 func (c *frameConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -8,23 +8,32 @@ import (
 	"time"
 )
 
-// TestNoDataAfterCloseFrame: once the library has written a close frame,
-// the edge's data frames are refused and never reach the socket.
-func TestNoDataAfterCloseFrame(t *testing.T) {
+// tcpPair returns both ends of a real loopback TCP connection, closed when
+// the test ends.
+func tcpPair(t *testing.T) (peer, raw net.Conn) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	peer, err := net.Dial("tcp", ln.Addr().String())
+	peer, err = net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer peer.Close()
-	raw, err := ln.Accept()
+	t.Cleanup(func() { peer.Close() })
+	raw, err = ln.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { raw.Close() })
+	return peer, raw
+}
+
+// TestNoDataAfterCloseFrame: once the library has written a close frame,
+// the edge's data frames are refused and never reach the socket.
+func TestNoDataAfterCloseFrame(t *testing.T) {
+	peer, raw := tcpPair(t)
 	fc := &frameConn{Conn: raw}
 	// Before the upgrade the connection carries HTTP, where a 0x88 byte
 	// means nothing.
@@ -62,20 +71,7 @@ func TestNoDataAfterCloseFrame(t *testing.T) {
 // frame half-sent; a close frame after it would be read as its payload, so
 // nothing more goes out and the connection can only be dropped.
 func TestNothingAfterCutOffFrame(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	peer, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	raw, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	peer, raw := tcpPair(t)
 	fc := &frameConn{Conn: raw}
 	fc.upgrade()
 
@@ -133,20 +129,7 @@ func (c *countingConn) Write(p []byte) (int, error) {
 // TestLargeBatchInChunks: a batch larger than writeChunk goes out in
 // several writes of whole frames, byte for byte as one buffer would.
 func TestLargeBatchInChunks(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	peer, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	raw, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	peer, raw := tcpPair(t)
 	cc := &countingConn{Conn: raw}
 	fc := &frameConn{Conn: cc}
 	fc.upgrade()
