@@ -96,7 +96,7 @@ func (e *Edge) flushAcks(ctx context.Context, spread time.Duration) error {
 	}
 	var after store.AckPosition
 	for first := true; ctx.Err() == nil; first = false {
-		if !first {
+		if !first && gap > 0 {
 			sleepCtx(ctx, gap)
 		}
 		ps, err := e.store.UnflushedAfter(after, chunk)

@@ -116,7 +116,7 @@ func (s *session) flush() {
 
 	var err error
 	if s.fc != nil {
-		// One socket write for the whole batch, even of one frame.
+		// One socket write per 256 KiB or so of whole frames, even for one.
 		err = s.fc.writeText(frames, s.e.cfg.WriteTimeout)
 	} else {
 		ctx, cancel := context.WithTimeout(s.e.ctx, s.e.cfg.WriteTimeout)

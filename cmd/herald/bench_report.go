@@ -223,7 +223,7 @@ func (s *benchSummary) finish(b *benchRun) {
 		l := s.latency.summary()
 		s.LatencyMS = &l
 	}
-	if s.Mode == modePersonal && s.pubStart > 0 {
+	if s.pubStart > 0 { // personal
 		s.Windows = s.windows.summaries(s.pubStart)
 	}
 	if s.Mode == modeBroadcast {

@@ -352,9 +352,7 @@ func (w *benchWorker) final() workerMsg {
 	}
 	ch, lh := w.connectH.data(), w.latencyH.data()
 	m.Connect, m.Latency = &ch, &lh
-	if w.o.mode == modePersonal {
-		m.Windows = w.windows.data()
-	}
+	m.Windows = w.windows.data() // empty but in personal mode
 	m.PerUser = make([]int64, len(w.perUser))
 	for i := range w.perUser {
 		m.PerUser[i] = w.perUser[i].Load()
