@@ -57,6 +57,7 @@ type Edge struct {
 	timers   map[*time.Timer]struct{}
 
 	limiter  *ipLimiter
+	auditLim auditLimiter
 	started  atomic.Bool
 	draining atomic.Bool
 	stopOnce sync.Once
