@@ -295,7 +295,16 @@ func (e *Edge) detach(s *session, c *cursor) {
 	e.hub.release(fs)
 }
 
+// endSession releases everything a session holds once its reader has
+// ended, whichever way it ended: the client's close frame, EOF (its process
+// exited), a reset, a read error, or a close by the edge. The socket is
+// closed here: coder/websocket closes it itself only after a close frame,
+// so a client that vanished without one would otherwise keep its
+// descriptor for good. A close handshake still running (the edge's own
+// close) has written its frame already; what it waits for can no longer
+// arrive, since nobody reads.
 func (e *Edge) endSession(s *session) {
+	s.conn.CloseNow()
 	s.mu.Lock()
 	s.closed = true
 	cursors := s.cursors

@@ -227,6 +227,9 @@ func (e *Edge) serveReady(w http.ResponseWriter, _ *http.Request) {
 	w.Write([]byte("ready\n"))
 }
 
+// Sessions returns the number of live sessions (herald_edge_sessions).
+func (e *Edge) Sessions() int { return int(e.sessionCount()) }
+
 func (e *Edge) sessionCount() float64 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
