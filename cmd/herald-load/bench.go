@@ -16,9 +16,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-func init() {
-	register(command{name: "bench", summary: "load-test edges: N WebSocket clients in worker processes, latency, memory, CPU", run: runBench})
-}
+// secretEnv holds the edges' HS256 secret (the edge reads the same
+// variable); the coordinator passes it on to its workers.
+const secretEnv = "HERALD_JWT_HS256_SECRET"
 
 const benchHelp = `Connects --clients WebSocket clients (users u0..u<N-1>, device "bench", tenant
 --tenant) to the edges, spread over --workers child processes that each dial

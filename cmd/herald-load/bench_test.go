@@ -6,16 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/heraldrt/herald/internal/leakcheck"
 	"github.com/heraldrt/herald/internal/redistest"
@@ -25,9 +22,9 @@ const benchSecret = "bench-test-secret-0123456789abcdef0123"
 
 // TestBenchWorkerProcess is not a test: it is the body of the worker
 // processes that the bench tests start by running this test binary again
-// (benchSpawn), since `herald bench worker` needs the real binary.
+// (benchSpawn), since `herald-load bench worker` needs the real binary.
 func TestBenchWorkerProcess(t *testing.T) {
-	if os.Getenv("HERALD_BENCH_TEST_WORKER") != "1" {
+	if os.Getenv("HERALD_LOAD_TEST_WORKER") != "1" {
 		return
 	}
 	args := os.Args[slices.Index(os.Args, "--")+1:]
@@ -43,54 +40,10 @@ func useTestWorkers(t *testing.T) {
 	old := benchSpawn
 	benchSpawn = func(args []string) (*exec.Cmd, error) {
 		cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestBenchWorkerProcess$", "--"}, args...)...)
-		cmd.Env = append(os.Environ(), "HERALD_BENCH_TEST_WORKER=1")
+		cmd.Env = append(os.Environ(), "HERALD_LOAD_TEST_WORKER=1")
 		return cmd, nil
 	}
 	t.Cleanup(func() { benchSpawn = old })
-}
-
-// readyLog is a log destination that notices the edge's "edge ready" line
-// and hands over its listen and admin addresses.
-type readyLog struct {
-	once  sync.Once
-	ready chan [2]string
-}
-
-func (l *readyLog) Write(p []byte) (int, error) {
-	var line struct{ Msg, Listen, Admin string }
-	if json.Unmarshal(p, &line) == nil && line.Msg == "edge ready" {
-		l.once.Do(func() { l.ready <- [2]string{line.Listen, line.Admin} })
-	}
-	return len(p), nil
-}
-
-// startHerald runs herald dev (a dispatcher and an edge in this process)
-// on its own redis-server and returns the WebSocket URL, the /metrics URL
-// and the Redis URL.
-func startHerald(t *testing.T) (ws, metrics, redisURL string) {
-	srv := redistest.Start(t)
-	o := &edgeFlags{listen: "127.0.0.1:0", admin: "127.0.0.1:0", dataDir: t.TempDir(), secret: benchSecret,
-		drainTime: 5 * time.Second}
-	o.redis.url, o.redis.prefix = srv.URL(), "herald:"
-	logs := &readyLog{ready: make(chan [2]string, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serveDev(ctx, o, 0, slog.New(slog.NewJSONHandler(logs, nil))) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("herald dev: %v", err)
-		}
-	})
-	select {
-	case addrs := <-logs.ready:
-		return "ws://" + addrs[0] + "/ws", "http://" + addrs[1] + "/metrics", srv.URL()
-	case err := <-done:
-		t.Fatalf("herald dev stopped before it was ready: %v", err)
-	case <-time.After(15 * time.Second):
-		t.Fatal("herald dev not ready within 15s")
-	}
-	return
 }
 
 // runBenchJSON runs the bench and decodes its JSON line.
@@ -112,7 +65,8 @@ func runBenchJSON(t *testing.T, args ...string) (benchSummary, string) {
 func TestBenchPersonalAndBroadcast(t *testing.T) {
 	verifyNoLeaks(t)
 	useTestWorkers(t)
-	ws, metrics, redisURL := startHerald(t)
+	d := startHerald(t)
+	ws, metrics, redisURL := d.ws, d.metrics, d.redisURL
 	common := []string{"--edges", ws, "--redis-url", redisURL, "--secret", benchSecret, "--clients", "20", "--workers", "2",
 		"--metrics", "dev=" + metrics, "--connect-timeout", "20s", "--drain-timeout", "5s", "--timeout", "60s"}
 
@@ -157,7 +111,8 @@ func TestBenchPersonalAndBroadcast(t *testing.T) {
 func TestBenchIdleWritesMarkdown(t *testing.T) {
 	verifyNoLeaks(t)
 	useTestWorkers(t)
-	ws, metrics, redisURL := startHerald(t)
+	d := startHerald(t)
+	ws, metrics, redisURL := d.ws, d.metrics, d.redisURL
 	md := t.TempDir() + "/load.md"
 	s, _ := runBenchJSON(t, "--mode", "idle", "--edges", ws, "--redis-url", redisURL, "--secret", benchSecret,
 		"--clients", "10", "--workers", "1", "--settle", "100ms", "--metrics", "edge="+metrics, "--md", md, "--json")
@@ -168,7 +123,7 @@ func TestBenchIdleWritesMarkdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"### idle, ", "Command: `herald bench --mode idle", "load average", "edge memory", `"mode":"idle"`} {
+	for _, want := range []string{"### idle, ", "Command: `herald-load bench --mode idle", "load average", "edge memory", `"mode":"idle"`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, b)
 		}

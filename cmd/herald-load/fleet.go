@@ -20,7 +20,7 @@ import (
 )
 
 // benchSpawn makes the command of one worker process: this binary again,
-// as `herald bench worker <args>`. Tests replace it to re-run the test
+// as `herald-load bench worker <args>`. Tests replace it to re-run the test
 // binary.
 var benchSpawn = func(args []string) (*exec.Cmd, error) {
 	exe, err := os.Executable()

@@ -139,7 +139,7 @@ func newSummary(o *benchFlags, args []string) *benchSummary {
 
 // commandLine is the command as typed, shell-quoted where needed.
 func commandLine(args []string) string {
-	parts := []string{"herald", "bench"}
+	parts := []string{"herald-load", "bench"}
 	for _, a := range args {
 		if a == "" || strings.ContainsAny(a, " \t'\"$`\\*?;&|<>()") {
 			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
