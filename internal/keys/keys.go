@@ -82,6 +82,14 @@ func (s Space) Acks(tenant, user, device string) string {
 	return s.p() + "acks:{" + tenant + ":u:" + user + "}:" + device
 }
 
+// Devices is the sorted set of a user's devices that have ACK positions in
+// Redis (member: device, score: its last connect in unix ms), tagged like
+// the user's Acks and Presence keys: when it holds more than the edge's cap,
+// the least recently connected device's Acks hash is deleted.
+func (s Space) Devices(tenant, user string) string {
+	return s.p() + "devices:{" + tenant + ":u:" + user + "}"
+}
+
 // IngestStream is the ingest stream a tenant's events go to: the single
 // stream, or partition fnv1a32(tenant) mod partitions, so that one tenant's
 // events stay in one stream, in order. Producers written in other languages
