@@ -15,8 +15,9 @@ var (
 	// ErrExpired: the token was valid but its exp (plus leeway) has passed;
 	// the client should get a fresh token and reconnect.
 	ErrExpired = errors.New("token expired")
-	// ErrNoKeys: the configuration holds no HS256 secret and no key file.
-	ErrNoKeys = errors.New("no token verification keys configured (set an HS256 secret or key files)")
+	// ErrNoKeys: the configuration holds no HS256 secret, no key file and no
+	// JWKS URL.
+	ErrNoKeys = errors.New("no token verification keys configured (set an HS256 secret, key files or a JWKS URL)")
 	// ErrWeakSecret: the HS256 secret is shorter than MinSecretLen bytes.
 	ErrWeakSecret = errors.New("HS256 secret too short")
 )
@@ -31,6 +32,19 @@ type KeyFileError struct {
 func (e *KeyFileError) Error() string { return fmt.Sprintf("key file %s: %v", e.File, e.Problem) }
 
 func (e *KeyFileError) Unwrap() error { return e.Problem }
+
+// JWKSError reports a fetch of the JWKS URL that failed: the request, its
+// status, its size, its content, or a kid that a key file holds with
+// another key. [New] returns it for the first fetch, [Verifier.Reload] for
+// its own; a failed background refresh is logged.
+type JWKSError struct {
+	URL     string
+	Problem error
+}
+
+func (e *JWKSError) Error() string { return fmt.Sprintf("JWKS URL %s: %v", e.URL, e.Problem) }
+
+func (e *JWKSError) Unwrap() error { return e.Problem }
 
 // tokenError is what Verify returns: a message readable on its own that
 // matches its kind (ErrInvalid or ErrExpired) and, when there is one, the

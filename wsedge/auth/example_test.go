@@ -3,6 +3,8 @@ package auth_test
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"time"
 
 	"github.com/heraldrt/herald/wsedge/auth"
@@ -35,4 +37,23 @@ func Example() {
 	// Output:
 	// 42 acme true false
 	// true token invalid: signature is invalid
+}
+
+// A Verifier that takes its keys from the identity provider's JWKS URL and
+// follows its rotations until Close.
+func ExampleNew_jwksURL() {
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		fmt.Fprint(w, `{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"2026-03","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}`)
+	}))
+	defer idp.Close()
+
+	v, err := auth.New(auth.Config{JWKSURL: idp.URL + "/.well-known/jwks.json"})
+	if err != nil {
+		panic(err) // the first fetch failed: New says which URL and why
+	}
+	defer v.Close() // stops the refresher
+
+	fmt.Println(v.Algorithms())
+	// Output: [EdDSA]
 }

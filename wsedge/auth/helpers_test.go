@@ -160,6 +160,7 @@ func newVerifier(t testing.TB, cfg auth.Config) *auth.Verifier {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	t.Cleanup(func() { v.Close() })
 	return v
 }
 

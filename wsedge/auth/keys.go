@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -11,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 )
 
 // Algorithm names, as they appear in a token's alg header.
@@ -22,12 +24,14 @@ const (
 )
 
 // verifyKey is one configured key: the algorithm it verifies, its kid (empty
-// for PEM keys and the HS256 secret) and the key itself ([]byte,
-// *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey).
+// for PEM keys and the HS256 secret), the key itself ([]byte,
+// *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey) and where it came
+// from (a file name or the JWKS URL; empty for the secret).
 type verifyKey struct {
 	alg string
 	kid string
 	key any
+	src string
 }
 
 // loadKeys reads every key file; the first bad file stops it with a
@@ -40,7 +44,8 @@ func loadKeys(files []string) ([]verifyKey, error) {
 		if err != nil {
 			return nil, &KeyFileError{File: name, Problem: err}
 		}
-		for _, k := range keys {
+		for i, k := range keys {
+			keys[i].src = name
 			if k.kid == "" {
 				continue
 			}
@@ -141,6 +146,39 @@ func algFor(pub any) (string, error) {
 		return algEdDSA, nil
 	}
 	return "", fmt.Errorf("unsupported key type %T (want RSA, ECDSA P-256 or Ed25519)", pub)
+}
+
+// combine joins the keys of the secret and the files with those of the JWKS
+// URL. A kid the URL serves twice, or that a file holds too, must name the
+// same key (it is kept once); a kid that names two keys is refused.
+func combine(static, remote []verifyKey) ([]verifyKey, error) {
+	seen := make(map[string]verifyKey)
+	for _, k := range static {
+		if k.kid != "" {
+			seen[k.kid] = k
+		}
+	}
+	out := slices.Clip(static)
+	for _, k := range remote {
+		prev, dup := seen[k.kid]
+		switch {
+		case !dup:
+			seen[k.kid] = k
+			out = append(out, k)
+		case prev.alg == k.alg && sameKey(prev.key, k.key):
+			// The same key twice (a file pinning a key the URL serves).
+		case prev.src == k.src:
+			return nil, fmt.Errorf("kid %q names two different keys", k.kid)
+		default:
+			return nil, &KeyFileError{File: prev.src, Problem: fmt.Errorf("kid %q is also served by %s with another key", k.kid, k.src)}
+		}
+	}
+	return out, nil
+}
+
+func sameKey(a, b any) bool {
+	ea, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && ea.Equal(b)
 }
 
 // keyFits reports whether key is the right type for alg. The keyfunc checks

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -118,4 +119,25 @@ func fits(alg string, key any) bool {
 		return len(set.Keys) > 0
 	}
 	return keyFits(alg, key)
+}
+
+// unknownKid reports whether a token that failed with err names in its
+// header an algorithm a JWKS can serve (RS256, ES256 or EdDSA) and a kid
+// that ks has no key of that algorithm for: the failure a fresh copy of
+// the JWKS may cure. Malformed tokens never qualify.
+func (ks *keySet) unknownKid(t *jwt.Token, err error) bool {
+	if t == nil || errors.Is(err, jwt.ErrTokenMalformed) {
+		return false
+	}
+	kid, _ := t.Header["kid"].(string)
+	alg, _ := t.Header["alg"].(string)
+	if kid == "" || alg == algHS256 || methods[alg] == nil {
+		return false
+	}
+	ak, ok := ks.byAlg[alg]
+	if !ok {
+		return true
+	}
+	_, known := ak.byKid[kid]
+	return !known
 }
