@@ -179,6 +179,11 @@ func (b *Breaker) State(name string) State {
 	return Closed
 }
 
+// IsOpen reports whether name's breaker is open: calls through it fail at
+// once. A caller may refuse new work while it is (the edge refuses new
+// sessions with 1013).
+func (b *Breaker) IsOpen(name string) bool { return b.State(name) == Open }
+
 // Changes delivers every transition; when nobody reads, the oldest ones
 // are dropped (the buffer holds 64).
 func (b *Breaker) Changes() <-chan StateChange { return b.changes }

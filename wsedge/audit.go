@@ -39,7 +39,7 @@ type auditWho struct {
 }
 
 func (s *session) who() auditWho {
-	return auditWho{Remote: s.remote, Tenant: s.tenant, User: s.user, Device: s.device, Session: s.id}
+	return auditWho{Remote: s.ip, Tenant: s.tenant, User: s.user, Device: s.device, Session: s.id}
 }
 
 // auditLimiter counts lines per reason within a window.

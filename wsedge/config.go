@@ -3,6 +3,7 @@ package wsedge
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/heraldrt/herald/internal/keys"
@@ -37,6 +38,14 @@ type Config struct {
 	RingSize         int           // recent entries kept per feed; 0 means 128
 	AckFlushInterval time.Duration // ACK positions to Redis, each copy spread over half of it; 0 means 5s
 	PresenceTTL      time.Duration // an edge silent this long is dead; 0 means 30s
+	SetupTimeout     time.Duration // longest session set-up (Redis, store) before 1013; 0 means 3s
+	MaxConnsPerIP    int           // live sessions from one client address; 0 means 1000, <0 turns it off
+
+	// TrustedProxies are the load balancers whose X-Forwarded-For header,
+	// or PROXY protocol header (v1 or v2), names the client's address for
+	// the per-address limits and the audit log. Empty: the TCP peer's
+	// address is the client's.
+	TrustedProxies []netip.Prefix
 
 	// Breaker, when set, wraps the edge's Redis calls (not the Pub/Sub
 	// stream) so that a failing or slow Redis is not hammered: while it is
@@ -47,6 +56,23 @@ type Config struct {
 	// Gate, when set, decides whether a notification may be pushed now
 	// (rate rules). nil pushes everything.
 	Gate Gate
+
+	// Client limits.
+	// What one client may cost the edge (docs/security-limits.md). Each rate
+	// is a token bucket per session, full at connect; a session past one
+	// gets an error frame rate_limited and is closed with 4029.
+	ClientFrameRate   int           // client frames per second per session; 0 means 200, <0 turns it off
+	ClientFrameBurst  int           // client frames a session may send at once; 0 means 2000
+	ClientByteRate    int           // client frame bytes per second per session; 0 means 256 KiB, <0 turns it off
+	ClientByteBurst   int           // client frame bytes at once; 0 means 1 MiB, and never less than ReadLimit
+	PubRate           int           // pub frames per second per session, before any Gate rule; 0 means 10, <0 turns it off
+	PubBurst          int           // pub frames at once; 0 means 20
+	PubByteRate       int           // pub frame bytes per second per session; 0 means 64 KiB, <0 turns it off
+	PubByteBurst      int           // pub frame bytes at once; 0 means 256 KiB, and never less than ReadLimit
+	UpstreamMaxLen    int64         // entries the upstream stream keeps (MAXLEN ~ at each pub); 0 means 100,000
+	UpstreamMaxAge    time.Duration // older upstream entries are trimmed (MINID ~ at each pub); 0 means 24h
+	MaxSubscriptions  int           // topic subscriptions per session; 0 means 64
+	MaxDevicesPerUser int           // devices per user whose ACK positions Redis keeps, the least recently connected evicted; 0 means 32
 }
 
 func (c *Config) fill() {
@@ -73,6 +99,7 @@ func (c *Config) fill() {
 	if c.ReadLimit <= 0 {
 		c.ReadLimit = 80 << 10
 	}
+	c.fillClientLimits() // after ReadLimit: bursts are at least one frame
 	if c.Writers <= 0 {
 		c.Writers = 32
 	}
@@ -85,6 +112,10 @@ func (c *Config) fill() {
 	def(&c.AckFlushInterval, 5*time.Second)
 	def(&c.TokenLeeway, 30*time.Second)
 	def(&c.PresenceTTL, 30*time.Second)
+	def(&c.SetupTimeout, 3*time.Second)
+	if c.MaxConnsPerIP == 0 {
+		c.MaxConnsPerIP = 1000
+	}
 }
 
 // Breaker is the seam for a circuit breaker (ratelimit.Breaker).

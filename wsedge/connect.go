@@ -3,7 +3,7 @@ package wsedge
 import (
 	"context"
 	"errors"
-	"net"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,25 +21,32 @@ import (
 // can read; the handler itself returns at once.
 func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ip := clientIP(r)
+	ip := e.clientIP(r)
 	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{OriginPatterns: e.cfg.OriginPatterns})
 	if err != nil {
 		e.m.connects.WithLabelValues("bad_handshake").Inc()
+		e.audit("bad_handshake", auditWho{Remote: ip}, err.Error())
 		return // Accept has written the HTTP error (403 for a foreign origin)
 	}
 	conn.SetReadLimit(e.cfg.ReadLimit)
-	if code, reason := e.admit(r, ip); code != 0 {
-		e.refuse(conn, code, reason)
+	who := auditWho{Remote: ip}
+	if code, reason, why := e.admit(ip); code != 0 {
+		e.refuse(conn, who, code, reason, why)
 		return
 	}
-	claims, code, reason := e.authenticate(r)
-	if code != 0 {
-		e.refuse(conn, code, reason)
+	claims, err := e.authenticate(r)
+	if err != nil {
+		code := StatusUnauthorized
+		if errors.Is(err, auth.ErrExpired) {
+			code = StatusTokenExpired
+		}
+		e.refuse(conn, who, code, tokenReason(err), err.Error())
 		return
 	}
+	who.Tenant, who.User = claims.Tenant, claims.Subject
 	if g := e.cfg.Gate; g != nil && !g.AllowConnect(claims.Tenant) {
 		e.m.ruleConnDenied.Inc()
-		e.refuse(conn, StatusTooMany, "too many connection attempts for this tenant")
+		e.refuse(conn, who, StatusTooMany, "too many connection attempts for this tenant", "tenant_connect_rule")
 		return
 	}
 	device := claims.Device
@@ -50,22 +57,39 @@ func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 		device = "default"
 	}
 	if !events.ValidID(device) {
-		e.refuse(conn, StatusProtocolViolation, "device must match [A-Za-z0-9_.@-]{1,128}")
+		e.refuse(conn, who, StatusProtocolViolation, "device must match [A-Za-z0-9_.@-]{1,128}", "bad_device")
 		return
 	}
-	s := e.newSession(conn, claims, device, r.RemoteAddr)
+	s := e.newSession(conn, claims, device, r.RemoteAddr, ip)
 	s.fc, _ = r.Context().Value(connKey{}).(*frameConn)
-	if code, reason := e.register(s); code != 0 {
-		e.refuse(conn, code, reason)
+	if code, reason, why := e.register(s); code != 0 {
+		e.refuse(conn, s.who(), code, reason, why)
 		return
 	}
 	e.m.connects.WithLabelValues("ok").Inc()
 	// Set-up (Redis, Pebble) runs here, on net/http's goroutine, which ends
 	// with this handler: the session's long-lived reader then starts with a
-	// small stack instead of one grown by the set-up's deep calls.
-	if err := e.setUp(s); err != nil {
+	// small stack instead of one grown by the set-up's deep calls. It is
+	// bounded: Redis calls may not heed a context (a frozen Redis holds a
+	// call for its read timeout and retries), so a timer closes the session
+	// with 1013 at the deadline, whatever the set-up is doing; the set-up
+	// then finds the session closed and lets go of what it took.
+	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.SetupTimeout)
+	late := time.AfterFunc(e.cfg.SetupTimeout, func() {
+		e.audit("setup_timeout", s.who(), "")
+		s.close(StatusTryAgain, "redis unavailable: try again later")
+	})
+	err = e.setUp(ctx, s)
+	late.Stop()
+	cancel()
+	if err != nil {
+		code, reason := StatusTryAgain, "redis unavailable: try again later"
+		if errors.Is(err, errStore) {
+			code, reason = StatusInternal, "set-up failed: reconnect"
+		}
 		e.log.Warn("session set-up failed", "session", s.id, "err", err)
-		s.close(StatusInternal, "set-up failed: reconnect")
+		e.audit("setup_failed", s.who(), err.Error())
+		s.close(code, reason)
 	}
 	e.m.connectSeconds.Observe(time.Since(start).Seconds())
 	e.closes.Add(1)
@@ -76,77 +100,105 @@ func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 	}()
 }
 
-func (e *Edge) admit(r *http.Request, ip string) (websocket.StatusCode, string) {
+// errStore marks a set-up failure of the edge's own store (1011), as
+// opposed to Redis (1013).
+var errStore = errors.New("edge store")
+
+// setupBreakers are the breaker names a session's set-up calls through,
+// and the edge's own heartbeat to Redis:
+// while one is open, new sessions are refused with 1013 at once.
+var setupBreakers = []string{"acks.read", "feed.head", "edge.heartbeat"}
+
+// admit decides on a connection before its token is read: the edge must
+// be serving, the address within its connect rate, and Redis reachable.
+// why is the audit reason.
+func (e *Edge) admit(ip string) (code websocket.StatusCode, reason, why string) {
 	if e.draining.Load() || !e.started.Load() {
-		return StatusRestart, "edge is restarting: reconnect to another"
+		return StatusRestart, "edge is restarting: reconnect to another", "draining"
 	}
 	if !e.limiter.allow(ip, time.Now()) {
-		return StatusTooMany, "too many connection attempts from this address"
+		return StatusTooMany, "too many connection attempts from this address", "connect_rate_per_ip"
 	}
-	return 0, ""
+	if b, ok := e.cfg.Breaker.(interface{ IsOpen(string) bool }); ok {
+		for _, name := range setupBreakers {
+			if b.IsOpen(name) {
+				return StatusTryAgain, "redis unavailable: try again later", "redis_breaker_open"
+			}
+		}
+	}
+	return 0, "", ""
 }
 
-func (e *Edge) authenticate(r *http.Request) (auth.Claims, websocket.StatusCode, string) {
+// authenticate verifies the token from the query or the Authorization
+// header.
+func (e *Edge) authenticate(r *http.Request) (auth.Claims, error) {
 	token := r.URL.Query().Get("token")
 	if h := r.Header.Get("Authorization"); token == "" && strings.HasPrefix(h, "Bearer ") {
 		token = strings.TrimPrefix(h, "Bearer ")
 	}
 	if token == "" {
-		return auth.Claims{}, StatusUnauthorized, "missing token"
+		return auth.Claims{}, errMissingToken
 	}
-	claims, err := e.cfg.Verifier.Verify(token)
-	switch {
-	case errors.Is(err, auth.ErrExpired):
-		return auth.Claims{}, StatusTokenExpired, "token expired"
-	case err != nil:
-		return auth.Claims{}, StatusUnauthorized, clipReason(err.Error())
-	}
-	return claims, 0, ""
+	return e.cfg.Verifier.Verify(token)
 }
 
-func (e *Edge) refuse(conn *websocket.Conn, code websocket.StatusCode, reason string) {
+var errMissingToken = fmt.Errorf("%w: missing token", auth.ErrInvalid)
+
+// refuse closes a connection that never became a session, with an audit
+// line (why: a short constant; the detail stays in the log).
+func (e *Edge) refuse(conn *websocket.Conn, who auditWho, code websocket.StatusCode, reason, why string) {
 	e.m.connects.WithLabelValues(codeLabel(code)).Inc()
 	e.m.closes.WithLabelValues(codeLabel(code)).Inc()
+	auditReason, detail := why, ""
+	if code == StatusUnauthorized || code == StatusTokenExpired {
+		auditReason, detail = "bad_token", why
+	}
+	e.audit(auditReason, who, detail)
 	e.closes.Add(1)
 	go func() {
 		defer e.closes.Done()
 		ctx, cancel := context.WithTimeout(e.ctx, 2*time.Second)
 		defer cancel()
 		conn.CloseRead(ctx) // lets the close handshake complete
-		if err := conn.Close(code, reason); err != nil {
+		if err := conn.Close(code, clipUTF8(reason, maxCloseReason)); err != nil {
 			conn.CloseNow()
 		}
 	}()
 }
 
-func (e *Edge) newSession(conn *websocket.Conn, c auth.Claims, device, remote string) *session {
+func (e *Edge) newSession(conn *websocket.Conn, c auth.Claims, device, remote, ip string) *session {
 	s := &session{
 		e: e, id: e.cfg.EdgeID + "-" + strconv.FormatUint(e.seq.Add(1), 36), conn: conn,
-		tenant: c.Tenant, user: c.Subject, device: device, remote: remote,
+		tenant: c.Tenant, user: c.Subject, device: device, remote: remote, ip: ip,
 	}
 	s.setClaims(c)
 	s.touch()
 	return s
 }
 
-// register enforces the per-user cap and replaces an older session of the
-// same device.
-func (e *Edge) register(s *session) (websocket.StatusCode, string) {
+// register enforces the per-user and per-address caps and replaces an
+// older session of the same device.
+func (e *Edge) register(s *session) (code websocket.StatusCode, reason, why string) {
 	e.mu.Lock()
 	uk, dk := userKey{s.tenant, s.user}, deviceKey{s.tenant, s.user, s.device}
 	old := e.devices[dk]
 	if old == nil && e.perUser[uk] >= e.cfg.MaxConnsPerUser {
 		e.mu.Unlock()
-		return StatusTooMany, "too many sessions for this user"
+		return StatusTooMany, "too many sessions for this user", "max_conns_per_user"
+	}
+	if max := e.cfg.MaxConnsPerIP; max > 0 && e.perIP[s.ip] >= max {
+		e.mu.Unlock()
+		return StatusTooMany, "too many connections from this address", "max_conns_per_ip"
 	}
 	e.sessions[s] = struct{}{}
 	e.devices[dk] = s
 	e.perUser[uk]++
+	e.perIP[s.ip]++
 	e.mu.Unlock()
 	if old != nil {
 		old.close(StatusReplaced, "replaced by a new session of this device")
 	}
-	return 0, ""
+	return 0, "", ""
 }
 
 func (e *Edge) unregister(s *session) {
@@ -160,19 +212,22 @@ func (e *Edge) unregister(s *session) {
 	if e.perUser[uk]--; e.perUser[uk] <= 0 {
 		delete(e.perUser, uk)
 	}
+	if e.perIP[s.ip]--; e.perIP[s.ip] <= 0 {
+		delete(e.perIP, s.ip)
+	}
 }
 
 // setUp records the session, attaches the user and tenant feeds from the
 // device's ACK positions, and then sends welcome: once a client has its
 // welcome, everything published for it is delivered. Catch-ups start after
 // the welcome is queued, so it is always the first frame.
-func (e *Edge) setUp(s *session) error {
+func (e *Edge) setUp(ctx context.Context, s *session) error {
 	now := time.Now()
 	if err := e.store.PutSession(store.Session{
 		ID: s.id, Tenant: s.tenant, User: s.user, Device: s.device, Edge: e.cfg.EdgeID,
 		RemoteAddr: s.remote, ConnectedAt: now,
 	}); err != nil {
-		e.log.Error("store session", "session", s.id, "err", err)
+		return fmt.Errorf("%w: record session: %w", errStore, err)
 	}
 	// Follow the feeds first (subscribed, heads known), so that one round
 	// trip reads the device's positions, adds its presence and writes the
@@ -184,14 +239,14 @@ func (e *Edge) setUp(s *session) error {
 		}
 	}
 	for _, f := range []keys.Feed{keys.UserFeed(s.tenant, s.user), keys.TenantFeed(s.tenant)} {
-		fs, err := e.hub.acquire(e.ctx, f)
+		fs, err := e.hub.acquire(ctx, f)
 		if err != nil {
 			releaseAll()
 			return err
 		}
 		fss = append(fss, fs)
 	}
-	positions, err := e.connectPositions(e.ctx, s, true, fss)
+	positions, err := e.connectPositions(ctx, s, true, fss)
 	if err != nil {
 		releaseAll()
 		return err
@@ -323,19 +378,4 @@ func (e *Edge) endSession(s *session) {
 	if err := e.store.CloseSession(s.id, int(code), reason, time.Now()); err != nil {
 		e.log.Debug("store close session", "session", s.id, "err", err)
 	}
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-func clipReason(s string) string {
-	if len(s) > 120 {
-		return s[:120]
-	}
-	return s
 }

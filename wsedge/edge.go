@@ -52,6 +52,7 @@ type Edge struct {
 	sessions map[*session]struct{}
 	devices  map[deviceKey]*session
 	perUser  map[userKey]int
+	perIP    map[string]int
 
 	timersMu sync.Mutex
 	timers   map[*time.Timer]struct{}
@@ -85,7 +86,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Edge, error) {
 		cfg: cfg, rdb: rdb, store: cfg.Store, log: cfg.Logger.With("edge", cfg.EdgeID),
 		m: newMetrics(), ctx: ctx, cancel: cancel,
 		writeQ: newWorkQueue[*session](), jobQ: newWorkQueue[*cursor](),
-		sessions: make(map[*session]struct{}), devices: make(map[deviceKey]*session), perUser: make(map[userKey]int),
+		sessions: make(map[*session]struct{}), devices: make(map[deviceKey]*session), perUser: make(map[userKey]int), perIP: make(map[string]int),
 		limiter: newIPLimiter(cfg.ConnectRatePerIP), timers: make(map[*time.Timer]struct{}),
 	}
 	e.flushCtx, e.stopFlush = context.WithCancel(ctx)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -22,7 +23,11 @@ type connKey struct{}
 
 // Listener wraps ln so that the edge can write frames on its connections
 // directly. Serve with an http.Server whose ConnContext is Edge.ConnContext.
-func (e *Edge) Listener(ln net.Listener) net.Listener { return frameListener{ln} }
+// Connections from Config.TrustedProxies may start with a PROXY protocol
+// header, which names the client.
+func (e *Edge) Listener(ln net.Listener) net.Listener {
+	return frameListener{ln, e.cfg.TrustedProxies}
+}
 
 // ConnContext is the http.Server ConnContext that hands the edge its
 // connection wrapper.
@@ -33,14 +38,50 @@ func (e *Edge) ConnContext(ctx context.Context, c net.Conn) context.Context {
 	return ctx
 }
 
-type frameListener struct{ net.Listener }
+type frameListener struct {
+	net.Listener
+	trusted []netip.Prefix
+}
 
 func (l frameListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return &frameConn{Conn: c}, nil
+	fc := &frameConn{Conn: c}
+	if len(l.trusted) > 0 {
+		if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil && trusted(l.trusted, ap.Addr()) {
+			fc.proxy = &proxyState{}
+		}
+	}
+	return fc, nil
+}
+
+// proxyState is a trusted peer's PROXY header, read by the connection's
+// first Read (on net/http's goroutine for it, under its read deadline).
+type proxyState struct {
+	done    bool
+	pending []byte // bytes read that were not a header
+}
+
+// Read reads a trusted peer's PROXY header first.
+func (c *frameConn) Read(p []byte) (int, error) {
+	if ps := c.proxy; ps != nil && (!ps.done || len(ps.pending) > 0) {
+		if !ps.done {
+			ps.done = true
+			addr, rest, err := readProxyHeader(c.Conn)
+			if err != nil {
+				return 0, err
+			}
+			c.proxied, ps.pending = addr, rest
+		}
+		if len(ps.pending) > 0 {
+			n := copy(p, ps.pending)
+			ps.pending = ps.pending[n:]
+			return n, nil
+		}
+	}
+	return c.Conn.Read(p)
 }
 
 // errCloseSent: the library has written a close frame, after which no data
@@ -58,6 +99,9 @@ type frameConn struct {
 	// would read it as payload. The connection can only be dropped.
 	broken   bool
 	deadline time.Time // the socket's write deadline; zero when none
+
+	proxy   *proxyState // a trusted proxy's connection; nil otherwise
+	proxied netip.Addr  // the client named by its PROXY header, if any
 }
 
 // errBroken: an earlier write left a frame half-sent.

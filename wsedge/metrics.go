@@ -31,6 +31,13 @@ type metrics struct {
 	replacedRemote prometheus.Counter
 	audit          *prometheus.CounterVec
 	sessions       prometheus.Collector
+
+	// Client limits (clientlimits.go).
+	limited            [numLimits]prometheus.Counter // sessions closed with 4029, per token bucket
+	limitSubs          prometheus.Counter
+	devicesEvicted     prometheus.Counter
+	positionsForgotten prometheus.Counter
+	upstreamTrimmed    prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -67,6 +74,16 @@ func newMetrics() *metrics {
 		replacedRemote: c("sessions_replaced_remotely_total", "Sessions closed because their device connected again to another edge."),
 		audit: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_edge_audit_total",
 			Help: "Audit events (refused connections, limit hits) by reason, logged or suppressed by the log's rate limit."}, []string{"reason"}),
+		limited: [numLimits]prometheus.Counter{
+			limitFrames:   c("limit_frames_total", "Sessions closed with 4029 for sending more client frames per second than allowed."),
+			limitBytes:    c("limit_bytes_total", "Sessions closed with 4029 for sending more client frame bytes per second than allowed."),
+			limitPubs:     c("limit_pubs_total", "Sessions closed with 4029 for sending more pub frames per second than allowed."),
+			limitPubBytes: c("limit_pub_bytes_total", "Sessions closed with 4029 for sending more pub frame bytes per second than allowed."),
+		},
+		limitSubs:          c("limit_subscriptions_total", "Sub frames refused (too_many_subscriptions): the session had the most topics allowed."),
+		devicesEvicted:     c("devices_evicted_total", "Devices whose ACK positions were deleted because their user had more devices than allowed."),
+		positionsForgotten: c("positions_forgotten_total", "Topic ACK positions deleted on unsub."),
+		upstreamTrimmed:    c("upstream_trimmed_total", "Upstream stream entries trimmed for age (MINID)."),
 	}
 }
 
@@ -78,5 +95,7 @@ func (m *metrics) sessionsFn(f func() float64) {
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.connects, m.closes, m.connectSeconds, m.frames, m.flushFrames, m.pushed, m.replayed,
 		m.filled, m.gaps, m.resets, m.slow, m.acks, m.acksFlushed, m.ackFlushErrors, m.upstream,
-		m.ruleSkipped, m.ruleHeld, m.rulePubDenied, m.ruleConnDenied, m.pubsubErrors, m.resubscribes, m.deadEdges, m.replacedRemote, m.audit, m.sessions}
+		m.ruleSkipped, m.ruleHeld, m.rulePubDenied, m.ruleConnDenied, m.pubsubErrors, m.resubscribes, m.deadEdges, m.replacedRemote, m.audit, m.sessions,
+		m.limited[limitFrames], m.limited[limitBytes], m.limited[limitPubs], m.limited[limitPubBytes],
+		m.limitSubs, m.devicesEvicted, m.positionsForgotten, m.upstreamTrimmed}
 }

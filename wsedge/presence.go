@@ -122,6 +122,7 @@ func (e *Edge) connectPositions(ctx context.Context, s *session, announce bool, 
 	}
 	var remote map[string]string
 	var prev *redis.StringCmd
+	var over *redis.ZSliceCmd // devices past the user's cap (clientlimits.go)
 	sp := e.cfg.Space
 	err = e.call(ctx, "acks.read", func(ctx context.Context) error {
 		p := e.rdb.Pipeline()
@@ -131,6 +132,7 @@ func (e *Edge) connectPositions(ctx context.Context, s *session, announce bool, 
 			prev = p.HGet(ctx, sp.Presence(s.tenant, s.user), s.device)
 			p.HSet(ctx, sp.Presence(s.tenant, s.user), s.device, s.presenceValue())
 			p.SAdd(ctx, sp.EdgeSessions(e.cfg.EdgeID), s.presenceMember())
+			over = e.touchDevice(ctx, p, s)
 		}
 		for i := range firsts {
 			firsts[i].set = p.HSetNX(ctx, k, firsts[i].feed, formatPosition(firsts[i].pos.Epoch, firsts[i].pos.Seq))
@@ -156,6 +158,7 @@ func (e *Edge) connectPositions(ctx context.Context, s *session, announce bool, 
 	if prev != nil {
 		e.replaceElsewhere(s, prev.Val())
 	}
+	e.evictDevices(ctx, s, over)
 	for feed, v := range remote {
 		if p, ok := parsePosition(v); ok {
 			out[feed] = append(out[feed], p)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"strconv"
 	"sync"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/heraldrt/herald/internal/feed"
 	"github.com/heraldrt/herald/internal/keys"
 	"github.com/heraldrt/herald/wsedge/auth"
-	"github.com/redis/go-redis/v9"
 )
 
 // readLoop reads client frames until the connection ends. A frame that
@@ -24,7 +22,12 @@ import (
 // CloseNow after it fails) is what ends a blocked read. A cancellable
 // context would cost coder/websocket a context.AfterFunc registration per
 // frame header and payload, and one held by every idle connection.
+//
+// Every frame counts against the session's client limits (clientlimits.go),
+// kept here on the reader's stack; past one, the session is closed with
+// 4029 and its frames are dropped unread until the connection ends.
 func (e *Edge) readLoop(s *session) {
+	lim := e.newClientLimits(s.lastRead.Load())
 	for {
 		typ, r, err := s.conn.Reader(context.Background())
 		if err != nil {
@@ -39,6 +42,11 @@ func (e *Edge) readLoop(s *session) {
 		}
 		s.touch()
 		e.m.frames.Inc()
+		size := buf.Len()
+		if !lim.admit(s, size) {
+			putFrameBuf(buf)
+			continue
+		}
 		if typ != websocket.MessageText {
 			putFrameBuf(buf)
 			s.close(StatusProtocolViolation, "binary frames are not part of protocol 1")
@@ -48,6 +56,9 @@ func (e *Edge) readLoop(s *session) {
 		putFrameBuf(buf) // f holds copies, never the buffer itself
 		if err != nil {
 			s.close(StatusProtocolViolation, clipReason(err.Error()))
+			continue
+		}
+		if f.T == events.FramePub && !lim.admitPub(s, size) {
 			continue
 		}
 		e.handle(s, f)
@@ -150,13 +161,14 @@ func (e *Edge) onResume(s *session, feeds map[string]events.Position) {
 	}
 }
 
+// onSub follows a topic, up to Config.MaxSubscriptions per session.
 func (e *Edge) onSub(s *session, topic string) {
 	if !(auth.Claims{Topics: s.topics}).MayTopic(topic) {
 		s.sendError("forbidden", "the token does not allow topic "+topic)
 		return
 	}
 	name := keys.TopicFeed(s.tenant, topic).ClientName()
-	if s.cursorFor(name) != nil {
+	if s.cursorFor(name) != nil || !e.allowSub(s, topic) {
 		return
 	}
 	positions, err := e.positions(e.ctx, s)
@@ -171,6 +183,9 @@ func (e *Edge) onSub(s *session, topic string) {
 	}
 }
 
+// onUnsub stops following a topic and deletes the device's position of it,
+// whether this session followed it or not: a device that leaves a topic
+// keeps no position of it, in the store or in Redis.
 func (e *Edge) onUnsub(s *session, topic string) {
 	name := keys.TopicFeed(s.tenant, topic).ClientName()
 	s.mu.Lock()
@@ -186,25 +201,55 @@ func (e *Edge) onUnsub(s *session, topic string) {
 	if c != nil {
 		e.detach(s, c)
 	}
+	e.forgetPosition(s, name)
 }
 
-// onRefresh extends the session with a new token of the same user.
+// onRefresh extends the session with a new token of the same user. The
+// new token's topics replace the old ones: a topic subscription the new
+// token no longer allows ends, with a forbidden error frame naming it.
 func (e *Edge) onRefresh(s *session, token string) {
 	c, err := e.cfg.Verifier.Verify(token)
 	switch {
 	case errors.Is(err, auth.ErrExpired):
 		s.sendError("token_expired", "the new token has expired")
+		e.audit("bad_refresh", s.who(), err.Error())
 	case err != nil:
-		s.sendError("bad_token", clipReason(err.Error()))
+		s.sendError("bad_token", tokenReason(err))
+		e.audit("bad_refresh", s.who(), err.Error())
 	case c.Subject != s.user || c.Tenant != s.tenant:
+		e.audit("refresh_other_user", s.who(), "token for "+c.Tenant+"/"+c.Subject)
 		s.close(StatusForbidden, "refresh token is for another user")
 	default:
 		s.setClaims(c)
+		e.endDisallowedTopics(s, c)
+	}
+}
+
+// endDisallowedTopics ends the session's topic subscriptions that claims
+// do not allow.
+func (e *Edge) endDisallowedTopics(s *session, claims auth.Claims) {
+	var ended []*cursor
+	s.mu.Lock()
+	kept := s.cursors[:0]
+	for _, c := range s.cursors {
+		if f := c.fs.feed; f.Kind == keys.FeedTopic && !claims.MayTopic(f.Name) {
+			ended = append(ended, c)
+			continue
+		}
+		kept = append(kept, c)
+	}
+	clear(s.cursors[len(kept):])
+	s.cursors = kept
+	s.mu.Unlock()
+	for _, c := range ended {
+		e.detach(s, c)
+		s.sendError("forbidden", clipReason("subscription to topic "+c.fs.feed.Name+" ended: the new token does not allow it"))
 	}
 }
 
 // onPub appends an upstream frame to the upstream stream with the verified
-// tenant, user and device.
+// tenant, user and device. The reader has counted it against the session's
+// pub limits already; the Gate's rules come on top.
 func (e *Edge) onPub(s *session, typ string, data []byte) {
 	if g := e.cfg.Gate; g != nil && !g.AllowPub(s.tenant, s.user, typ) {
 		e.m.rulePubDenied.Inc()
@@ -214,11 +259,7 @@ func (e *Edge) onPub(s *session, typ string, data []byte) {
 	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 	defer cancel()
 	err := e.call(ctx, "upstream", func(ctx context.Context) error {
-		return e.rdb.XAdd(ctx, &redis.XAddArgs{
-			Stream: e.cfg.Space.Upstream(), MaxLen: 1_000_000, Approx: true,
-			Values: []any{"type", typ, "tenant", s.tenant, "user", s.user, "device", s.device,
-				"session", s.id, "data", string(data), "ts", strconv.FormatInt(time.Now().UnixMilli(), 10)},
-		}).Err()
+		return e.appendUpstream(ctx, s, typ, data)
 	})
 	if err != nil {
 		s.sendError("unavailable", "upstream publish failed: retry")

@@ -23,7 +23,8 @@ type session struct {
 	tenant string
 	user   string
 	device string
-	remote string
+	remote string // the TCP peer (host:port)
+	ip     string // the client's address (behind a trusted proxy, the one it names)
 
 	topics   []string     // the token's topic globs
 	expires  atomic.Int64 // unix ms of the token's exp

@@ -19,6 +19,7 @@ const (
 	StatusTooBig            websocket.StatusCode = websocket.StatusMessageTooBig   // 1009, terminal
 	StatusInternal          websocket.StatusCode = websocket.StatusInternalError   // 1011, reconnect
 	StatusRestart           websocket.StatusCode = websocket.StatusServiceRestart  // 1012, reconnect
+	StatusTryAgain          websocket.StatusCode = websocket.StatusTryAgainLater   // 1013, reconnect with backoff: Redis unavailable at set-up
 	StatusReplaced          websocket.StatusCode = websocket.StatusNormalClosure   // 1000: the same device connected again
 	StatusIdle              websocket.StatusCode = websocket.StatusGoingAway       // 1001: no frame or pong within the idle timeout
 )
