@@ -40,6 +40,7 @@ type Config struct {
 	PresenceTTL      time.Duration // an edge silent this long is dead; 0 means 30s
 	SetupTimeout     time.Duration // longest session set-up (Redis, store) before 1013; 0 means 3s
 	MaxConnsPerIP    int           // live sessions from one client address; 0 means 1000, <0 turns it off
+	ClosedRetention  time.Duration // closed-session records kept in the store; 0 means 24h
 
 	// TrustedProxies are the load balancers whose X-Forwarded-For header,
 	// or PROXY protocol header (v1 or v2), names the client's address for
@@ -113,6 +114,7 @@ func (c *Config) fill() {
 	def(&c.TokenLeeway, 30*time.Second)
 	def(&c.PresenceTTL, 30*time.Second)
 	def(&c.SetupTimeout, 3*time.Second)
+	def(&c.ClosedRetention, 24*time.Hour)
 	if c.MaxConnsPerIP == 0 {
 		c.MaxConnsPerIP = 1000
 	}

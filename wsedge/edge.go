@@ -139,6 +139,7 @@ func (e *Edge) Start(ctx context.Context) error {
 	e.spawn(e.heartbeatLoop)
 	e.spawn(e.ackFlushLoop)
 	e.spawn(e.presenceLoop)
+	e.spawn(e.pruneLoop)
 	return nil
 }
 

@@ -30,6 +30,7 @@ type metrics struct {
 	deadEdges      prometheus.Counter
 	replacedRemote prometheus.Counter
 	audit          *prometheus.CounterVec
+	pruned         prometheus.Counter
 	sessions       prometheus.Collector
 
 	// Client limits (clientlimits.go).
@@ -72,6 +73,7 @@ func newMetrics() *metrics {
 		resubscribes:   c("resubscribes_total", "Feed channels resubscribed after a reconnect (each is filled from the stream)."),
 		deadEdges:      c("dead_edges_cleaned_total", "Dead edges whose presence this edge removed."),
 		replacedRemote: c("sessions_replaced_remotely_total", "Sessions closed because their device connected again to another edge."),
+		pruned:         c("closed_sessions_pruned_total", "Closed-session records deleted from the store after the retention."),
 		audit: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_edge_audit_total",
 			Help: "Audit events (refused connections, limit hits) by reason, logged or suppressed by the log's rate limit."}, []string{"reason"}),
 		limited: [numLimits]prometheus.Counter{
@@ -95,7 +97,7 @@ func (m *metrics) sessionsFn(f func() float64) {
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.connects, m.closes, m.connectSeconds, m.frames, m.flushFrames, m.pushed, m.replayed,
 		m.filled, m.gaps, m.resets, m.slow, m.acks, m.acksFlushed, m.ackFlushErrors, m.upstream,
-		m.ruleSkipped, m.ruleHeld, m.rulePubDenied, m.ruleConnDenied, m.pubsubErrors, m.resubscribes, m.deadEdges, m.replacedRemote, m.audit, m.sessions,
+		m.ruleSkipped, m.ruleHeld, m.rulePubDenied, m.ruleConnDenied, m.pubsubErrors, m.resubscribes, m.deadEdges, m.replacedRemote, m.audit, m.pruned, m.sessions,
 		m.limited[limitFrames], m.limited[limitBytes], m.limited[limitPubs], m.limited[limitPubBytes],
 		m.limitSubs, m.devicesEvicted, m.positionsForgotten, m.upstreamTrimmed}
 }

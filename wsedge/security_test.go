@@ -335,3 +335,19 @@ func TestRefreshEndsTopicsTheNewTokenForbids(t *testing.T) {
 		t.Fatalf("got %v after the refresh, want only news", ns[0])
 	}
 }
+
+// Closed-session records are pruned after the retention, on the edge's
+// own schedule.
+func TestClosedSessionRecordsArePruned(t *testing.T) {
+	v := newEnv(t)
+	e := v.startEdge("", func(c *wsedge.Config) { c.ClosedRetention = 200 * time.Millisecond })
+	for i := range 5 {
+		c := v.connect(e, "u"+string(rune('a'+i)), "d")
+		c.conn.Close(websocket.StatusNormalClosure, "")
+	}
+	eventually(t, "sessions closed", func() bool { return e.Sessions() == 0 })
+	eventually(t, "closed records pruned", func() bool {
+		closed, err := e.store.RecentlyClosed(0)
+		return err == nil && len(closed) == 0
+	})
+}
