@@ -38,6 +38,7 @@ type edgeFlags struct {
 	dataDir   string
 	secret    string
 	keyFiles  string
+	jwksURL   string
 	issuer    string
 	audience  string
 	origins   string
@@ -56,6 +57,7 @@ func (f *flags) edge(o *edgeFlags) {
 	f.String(&o.dataDir, "data-dir", "./herald-data", "Pebble store directory (ACK positions, sessions); one edge per directory")
 	f.StringVar(&o.secret, "jwt-hs256-secret", "", "HS256 secret for client tokens, at least 32 bytes (env "+secretEnv+")")
 	f.String(&o.keyFiles, "jwt-keys", "", "comma-separated PEM or JWKS files with RS256/ES256/EdDSA public keys")
+	f.String(&o.jwksURL, "jwt-jwks-url", "", "https URL of a JWKS with RS256/ES256/EdDSA public keys, fetched at start (which fails if it cannot), again on its Cache-Control max-age (1m..24h, 15m without) and, at most every 10s, for a token with an unknown kid; combined with --jwt-keys; SIGHUP re-reads both")
 	f.String(&o.issuer, "jwt-issuer", "", "required iss claim (empty: not checked)")
 	f.String(&o.audience, "jwt-audience", "", "required aud claim (empty: not checked)")
 	f.Duration(&o.leeway, "jwt-leeway", 30*time.Second, "clock skew allowed on exp and nbf, at connect and for the session's expiry")
@@ -95,17 +97,20 @@ func runEdge(ctx context.Context, args []string) error {
 	return serveEdge(ctx, o, rdb, log, nil)
 }
 
-func (o *edgeFlags) verifier() (*auth.Verifier, error) {
+// verifier builds the token verifier; with --jwt-jwks-url it runs a
+// refresher until Close (watchReload's stop closes it).
+func (o *edgeFlags) verifier(log *slog.Logger) (*auth.Verifier, error) {
 	if o.secret == "" {
 		o.secret = os.Getenv(secretEnv)
 	}
-	cfg := auth.Config{KeyFiles: splitList(o.keyFiles), Issuer: o.issuer, Audience: o.audience, Leeway: o.leeway}
+	cfg := auth.Config{KeyFiles: splitList(o.keyFiles), JWKSURL: o.jwksURL, Issuer: o.issuer, Audience: o.audience, Leeway: o.leeway,
+		Logger: log.With("component", "auth")}
 	if o.secret != "" {
 		cfg.HS256Secret = []byte(o.secret)
 	}
 	v, err := auth.New(cfg)
 	if errors.Is(err, auth.ErrNoKeys) {
-		return nil, fmt.Errorf("%w: no token keys: set %s or --jwt-keys", errUsage, secretEnv)
+		return nil, fmt.Errorf("%w: no token keys: set %s, --jwt-keys or --jwt-jwks-url", errUsage, secretEnv)
 	}
 	return v, err
 }
@@ -113,10 +118,12 @@ func (o *edgeFlags) verifier() (*auth.Verifier, error) {
 // serveEdge runs an edge until ctx ends, then drains it. extra, when set,
 // runs beside it (herald dev's dispatcher) and is stopped after the drain.
 func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log *slog.Logger, extra *component) error {
-	ver, err := o.verifier()
+	ver, err := o.verifier(log)
 	if err != nil {
 		return err
 	}
+	stopReload := watchReload(ctx, ver, log) // SIGHUP; closes ver when serveEdge returns
+	defer stopReload()
 	setGCPercent(o.gcPercent)
 	st, err := store.Open(o.dataDir, store.Config{Logger: log.With("component", "store"), FlushInterval: o.storeSync})
 	if errors.Is(err, store.ErrLocked) {
