@@ -52,12 +52,14 @@ type Config struct {
 	// have a "kid". The kind is detected by content. [Verifier.Reload]
 	// re-reads them.
 	KeyFiles []string
-	// JWKSURL, when set, is an https (or http) URL serving a JWKS whose keys
-	// each have a "kid", as KeyFiles' JWKS files. [New] fetches it and fails
-	// if it cannot; the Verifier then refreshes it in the background when its
-	// cache lifetime ends, and at once (rate-limited) when a token names a
-	// kid it does not know. A failed refresh keeps the keys it has. Empty
-	// means no URL.
+	// JWKSURL, when set, is an https (or http) URL serving a JWKS. Its
+	// signing keys with a "kid" are used as those of a JWKS key file; keys
+	// that cannot be used (no kid, an unsupported or weak key) are left out
+	// and logged, and private key material refuses the whole document. [New]
+	// fetches it and fails if it cannot or no key is left; the Verifier then
+	// refreshes it in the background when its cache lifetime ends, and at
+	// once (rate-limited) when a token names a kid it does not know. A
+	// failed refresh keeps the keys it has. Empty means no URL.
 	JWKSURL string
 	// JWKSClient fetches JWKSURL. Nil means a client of the Verifier's own,
 	// whose idle connections Close closes. Each fetch is bounded by

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -20,6 +22,10 @@ type fetcher struct {
 	client           *http.Client
 	ownClient        bool // made by New: Close closes its idle connections
 	minLife, maxLife time.Duration
+	log              *slog.Logger
+
+	skipMu  sync.Mutex
+	skipped string // the keys the last fetch left out, to log changes only
 }
 
 // get fetches and parses the JWKS and returns its keys and cache lifetime.
@@ -56,10 +62,14 @@ func (f *fetcher) fetch(ctx context.Context) ([]verifyKey, time.Duration, error)
 	if err != nil {
 		return nil, 0, err
 	}
-	keys, err := parseJWKS(bytes.TrimSpace(body))
+	var skipped []string
+	keys, err := parseJWKSSkipping(bytes.TrimSpace(body), func(i int, kid string, err error) {
+		skipped = append(skipped, fmt.Sprintf("key %d (kid %q): %v", i, kid, err))
+	})
 	if err != nil {
 		return nil, 0, err
 	}
+	f.noteSkipped(strings.Join(skipped, "; "))
 	if len(keys) == 0 {
 		return nil, 0, errors.New("holds no signing key")
 	}
@@ -70,6 +80,18 @@ func (f *fetcher) fetch(ctx context.Context) ([]verifyKey, time.Duration, error)
 		return nil, 0, err
 	}
 	return keys, cacheLifetime(resp.Header, f.minLife, f.maxLife), nil
+}
+
+// noteSkipped logs the keys a fetch left out when they differ from the
+// last fetch's.
+func (f *fetcher) noteSkipped(skipped string) {
+	f.skipMu.Lock()
+	changed := skipped != f.skipped
+	f.skipped = skipped
+	f.skipMu.Unlock()
+	if changed && skipped != "" {
+		f.log.Warn("JWKS keys left out: not usable for tokens", "url", f.url, "keys", skipped)
+	}
 }
 
 // readBody reads at most MaxJWKSBytes, refusing a larger body.

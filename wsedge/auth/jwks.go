@@ -29,10 +29,17 @@ type jwk struct {
 	K   string `json:"k"`
 }
 
-// parseJWKS reads {"keys":[...]}. Keys with "use" other than "sig" are
-// skipped; every other key must be usable, have a kid, and, when it names
-// an alg, name the one its type verifies.
-func parseJWKS(data []byte) ([]verifyKey, error) {
+// parseJWKS reads {"keys":[...]} from a key file. Keys with "use" other
+// than "sig" are skipped; every other key must be usable, have a kid, and,
+// when it names an alg, name the one its type verifies.
+func parseJWKS(data []byte) ([]verifyKey, error) { return parseJWKSSkipping(data, nil) }
+
+// parseJWKSSkipping reads a JWKS as parseJWKS does, except that, when skip
+// is set, a key that cannot be used (no kid, an unsupported type, curve or
+// alg, a weak or malformed key) is passed to skip and left out rather than
+// refusing the document: the JWKS URL's provider may publish keys for
+// other services. Private or secret key material is refused either way.
+func parseJWKSSkipping(data []byte, skip func(i int, kid string, err error)) ([]verifyKey, error) {
 	var set struct {
 		Keys []jwk `json:"keys"`
 	}
@@ -48,10 +55,14 @@ func parseJWKS(data []byte) ([]verifyKey, error) {
 			continue
 		}
 		k, err := j.verifyKey()
-		if err != nil {
+		switch {
+		case err == nil:
+			keys = append(keys, k)
+		case skip != nil && j.D == "" && j.K == "":
+			skip(i, j.Kid, err)
+		default:
 			return nil, fmt.Errorf("JWKS key %d (kid %q): %w", i, j.Kid, err)
 		}
-		keys = append(keys, k)
 	}
 	return keys, nil
 }

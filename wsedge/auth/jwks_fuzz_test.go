@@ -12,23 +12,26 @@ import (
 	"time"
 )
 
-// FuzzParseJWKS feeds arbitrary documents to the JWKS parser, as a fetch of
-// the JWKS URL would (seed corpus in testdata/fuzz/FuzzParseJWKS). It must
-// never panic; every key it returns has a kid, fits its algorithm, builds a
+// FuzzParseJWKS feeds arbitrary documents to the JWKS parser, as a key file
+// and as a fetch of the JWKS URL (seed corpus in testdata/fuzz/FuzzParseJWKS).
+// It must never panic; the URL's reading accepts whatever the strict one
+// does; every key either returns has a kid, fits its algorithm, builds a
 // key set, and reads back the same from its own JWK form.
 func FuzzParseJWKS(f *testing.F) {
 	f.Add([]byte(`{"keys":[{"kty":"OKP","kid":"o","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}`))
 	f.Add([]byte(`{"keys":[{"kty":"EC","kid":"e","crv":"P-256","x":"","y":""},{"use":"enc"}]}`))
 	f.Add([]byte(`{"keys":null}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		keys, err := parseJWKS(data)
-		if err != nil {
-			if keys != nil {
-				t.Fatalf("error %v with %d keys", err, len(keys))
-			}
-			return
+		strict, err := parseJWKS(data)
+		if err != nil && strict != nil {
+			t.Fatalf("error %v with %d keys", err, len(strict))
 		}
-		for _, k := range keys {
+		// The JWKS URL's reading: unusable keys are left out, not fatal.
+		lenient, lerr := parseJWKSSkipping(data, func(int, string, error) {})
+		if err == nil && (lerr != nil || len(lenient) != len(strict)) {
+			t.Fatalf("strict read %d keys, the URL's read %d keys, %v", len(strict), len(lenient), lerr)
+		}
+		for _, k := range lenient {
 			if alg, err := algFor(k.key); k.kid == "" || err != nil || alg != k.alg || !keyFits(k.alg, k.key) {
 				t.Fatalf("accepted key %q %s %T: algFor %q, %v", k.kid, k.alg, k.key, alg, err)
 			}
@@ -37,8 +40,8 @@ func FuzzParseJWKS(f *testing.F) {
 				t.Fatalf("key %q does not read back: %v", k.kid, err)
 			}
 		}
-		if _, err := combine(nil, keys); err == nil && len(keys) > 0 {
-			if _, err := newKeySet(keys); err != nil {
+		if _, err := combine(nil, lenient); err == nil && len(lenient) > 0 {
+			if _, err := newKeySet(lenient); err != nil {
 				t.Fatalf("newKeySet: %v", err)
 			}
 		}

@@ -3,6 +3,7 @@ package auth_test
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -187,5 +188,41 @@ func TestNewRefusesJWKSURL(t *testing.T) {
 				t.Errorf("error %q does not name %s", err, tc.cfg.JWKSURL)
 			}
 		})
+	}
+}
+
+// TestJWKSURLSkipsUnusableKeys: keys of the URL that cannot verify tokens
+// (another curve, a weak RSA key, no kid, a symmetric key without its
+// secret) are left out and logged once, not fatal, so that a provider may
+// publish keys for other services; key files stay strict.
+func TestJWKSURLSkipsUnusableKeys(t *testing.T) {
+	k := keys()
+	weak := must(rsaKey(1024))
+	noKid := jwkOf("", k.ed.Public())
+	delete(noKid, "kid")
+	p384JWK := jwkOf("p", &k.ec.PublicKey)
+	p384JWK["crv"] = "P-384"
+	doc := jwksBytes(t, jwkOf("good", &k.ec.PublicKey), p384JWK, jwkOf("weak", &weak.PublicKey), noKid,
+		map[string]string{"kty": "oct", "kid": "s"})
+	srv := startJWKS(t, doc)
+	var logs syncBuffer
+	v := jwksVerifier(t, srv.url, nil, func(c *auth.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	mustVerify(t, v, "the usable key", es(t, "good", k.ec))
+	if err := v.Reload(); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	got := logs.String()
+	for _, want := range []string{`kid \"p\"): crv \"P-384\" is not supported`, `kid \"weak\"): RSA key of 1024 bits`, `kid \"\"): no kid`, `kid \"s\"): symmetric keys`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("logs do not say %s:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "JWKS keys left out"); n != 1 {
+		t.Errorf("%d log lines of left-out keys for two identical fetches, want 1:\n%s", n, got)
+	}
+
+	file := writeFile(t, t.TempDir(), "jwks.json", doc)
+	if _, err := auth.New(auth.Config{KeyFiles: []string{file}}); err == nil || !strings.Contains(err.Error(), "P-384") {
+		t.Errorf("key file with an unusable key: %v, want refused", err)
 	}
 }

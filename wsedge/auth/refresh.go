@@ -39,7 +39,7 @@ var errLimited = errors.New("JWKS refetch rate-limited")
 func newRemote(cfg Config) *remote {
 	r := &remote{refetchEvery: cfg.JWKSRefetchInterval, kick: make(chan struct{}, 1)}
 	r.url, r.client = cfg.JWKSURL, cfg.JWKSClient
-	r.minLife, r.maxLife = cfg.JWKSMinRefresh, cfg.JWKSMaxRefresh
+	r.minLife, r.maxLife, r.log = cfg.JWKSMinRefresh, cfg.JWKSMaxRefresh, cfg.Logger
 	if r.client == nil {
 		r.client, r.ownClient = defaultClient(), true
 	}
