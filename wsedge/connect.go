@@ -353,13 +353,11 @@ func (e *Edge) detach(s *session, c *cursor) {
 // endSession releases everything a session holds once its reader has
 // ended, whichever way it ended: the client's close frame, EOF (its process
 // exited), a reset, a read error, or a close by the edge. The socket is
-// closed here: coder/websocket closes it itself only after a close frame,
-// so a client that vanished without one would otherwise keep its
-// descriptor for good. A close handshake still running (the edge's own
-// close) has written its frame already; what it waits for can no longer
-// arrive, since nobody reads.
+// closed here: coder/websocket closes it itself only after a close
+// handshake, so a client that vanished without one would otherwise keep
+// its descriptor for good.
 func (e *Edge) endSession(s *session) {
-	s.conn.CloseNow()
+	e.dropConn(s)
 	s.mu.Lock()
 	s.closed = true
 	cursors := s.cursors
@@ -378,4 +376,27 @@ func (e *Edge) endSession(s *session) {
 	if err := e.store.CloseSession(s.id, int(code), reason, time.Now()); err != nil {
 		e.log.Debug("store close session", "session", s.id, "err", err)
 	}
+}
+
+// lingerTime bounds how long a closing connection is drained.
+const lingerTime = 2 * time.Second
+
+// dropConn closes a session's socket. When the library has sent a close
+// frame of its own (1008, 1009) the peer may still be sending (the rest of
+// an oversized frame, then its close reply): closing a socket with unread
+// data resets the connection, and the peer would lose the close frame and
+// its code. So the socket is drained first, until the peer closes its end,
+// the connection fails, or lingerTime passes. A client that vanished
+// (EOF, reset) ends the drain at once.
+func (e *Edge) dropConn(s *session) {
+	if s.fc == nil {
+		s.conn.CloseNow()
+		return
+	}
+	e.closes.Add(1)
+	go func() {
+		defer e.closes.Done()
+		s.fc.drain(lingerTime)
+		s.conn.CloseNow()
+	}()
 }

@@ -213,3 +213,15 @@ func appendTextFrame(b, p []byte) []byte {
 	}
 	return append(b, p...)
 }
+
+// drain reads and discards until the peer closes, the connection fails or
+// d passes. Only for a connection whose WebSocket reader has ended.
+func (c *frameConn) drain(d time.Duration) {
+	c.Conn.SetReadDeadline(time.Now().Add(d))
+	buf := make([]byte, 512)
+	for {
+		if _, err := c.Conn.Read(buf); err != nil {
+			return
+		}
+	}
+}
