@@ -88,7 +88,7 @@ func (c *Config) fillClientLimits() {
 }
 
 // clientLimits are a session's token buckets. Its reader goroutine owns
-// them, on its stack: no lock, no allocation, five words per session. They
+// them, on its stack: no lock, no allocation, six words per session. They
 // refill lazily, when a frame arrives, from the time of the frame that
 // touch has just stored (milliseconds). Tokens are counted in thousandths,
 // so that a refill of whole milliseconds at a whole rate per second is

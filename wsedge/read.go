@@ -162,6 +162,7 @@ func (e *Edge) onResume(s *session, feeds map[string]events.Position) {
 }
 
 // onSub follows a topic, up to Config.MaxSubscriptions per session.
+// onSub follows a topic, up to Config.MaxSubscriptions per session.
 func (e *Edge) onSub(s *session, topic string) {
 	if !(auth.Claims{Topics: s.topics}).MayTopic(topic) {
 		s.sendError("forbidden", "the token does not allow topic "+topic)
