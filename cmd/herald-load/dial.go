@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -8,16 +9,47 @@ import (
 	"time"
 )
 
-// benchDialer is the HTTP client a worker's WebSocket clients dial with:
-// from its source address, with the port chosen at connect time rather
-// than at bind (bindNoPort), so a source address is not used up by the
-// sockets that earlier runs left in TIME_WAIT.
-func benchDialer(localAddr string) *http.Client {
+// rawConnKey is the context key under which a client leaves a *net.Conn
+// for the dialer to fill with the connection's socket.
+type rawConnKey struct{}
+
+// newDialer is the HTTP client a worker's clients dial with: from its
+// source address, with the port chosen at connect time rather than at
+// bind (bindNoPort), so a source address is not used up by the sockets
+// that earlier runs left in TIME_WAIT. It hands the socket to the client
+// that dialled (withRawConn), which can then end it with a reset.
+func newDialer(localAddr string) *http.Client {
 	d := &net.Dialer{Timeout: 10 * time.Second, Control: bindNoPort}
 	if localAddr != "" {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(localAddr)}
 	}
-	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if slot, ok := ctx.Value(rawConnKey{}).(*net.Conn); ok && err == nil {
+			*slot = c
+		}
+		return c, err
+	}
+	return &http.Client{Transport: &http.Transport{DialContext: dial}}
+}
+
+// withRawConn returns a context under which the dialer stores the socket
+// it connects in *slot.
+func withRawConn(ctx context.Context, slot *net.Conn) context.Context {
+	return context.WithValue(ctx, rawConnKey{}, slot)
+}
+
+// resetClose closes a TCP socket with SO_LINGER 0: the kernel sends a
+// reset instead of a FIN, and the peer sees the connection die without a
+// WebSocket close or even an orderly TCP close.
+func resetClose(c net.Conn) error {
+	if tc, ok := c.(*net.TCPConn); ok {
+		if err := tc.SetLinger(0); err != nil {
+			tc.Close()
+			return fmt.Errorf("set SO_LINGER 0: %w", err)
+		}
+	}
+	return c.Close()
 }
 
 // autoSourceBase is a random first source address in 127.1.0.1 to

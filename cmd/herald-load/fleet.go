@@ -19,59 +19,84 @@ import (
 	"time"
 )
 
-// benchSpawn makes the command of one worker process: this binary again,
-// as `herald-load bench worker <args>`. Tests replace it to re-run the test
+// spawnWorker makes the command of one worker process: this binary again,
+// as `herald-load worker <args>`. Tests replace it to re-run the test
 // binary.
-var benchSpawn = func(args []string) (*exec.Cmd, error) {
+var spawnWorker = func(args []string) (*exec.Cmd, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("find own executable for bench workers: %w", err)
+		return nil, fmt.Errorf("find own executable for workers: %w", err)
 	}
-	return exec.Command(exe, append([]string{"bench", "worker"}, args...)...), nil
+	return exec.Command(exe, append([]string{"worker"}, args...)...), nil
 }
 
 // errWorkerDied is returned when a worker process ends before it is told to.
-var errWorkerDied = errors.New("bench worker exited early")
+var errWorkerDied = errors.New("worker exited early")
+
+// fleetConfig describes a group of workers that hold clients
+// u<first>..u<first+count-1> of a run of `users` clients.
+type fleetConfig struct {
+	name        string // in profile file names
+	target      Target
+	first       int
+	count       int
+	users       int
+	workers     int
+	sourceBase  string // first worker's source address; "any" for the system's choice
+	concurrency int
+	acks        ackMode
+	timeout     time.Duration // the workers' hard stop
+	profileDir  string        // worker CPU profiles; "" for none
+}
 
 // fleet is the coordinator's handle on its worker processes.
 type fleet struct {
+	cfg   fleetConfig
 	procs []*workerProc
+
+	mu  sync.Mutex
+	seq int64
 }
 
 // workerProc is one worker process and the latest it reported.
 type workerProc struct {
-	id     int
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	stderr *tailBuffer
-	done   chan struct{} // closed when its stdout ends
+	id          int
+	first, last int // its users: [first, last)
+	cmd         *exec.Cmd
+	stdin       io.WriteCloser
+	stderr      *tailBuffer
+	done        chan struct{} // closed when its stdout ends
 
-	mu     sync.Mutex
-	last   workerMsg
-	rounds map[int64][2]int64 // round -> count, max latency µs
-	final  *workerMsg
-	err    error // a line that could not be read
+	mu        sync.Mutex
+	latest    workerMsg
+	rounds    map[int64][2]int64 // round -> count, max latency µs (current phase)
+	replies   map[int64]workerMsg
+	phaseSeq  int64 // the phase command whose reply clears rounds
+	final     *workerMsg
+	err       error // a line that could not be read
+	killed    bool  // the coordinator killed it on purpose
+	inputDone bool
 }
 
-// startFleet starts one worker per slice of o's clients. Worker k owns
-// clients [k*N/W, (k+1)*N/W) and dials from the k-th source address.
-func startFleet(o *benchFlags, secret string) (*fleet, error) {
-	f := &fleet{}
-	addr, err := sourceAddrs(o.sourceBase, o.workers)
+// startFleet starts the workers. Worker k owns an equal share of the
+// clients and dials from the k-th source address.
+func startFleet(cfg fleetConfig) (*fleet, error) {
+	f := &fleet{cfg: cfg}
+	addr, err := sourceAddrs(cfg.sourceBase, cfg.workers)
 	if err != nil {
 		return nil, err
 	}
-	for k := range o.workers {
-		first, end := k*o.clients/o.workers, (k+1)*o.clients/o.workers
-		args := []string{"--id", strconv.Itoa(k), "--mode", o.mode, "--edges", o.edges,
-			"--first", strconv.Itoa(first), "--count", strconv.Itoa(end - first), "--users", strconv.Itoa(o.clients),
-			"--local-addr", addr[k], "--tenant", o.tenant, "--run", o.run, "--rounds", strconv.Itoa(o.roundCount()),
-			"--connect-concurrency", strconv.Itoa(o.concurrency), "--no-ack=" + strconv.FormatBool(o.noAck), "--ack-every", o.ackEvery.String(),
-			"--timeout", (o.timeout + 30*time.Second).String()}
-		if o.profileDir != "" {
-			args = append(args, "--cpu-profile", workerProfile(o, k))
+	for k := range cfg.workers {
+		first, end := cfg.first+k*cfg.count/cfg.workers, cfg.first+(k+1)*cfg.count/cfg.workers
+		args := []string{"--id", strconv.Itoa(k), "--target", cfg.target.Name(),
+			"--first", strconv.Itoa(first), "--count", strconv.Itoa(end - first), "--users", strconv.Itoa(cfg.users),
+			"--local-addr", addr[k], "--connect-concurrency", strconv.Itoa(cfg.concurrency), "--acks", cfg.acks.String(),
+			"--timeout", cfg.timeout.String()}
+		if cfg.profileDir != "" {
+			args = append(args, "--cpu-profile", filepath.Join(cfg.profileDir, fmt.Sprintf("worker%d-%s.pprof", k, cfg.name)))
 		}
-		p, err := startWorker(k, args, secret)
+		args = append(append(args, "--"), cfg.target.WorkerArgs()...)
+		p, err := startWorker(k, first, end, args, cfg.target.WorkerEnv())
 		if err != nil {
 			f.kill()
 			return nil, err
@@ -79,11 +104,6 @@ func startFleet(o *benchFlags, secret string) (*fleet, error) {
 		f.procs = append(f.procs, p)
 	}
 	return f, nil
-}
-
-// workerProfile is the CPU profile file of worker k.
-func workerProfile(o *benchFlags, k int) string {
-	return filepath.Join(o.profileDir, fmt.Sprintf("worker%d-%s.pprof", k, o.scenario()))
 }
 
 // sourceAddrs returns n consecutive addresses from base ("" for all when
@@ -107,16 +127,17 @@ func sourceAddrs(base string, n int) ([]string, error) {
 	return out, nil
 }
 
-func startWorker(id int, args []string, secret string) (*workerProc, error) {
-	cmd, err := benchSpawn(args)
+func startWorker(id, first, last int, args, env []string) (*workerProc, error) {
+	cmd, err := spawnWorker(args)
 	if err != nil {
 		return nil, err
 	}
 	if cmd.Env == nil {
 		cmd.Env = os.Environ()
 	}
-	cmd.Env = append(cmd.Env, secretEnv+"="+secret)
-	p := &workerProc{id: id, cmd: cmd, stderr: &tailBuffer{max: 4096}, done: make(chan struct{}), rounds: make(map[int64][2]int64)}
+	cmd.Env = append(cmd.Env, env...)
+	p := &workerProc{id: id, first: first, last: last, cmd: cmd, stderr: &tailBuffer{max: 4096}, done: make(chan struct{}),
+		rounds: make(map[int64][2]int64), replies: make(map[int64]workerMsg)}
 	cmd.Stderr = p.stderr
 	if p.stdin, err = cmd.StdinPipe(); err != nil {
 		return nil, err
@@ -126,7 +147,7 @@ func startWorker(id int, args []string, secret string) (*workerProc, error) {
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start bench worker %d: %w", id, err)
+		return nil, fmt.Errorf("start worker %d: %w", id, err)
 	}
 	go p.read(stdout)
 	return p, nil
@@ -136,7 +157,7 @@ func startWorker(id int, args []string, secret string) (*workerProc, error) {
 func (p *workerProc) read(r io.Reader) {
 	defer close(p.done)
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 64<<20) // the final line holds per-user counts
+	sc.Buffer(make([]byte, 64<<10), 64<<20) // a report holds per-user counts
 	for sc.Scan() {
 		if !bytes.HasPrefix(sc.Bytes(), []byte("{")) {
 			continue // not a report (a test binary's own chatter)
@@ -144,47 +165,148 @@ func (p *workerProc) read(r io.Reader) {
 		var m workerMsg
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			p.mu.Lock()
-			p.err = fmt.Errorf("bench worker %d wrote %.80q: %w", p.id, sc.Bytes(), err)
+			p.err = fmt.Errorf("worker %d wrote %.80q: %w", p.id, sc.Bytes(), err)
 			p.mu.Unlock()
 			continue
 		}
-		p.mu.Lock()
-		for _, r := range m.Rounds {
-			p.rounds[r[0]] = [2]int64{r[1], r[2]}
-		}
-		if m.Kind == "final" {
-			p.final = &m
-		}
-		p.last = m
-		p.mu.Unlock()
+		p.take(m)
 	}
 	io.Copy(io.Discard, r)
 }
 
-// totals adds up the workers' latest counters.
+func (p *workerProc) take(m workerMsg) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch m.Kind {
+	case "reply":
+		p.replies[m.Seq] = m
+		if m.Seq == p.phaseSeq {
+			clear(p.rounds)
+		}
+	case "final":
+		p.final = &m
+	}
+	for _, r := range m.Rounds {
+		p.rounds[r[0]] = [2]int64{r[1], r[2]}
+	}
+	m.PerUser, m.Latency, m.Windows = nil, nil, nil // not kept: latest is for the counters
+	p.latest = m
+}
+
+// send writes one command line to every live worker.
+func (f *fleet) send(cmd workerCmd) int64 {
+	f.mu.Lock()
+	f.seq++
+	cmd.Seq = f.seq
+	f.mu.Unlock()
+	b, _ := json.Marshal(cmd)
+	for _, p := range f.procs {
+		p.mu.Lock()
+		skip := p.killed || p.inputDone
+		if cmd.Cmd == cmdPhase {
+			p.phaseSeq = cmd.Seq
+		}
+		p.mu.Unlock()
+		if !skip {
+			p.stdin.Write(append(b, '\n'))
+		}
+	}
+	return cmd.Seq
+}
+
+// do sends a command to every live worker and waits up to timeout for
+// every reply.
+func (f *fleet) do(ctx context.Context, cmd workerCmd, timeout time.Duration) ([]workerMsg, error) {
+	seq := f.send(cmd)
+	var out []workerMsg
+	_, err := f.waitFor(ctx, time.Now().Add(timeout), func() bool {
+		out = out[:0]
+		for _, p := range f.procs {
+			p.mu.Lock()
+			m, ok := p.replies[seq]
+			skip := p.killed
+			p.mu.Unlock()
+			if skip {
+				continue
+			}
+			if !ok {
+				return false
+			}
+			out = append(out, m)
+		}
+		return true
+	}, nil)
+	if err == nil && len(out) < f.live() {
+		err = fmt.Errorf("%s: not every worker replied within %s", cmd.Cmd, timeout)
+	}
+	for _, p := range f.procs {
+		p.mu.Lock()
+		delete(p.replies, seq)
+		p.mu.Unlock()
+	}
+	return out, err
+}
+
+// live is how many workers were not killed on purpose.
+func (f *fleet) live() int {
+	n := 0
+	for _, p := range f.procs {
+		p.mu.Lock()
+		if !p.killed {
+			n++
+		}
+		p.mu.Unlock()
+	}
+	return n
+}
+
+// totals adds up the latest counters of the workers not killed.
 func (f *fleet) totals() workerMsg {
 	var t workerMsg
 	t.Closes = make(map[string]int64)
 	for _, p := range f.procs {
 		p.mu.Lock()
-		m := p.last
+		m, killed := p.latest, p.killed
 		p.mu.Unlock()
-		t.Connected += m.Connected
-		t.Welcomed += m.Welcomed
-		t.Failures += m.Failures
-		t.Delivered += m.Delivered
-		t.Foreign += m.Foreign
-		t.Dups += m.Dups
-		for k, v := range m.Closes {
-			t.Closes[k] += v
+		if killed {
+			continue
 		}
-		for _, e := range m.Errors {
-			if len(t.Errors) < 8 && !slices.Contains(t.Errors, e) {
-				t.Errors = append(t.Errors, e)
-			}
-		}
+		t.add(m)
 	}
 	return t
+}
+
+// add sums m's counters into t.
+func (t *workerMsg) add(m workerMsg) {
+	t.Connected += m.Connected
+	t.Welcomed += m.Welcomed
+	t.Welcomes += m.Welcomes
+	t.Failures += m.Failures
+	t.Delivered += m.Delivered
+	t.Foreign += m.Foreign
+	t.Dups += m.Dups
+	t.Acks += m.Acks
+	t.CPU += m.CPU
+	t.MaxRSSKB = max(t.MaxRSSKB, m.MaxRSSKB)
+	if m.Storm != nil {
+		if t.Storm == nil {
+			t.Storm = &stormData{}
+		}
+		t.Storm.Welcomes += m.Storm.Welcomes
+		t.Storm.Resumed += m.Storm.Resumed
+		t.Storm.LastUS = max(t.Storm.LastUS, m.Storm.LastUS)
+	}
+	if t.Closes == nil {
+		t.Closes = make(map[string]int64)
+	}
+	for k, v := range m.Closes {
+		t.Closes[k] += v
+	}
+	for _, e := range m.Errors {
+		if len(t.Errors) < 8 && !slices.Contains(t.Errors, e) {
+			t.Errors = append(t.Errors, e)
+		}
+	}
 }
 
 // round is how many clients have round r and the latest receipt (µs after
@@ -200,18 +322,19 @@ func (f *fleet) round(r int) (count, maxUS int64) {
 	return count, maxUS
 }
 
-// check returns an error when a worker has ended or written garbage.
+// check returns an error when a worker has ended unasked or written
+// garbage.
 func (f *fleet) check() error {
 	for _, p := range f.procs {
 		p.mu.Lock()
-		err, final := p.err, p.final
+		err, final, killed := p.err, p.final, p.killed
 		p.mu.Unlock()
 		if err != nil {
 			return err
 		}
 		select {
 		case <-p.done:
-			if final == nil {
+			if final == nil && !killed {
 				return fmt.Errorf("%w: worker %d: %s", errWorkerDied, p.id, p.stderr.String())
 			}
 		default:
@@ -220,11 +343,30 @@ func (f *fleet) check() error {
 	return nil
 }
 
-// stop tells every worker to stop, waits up to grace for their final lines
-// and exits, kills the ones still running, and returns the final lines.
+// killWorker ends worker k with SIGKILL: the kernel closes its sockets,
+// and its clients send no close frame.
+func (f *fleet) killWorker(k int) error {
+	p := f.procs[k]
+	p.mu.Lock()
+	p.killed = true
+	p.mu.Unlock()
+	if err := p.cmd.Process.Kill(); err != nil {
+		return fmt.Errorf("kill worker %d: %w", k, err)
+	}
+	<-p.done
+	p.cmd.Wait()
+	return nil
+}
+
+// stop tells every worker still running to stop, waits up to grace for
+// their final lines and exits, kills the ones still running, and returns
+// the final lines.
 func (f *fleet) stop(grace time.Duration) ([]workerMsg, error) {
+	f.send(workerCmd{Cmd: cmdStop})
 	for _, p := range f.procs {
-		io.WriteString(p.stdin, "stop\n")
+		p.mu.Lock()
+		p.inputDone = true
+		p.mu.Unlock()
 		p.stdin.Close()
 	}
 	deadline := time.NewTimer(grace)
@@ -232,6 +374,12 @@ func (f *fleet) stop(grace time.Duration) ([]workerMsg, error) {
 	var finals []workerMsg
 	var errs []error
 	for _, p := range f.procs {
+		p.mu.Lock()
+		killed := p.killed
+		p.mu.Unlock()
+		if killed {
+			continue
+		}
 		select {
 		case <-p.done:
 		case <-deadline.C:

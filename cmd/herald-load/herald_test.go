@@ -2,17 +2,21 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/heraldrt/herald/internal/leakcheck"
 	"github.com/heraldrt/herald/internal/redistest"
 )
 
@@ -22,6 +26,9 @@ var (
 	heraldBin string
 	buildErr  error
 )
+
+// testSecret is the edges' HS256 secret in these tests.
+const testSecret = "load-test-secret-0123456789abcdef0123"
 
 func TestMain(m *testing.M) {
 	if os.Getenv("HERALD_LOAD_TEST_WORKER") == "1" {
@@ -71,7 +78,7 @@ func startHerald(t *testing.T) deployment {
 	srv := redistest.Start(t)
 	d := deployment{redisURL: srv.URL(), dataDir: t.TempDir()}
 	cmd := exec.Command(heraldBin, "dev", "--redis-url", d.redisURL, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
-		"--data-dir", d.dataDir, "--log-format", "json", "--drain-timeout", "5s", "--jwt-hs256-secret", benchSecret)
+		"--data-dir", d.dataDir, "--log-format", "json", "--drain-timeout", "5s", "--jwt-hs256-secret", testSecret)
 	cmd.Env = append(os.Environ(), "HERALD_CONNECT_RATE_PER_IP=0", "HERALD_MAX_CONNS_PER_USER=100000")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	logs, err := cmd.StderrPipe()
@@ -107,6 +114,42 @@ func startHerald(t *testing.T) deployment {
 		t.Fatal("herald dev not ready within 30s")
 	}
 	return d
+}
+
+// TestWorkerProcess is not a test: it is the body of the worker processes
+// that the tests start by running this test binary again (useTestWorkers),
+// since `herald-load worker` needs the real binary.
+func TestWorkerProcess(t *testing.T) {
+	if os.Getenv("HERALD_LOAD_TEST_WORKER") != "1" {
+		return
+	}
+	args := os.Args[slices.Index(os.Args, "--")+1:]
+	if err := runWorker(context.Background(), args, os.Stdin, os.Stdout); err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// useTestWorkers makes the coordinator start its workers from this test
+// binary.
+func useTestWorkers(t *testing.T) {
+	old := spawnWorker
+	spawnWorker = func(args []string) (*exec.Cmd, error) {
+		cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestWorkerProcess$", "--"}, args...)...)
+		cmd.Env = append(os.Environ(), "HERALD_LOAD_TEST_WORKER=1")
+		return cmd, nil
+	}
+	t.Cleanup(func() { spawnWorker = old })
+}
+
+// verifyNoLeaks checks, after every other clean-up of the test, that no
+// goroutine is left.
+func verifyNoLeaks(t *testing.T) {
+	t.Cleanup(func() {
+		http.DefaultClient.CloseIdleConnections()
+		leakcheck.VerifyNone(t)
+	})
 }
 
 // readyLines copies the JSON log to out and hands over the listen and

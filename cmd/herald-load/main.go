@@ -21,7 +21,9 @@ type command struct {
 // commands lists the subcommands; worker is internal (the coordinator
 // starts it) and not listed in the usage.
 var commands = []command{
-	{name: "bench", summary: "load-test edges: N WebSocket clients in worker processes, latency, memory, CPU", run: runBench},
+	{name: "run", summary: "scenarios (connect, personal ladder, broadcast, reconnect storm) against one deployment, the same clients throughout", run: runRun},
+	{name: "soak", summary: "cycles of clients that connect, receive and vanish abruptly: the edge's descriptors, goroutines and RSS must come back", run: runSoak},
+	{name: "worker", summary: "", run: func(ctx context.Context, args []string) error { return runWorker(ctx, args, os.Stdin, os.Stdout) }},
 }
 
 // errUsage marks an error caused by the command line; it exits with 2.
@@ -62,7 +64,9 @@ func run(args []string) int {
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: herald-load <command> [flags]\n\ncommands:")
 	for _, c := range commands {
-		fmt.Fprintf(os.Stderr, "  %-8s %s\n", c.name, c.summary)
+		if c.summary != "" {
+			fmt.Fprintf(os.Stderr, "  %-6s %s\n", c.name, c.summary)
+		}
 	}
 	fmt.Fprintln(os.Stderr, "\nrun 'herald-load <command> --help' for its flags (each also read from a HERALD_LOAD_* variable)")
 }

@@ -1,35 +1,27 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"strconv"
 	"sync/atomic"
 	"time"
-
-	"github.com/heraldrt/herald/events"
-	"github.com/heraldrt/herald/producer"
 )
 
-// benchType is the event type of every bench event.
-const benchType = "bench.load"
-
-// publisher sends the personal load: event n goes to user u<n mod clients>,
+// publisher sends one personal phase: event n goes to user n mod users,
 // paced open-loop to rate: each pass sends every event due by now (at most
-// batch in one pipeline), stamped with the time it is sent, so a slow Redis
-// shows up as larger batches and as lag behind the schedule, not as a lower
-// rate that hides latency.
+// batch in one round trip), stamped with the time it is sent, so a slow
+// Redis shows up as larger batches and as lag behind the schedule, not as
+// a lower rate that hides latency.
 type publisher struct {
-	p       *producer.Producer
-	tenant  string
-	runID   string
-	clients int
-	rate    float64
-	total   int
-	batch   int
+	t     Target
+	runID string
+	users int
+	rate  float64
+	total int
+	batch int
+	keys  bool  // an idempotency key on every event
+	first int64 // number of the first event: a phase's second publisher goes on from the first's
 
-	sent     atomic.Int64  // stored in the stream
+	sent     atomic.Int64  // stored
 	errors   atomic.Int64  // refused or failed
 	maxLagUS atomic.Int64  // furthest behind schedule (a pass waits for a millisecond of events, so up to about 1ms of it is by design)
 	elapsed  time.Duration // from the first send to the last reply (valid after run)
@@ -37,21 +29,20 @@ type publisher struct {
 	firstErr atomic.Pointer[string]
 }
 
-func newPublisher(p *producer.Producer, o *benchFlags) *publisher {
-	return &publisher{p: p, tenant: o.tenant, runID: o.run, clients: o.clients, rate: o.rate,
-		total: int(o.rate * o.duration.Seconds()), batch: o.batch, expected: make([]int32, o.clients)}
+func newPublisher(t Target, run string, users int, rate float64, d time.Duration, batch int, keys bool) *publisher {
+	return &publisher{t: t, runID: run, users: users, rate: rate, total: max(1, int(rate*d.Seconds())), batch: batch, keys: keys,
+		expected: make([]int32, users)}
 }
 
 // run publishes until total are sent or ctx ends.
 func (pb *publisher) run(ctx context.Context) {
 	start := time.Now()
 	defer func() { pb.elapsed = time.Since(start) }()
-	msgs := make([]producer.Message, 0, pb.batch)
-	data := make([]byte, 0, 96)
+	evs := make([]Event, 0, pb.batch)
 	// A pass waits until a millisecond's worth of events is due (or one
 	// event, at rates under 1000/s): a producer batching like this is what
-	// a busy service does, and one XADD round trip per event would cost
-	// the shared cores more than the events it carries.
+	// a busy service does, and one round trip per event would cost the
+	// shared cores more than the events it carries.
 	step := max(1, int(pb.rate/1000))
 	for n := 0; n < pb.total && ctx.Err() == nil; {
 		due := min(pb.total, int(time.Since(start).Seconds()*pb.rate)+1)
@@ -67,87 +58,44 @@ func (pb *publisher) run(ctx context.Context) {
 		}
 		end := min(due, n+pb.batch)
 		now := time.Now().UnixMicro()
-		msgs = msgs[:0]
+		evs = evs[:0]
 		for i := n; i < end; i++ {
-			data = appendBenchData(data[:0], now, int64(i), pb.runID)
-			msgs = append(msgs, producer.Envelope(events.Envelope{Type: benchType, Tenant: pb.tenant,
-				To: events.ToUser("u" + strconv.Itoa(i%pb.clients)), Data: json.RawMessage(string(data))}))
+			num := pb.first + int64(i)
+			ev := Event{User: int(num % int64(pb.users)), Data: appendPayload(nil, now, num, pb.runID)}
+			if pb.keys {
+				ev.Key = idempotencyKey(pb.runID, num)
+			}
+			evs = append(evs, ev)
 		}
-		ids, err := pb.p.PublishBatch(ctx, msgs)
-		pb.count(n, end, ids, err)
+		stored, err := pb.t.PublishPersonal(ctx, evs)
+		pb.count(n, stored, err)
 		n = end
 	}
 }
 
-// count records which of events n..end-1 were stored.
-func (pb *publisher) count(n, end int, ids []string, err error) {
+// count records which of the events from n on were stored.
+func (pb *publisher) count(n int, stored []bool, err error) {
 	if err != nil {
 		msg := err.Error()
 		pb.firstErr.CompareAndSwap(nil, &msg)
 	}
-	for i := n; i < end; i++ {
-		if i-n < len(ids) && ids[i-n] != "" {
+	for i, ok := range stored {
+		if ok {
 			pb.sent.Add(1)
-			pb.expected[i%pb.clients]++
+			pb.expected[(pb.first+int64(n+i))%int64(pb.users)]++
 		} else {
 			pb.errors.Add(1)
 		}
 	}
 }
 
-// broadcast publishes round r to the whole tenant and returns its publish
-// time in unix µs.
-func broadcastRound(ctx context.Context, p *producer.Producer, tenant, run string, r int) (int64, error) {
+// broadcastRound publishes round r to every client and returns its
+// publish time in unix µs.
+func broadcastRound(ctx context.Context, t Target, run string, r int, keys bool) (int64, error) {
 	now := time.Now().UnixMicro()
-	data := appendBenchData(nil, now, int64(r), run)
-	_, err := p.PublishEnvelope(ctx, events.Envelope{Type: benchType, Tenant: tenant, To: events.ToTenant(), Data: data})
-	return now, err
-}
-
-// parseBenchData reads what appendBenchData wrote without the JSON decoder
-// (the load generator reads every notification of a run), and anything
-// else with it.
-func parseBenchData(b []byte) (benchData, bool) {
-	var d benchData
-	r, ok := bytes.CutPrefix(b, []byte(`{"t":`))
-	if ok {
-		d.T, r, ok = cutInt(r, `,"n":`)
+	ev := Event{Data: appendPayload(nil, now, int64(r), run)}
+	if keys {
+		ev.Key = idempotencyKey(run, int64(r))
 	}
-	if ok {
-		d.N, r, ok = cutInt(r, `,"r":"`)
-	}
-	if ok {
-		var run []byte
-		run, ok = bytes.CutSuffix(r, []byte(`"}`))
-		ok = ok && len(run) > 0 && bytes.IndexFunc(run, func(c rune) bool {
-			return !('a' <= c && c <= 'z' || '0' <= c && c <= '9')
-		}) < 0
-		d.R = string(run)
-	}
-	if ok {
-		return d, true
-	}
-	d = benchData{}
-	return d, json.Unmarshal(b, &d) == nil
-}
-
-// cutInt reads a decimal int64 followed by sep.
-func cutInt(b []byte, sep string) (int64, []byte, bool) {
-	i := bytes.Index(b, []byte(sep))
-	if i <= 0 {
-		return 0, nil, false
-	}
-	v, err := strconv.ParseInt(string(b[:i]), 10, 64)
-	return v, b[i+len(sep):], err == nil
-}
-
-// appendBenchData appends {"t":<us>,"n":<n>,"r":"<run>"}; run is [a-z0-9].
-func appendBenchData(b []byte, tUS, n int64, run string) []byte {
-	b = append(b, `{"t":`...)
-	b = strconv.AppendInt(b, tUS, 10)
-	b = append(b, `,"n":`...)
-	b = strconv.AppendInt(b, n, 10)
-	b = append(b, `,"r":"`...)
-	b = append(b, run...)
-	return append(b, `"}`...)
+	return now, t.PublishBroadcast(ctx, ev)
 }

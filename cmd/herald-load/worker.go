@@ -6,147 +6,154 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"runtime/pprof"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/heraldrt/herald/events"
-	"github.com/heraldrt/herald/internal/client"
-	"github.com/heraldrt/herald/wsedge/auth"
 )
 
-// A bench worker is a child process of `herald bench` (`herald bench worker
+// A worker is a child process of the coordinator (`herald-load worker
 // ...`) that owns a slice of the clients: users u<first>..u<first+count-1>,
 // dialling from one source address so that no single address runs out of
-// ephemeral ports. It reports to the coordinator in JSON lines on stdout: a
-// tick every --tick with its counters, then one final line with its
-// histograms and per-user counts. It stops on "stop" or EOF on stdin, or
-// after --timeout.
-
-// benchDevice is the device id of every bench client.
-const benchDevice = "bench"
+// ephemeral ports. It lives as long as its clients: across every phase of
+// a run. The coordinator steers it with one JSON command a line on stdin
+// (workerCmd) and it reports in JSON lines on stdout: a tick every --tick
+// with its counters, a reply to each command, and a final line when it
+// stops (on "stop", EOF on stdin, or after --timeout).
 
 // workerFlags are a worker's settings; the coordinator passes them.
 type workerFlags struct {
 	id          int
-	mode        string
-	edges       string
+	target      string
 	first       int
 	count       int
-	users       int // clients in the whole run: user n's events are n mod users
+	users       int // clients of the whole run: user n's events are n mod users
 	localAddr   string
-	tenant      string
-	run         string
-	rounds      int
 	concurrency int
-	noAck       bool
-	ackEvery    time.Duration
+	acks        ackMode
 	tick        time.Duration
 	timeout     time.Duration
-	profile     string // CPU profile file of the whole run; "" for none
+	profile     string   // CPU profile file of the whole life; "" for none
+	targetArgs  []string // after "--": the target's client settings
 }
 
 func parseWorkerFlags(args []string) (*workerFlags, error) {
 	o := new(workerFlags)
-	f := newFlags("bench worker", "A child process of herald bench; not for direct use.")
+	var acks string
+	f := newFlags("worker", "A child process of herald-load run and soak; not for direct use.")
 	f.IntVar(&o.id, "id", 0, "worker number")
-	f.StringVar(&o.mode, "mode", "personal", "bench mode")
-	f.StringVar(&o.edges, "edges", "", "edge WebSocket URLs")
+	f.StringVar(&o.target, "target", "herald", "target")
 	f.IntVar(&o.first, "first", 0, "first user index")
 	f.IntVar(&o.count, "count", 0, "clients of this worker")
 	f.IntVar(&o.users, "users", 0, "clients of the whole run")
 	f.StringVar(&o.localAddr, "local-addr", "", "source address")
-	f.StringVar(&o.tenant, "tenant", "bench", "tenant")
-	f.StringVar(&o.run, "run", "", "run id in every event's data")
-	f.IntVar(&o.rounds, "rounds", 0, "broadcast rounds")
 	f.IntVar(&o.concurrency, "connect-concurrency", 256, "dials in flight")
-	f.BoolVar(&o.noAck, "no-ack", false, "clients never ack")
-	f.DurationVar(&o.ackEvery, "ack-every", time.Second, "clients ack at most this often")
+	f.StringVar(&acks, "acks", ackEach, "each, batched:<interval> or none")
 	f.DurationVar(&o.tick, "tick", 100*time.Millisecond, "report interval")
-	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "hard stop")
-	f.StringVar(&o.profile, "cpu-profile", "", "write a CPU profile of the run to this file")
+	f.DurationVar(&o.timeout, "timeout", time.Hour, "hard stop")
+	f.StringVar(&o.profile, "cpu-profile", "", "write a CPU profile of the worker's life to this file")
 	if err := f.parse(args); err != nil {
 		return nil, err
 	}
-	if o.count < 0 || o.users < o.first+o.count || splitList(o.edges) == nil || o.concurrency < 1 {
-		return nil, fmt.Errorf("%w: bench worker: bad slice %d+%d of %d or no --edges", errUsage, o.first, o.count, o.users)
+	o.targetArgs = f.Args()
+	var err error
+	if o.acks, err = parseAckMode(acks); err != nil {
+		return nil, err
+	}
+	if o.count < 0 || o.users < o.first+o.count || o.concurrency < 1 {
+		return nil, fmt.Errorf("%w: worker: bad slice %d+%d of %d", errUsage, o.first, o.count, o.users)
 	}
 	return o, nil
 }
 
-// benchData is the data of every bench event: publish time in unix µs, the
-// event's number (personal: the user is n mod clients; broadcast: the
-// round) and the run id.
-type benchData struct {
-	T int64  `json:"t"`
-	N int64  `json:"n"`
-	R string `json:"r"`
+// workerCmd is one command from the coordinator.
+type workerCmd struct {
+	Cmd    string `json:"cmd"` // cmdPhase, cmdReport, cmdStorm, cmdVanish or cmdStop
+	Seq    int64  `json:"seq"`
+	Run    string `json:"run,omitempty"`    // phase: the run id in its events
+	Kind   string `json:"kind,omitempty"`   // phase: kindPersonal, kindBroadcast, or "" (none expected)
+	Rounds int    `json:"rounds,omitempty"` // phase: broadcast rounds
+	AtUS   int64  `json:"at_us,omitempty"`  // storm: when every client drops its connection (unix µs)
+	Within int64  `json:"within_ms,omitempty"`
 }
+
+// Worker commands.
+const (
+	cmdPhase  = "phase"  // count the notifications of a new run id from now on
+	cmdReport = "report" // reply with the phase's histograms and per-user counts
+	cmdStorm  = "storm"  // at AtUS drop every connection; each reconnects within Within ms
+	cmdVanish = "vanish" // reset every socket (RST) and never reconnect
+	cmdStop   = "stop"   // close every connection politely and exit
+)
 
 // workerMsg is one line from a worker.
 type workerMsg struct {
-	Kind      string           `json:"k"` // "tick" or "final"
+	Kind      string           `json:"k"` // "tick", "reply" or "final"
+	Seq       int64            `json:"seq,omitempty"`
 	Worker    int              `json:"w"`
 	Connected int64            `json:"connected"` // sessions open now
 	Welcomed  int64            `json:"welcomed"`  // clients that have had a welcome
-	Failures  int64            `json:"failures"`  // connect attempts that failed
-	Delivered int64            `json:"delivered"` // bench notifications of this run
-	Foreign   int64            `json:"foreign"`   // notifications of other runs or users
-	Dups      int64            `json:"dups"`      // dropped by the client's dedup
-	Rounds    [][3]int64       `json:"rounds,omitempty"`
-	Closes    map[string]int64 `json:"closes,omitempty"` // close code -> count ("-1": dial failed)
+	Welcomes  int64            `json:"welcomes"`  // welcomes of every session
+	Failures  int64            `json:"failures"`  // sessions that ended before a welcome
+	Closes    map[string]int64 `json:"closes,omitempty"`
 	Errors    []string         `json:"errors,omitempty"` // a few examples
-	// final only
+	phaseCounts
+	Rounds [][3]int64 `json:"rounds,omitempty"` // round, count, max latency µs
+	Storm  *stormData `json:"storm,omitempty"`
+	// replies to report, and final
 	Connect  *histData          `json:"connect,omitempty"`
 	Latency  *histData          `json:"latency,omitempty"`
-	Windows  map[int64]histData `json:"windows,omitempty"` // personal: latency by publish time (see windowHists)
+	Windows  map[int64]histData `json:"windows,omitempty"`
 	PerUser  []int64            `json:"per_user,omitempty"`
 	CPU      float64            `json:"cpu_s,omitempty"`
 	MaxRSSKB int64              `json:"maxrss_kb,omitempty"`
 }
 
-// benchWorker is one worker's state, shared by its client goroutines.
-type benchWorker struct {
-	o         *workerFlags
-	secret    []byte
-	start     time.Time
-	connected atomic.Int64
-	welcomed  atomic.Int64
-	failures  atomic.Int64
-	delivered atomic.Int64
-	foreign   atomic.Int64
-	perUser   []atomic.Int64
-	rounds    []struct{ count, maxUS atomic.Int64 }
-	connectH  histogram
-	latencyH  histogram
-	windows   windowHists
-	clients   []*client.Client
-	dialer    *http.Client
+// phaseCounts are the counters of the current phase.
+type phaseCounts struct {
+	Delivered int64 `json:"delivered"` // notifications of the phase's run
+	Foreign   int64 `json:"foreign"`   // of another run, or not for the user
+	Dups      int64 `json:"dups"`      // dropped by the client's dedup
+	Acks      int64 `json:"acks"`      // ack frames sent
+}
+
+// worker is one worker's state, shared by its client goroutines.
+type worker struct {
+	o      *workerFlags
+	side   ClientSide
+	acks   ackMode
+	dialer *http.Client
+	start  time.Time
+
+	connected, welcomed, welcomes, failures atomic.Int64
+	connectH                                histogram
+	phase                                   atomic.Pointer[phaseState]
+	storm                                   atomic.Pointer[stormState]
+	clients                                 []*client
 
 	mu     sync.Mutex
 	closes map[string]int64
 	errs   []string
 }
 
-func runBenchWorker(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+func runWorker(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	o, err := parseWorkerFlags(args)
 	if err != nil {
 		return err
 	}
-	secret := os.Getenv(secretEnv)
-	if len(secret) < auth.MinSecretLen {
-		return fmt.Errorf("%w: bench worker: %s must hold the edge's HS256 secret", errUsage, secretEnv)
+	spec, err := lookupTarget(o.target)
+	if err != nil {
+		return err
 	}
-	w := &benchWorker{o: o, secret: []byte(secret), start: time.Now(), closes: make(map[string]int64),
-		perUser: make([]atomic.Int64, o.count), clients: make([]*client.Client, o.count)}
-	w.rounds = make([]struct{ count, maxUS atomic.Int64 }, o.rounds)
+	side, err := spec.client(o.targetArgs)
+	if err != nil {
+		return err
+	}
 	if o.profile != "" {
 		stop, err := startCPUProfile(o.profile)
 		if err != nil {
@@ -154,17 +161,14 @@ func runBenchWorker(ctx context.Context, args []string, stdin io.Reader, stdout 
 		}
 		defer stop()
 	}
+	w := &worker{o: o, side: side, acks: o.acks, dialer: newDialer(o.localAddr), start: time.Now(), closes: make(map[string]int64)}
+	w.phase.Store(newPhaseState(workerCmd{}, o.count))
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	go func() { // stop on "stop" or when the coordinator goes away
-		sc := bufio.NewScanner(stdin)
-		for sc.Scan() && strings.TrimSpace(sc.Text()) != "stop" {
-		}
-		cancel()
-	}()
 	out := &lineWriter{w: bufio.NewWriter(stdout)}
 	var wg sync.WaitGroup
 	w.startClients(ctx, &wg)
+	go w.commands(ctx, cancel, stdin, out, &wg)
 	w.report(ctx, out)
 	wg.Wait()
 	return out.write(w.final())
@@ -172,138 +176,88 @@ func runBenchWorker(ctx context.Context, args []string, stdin io.Reader, stdout 
 
 // startClients starts every client, at most --connect-concurrency dialling
 // at once (a gate each holds until its first welcome or failure).
-func (w *benchWorker) startClients(ctx context.Context, wg *sync.WaitGroup) {
+func (w *worker) startClients(ctx context.Context, wg *sync.WaitGroup) {
 	gate := make(chan struct{}, w.o.concurrency)
-	edges := splitList(w.o.edges)
-	w.dialer = benchDialer(w.o.localAddr)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := range w.o.count {
+	w.clients = make([]*client, w.o.count)
+	for i := range w.clients {
+		w.clients[i] = &client{w: w, i: i, proto: w.side.Client(w.o.first + i)}
+	}
+	wg.Go(func() {
+		for _, c := range w.clients {
 			select {
 			case gate <- struct{}{}:
 			case <-ctx.Done():
 				return
 			}
-			user := w.o.first + i
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				w.runClient(ctx, i, edges[user%len(edges)], gate)
-			}()
+			c.begin = time.Now()
+			wg.Go(func() { c.run(ctx, gate) })
 		}
-	}()
-}
-
-// runClient runs one client until ctx ends.
-func (w *benchWorker) runClient(ctx context.Context, i int, url string, gate <-chan struct{}) {
-	user := w.o.first + i
-	claims := auth.Claims{Subject: "u" + strconv.Itoa(user), Tenant: w.o.tenant, Device: benchDevice}
-	token, err := auth.Mint(w.secret, claims, w.o.timeout+time.Hour)
-	if err != nil {
-		w.note("mint: " + err.Error())
-		<-gate
-		return
-	}
-	begin := time.Now()
-	var gated, welcomed, up bool // touched by the client's goroutine only
-	release := func() {
-		if !gated {
-			gated = true
-			<-gate
-		}
-	}
-	c := client.New(client.Config{
-		URL: url, Token: func() (string, error) { return token, nil }, Dialer: w.dialer, NoAck: w.o.noAck, AckEvery: w.o.ackEvery,
-		OnEvent: func(kind, detail string) {
-			switch kind {
-			case "connected":
-				up = true
-				w.connected.Add(1)
-			case "welcome":
-				if !welcomed {
-					welcomed = true
-					w.welcomed.Add(1)
-					w.connectH.record(time.Since(begin).Microseconds())
-				}
-				release()
-			case "closed":
-				if up {
-					up = false
-					w.connected.Add(-1)
-				}
-				w.closed(detail, welcomed)
-				release()
-			}
-		},
 	})
-	w.clients[i] = c
-	err = c.Run(ctx, func(n events.Notification) { w.notification(i, n) })
-	if up {
-		w.connected.Add(-1)
-	}
-	release()
-	if err != nil {
-		w.note(err.Error())
-	}
 }
 
-// closed counts a session end ("<code> <error>"); one that ended before a
-// welcome is a connect failure.
-func (w *benchWorker) closed(detail string, welcomed bool) {
-	code, msg, _ := strings.Cut(detail, " ")
-	if !welcomed || code == "-1" {
-		w.failures.Add(1)
-	}
-	w.mu.Lock()
-	w.closes[code]++
-	w.mu.Unlock()
-	w.note(msg)
-}
-
-// note keeps the first few distinct error messages as examples.
-func (w *benchWorker) note(msg string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.errs) < 5 && !slices.Contains(w.errs, msg) {
-		w.errs = append(w.errs, msg)
-	}
-}
-
-// notification records one received notification of client i.
-func (w *benchWorker) notification(i int, n events.Notification) {
-	now := time.Now()
-	d, ok := parseBenchData(n.Data)
-	if !ok || d.R != w.o.run || d.T == 0 {
-		w.foreign.Add(1)
-		return
-	}
-	if w.o.mode == modeBroadcast {
-		if d.N < 0 || d.N >= int64(len(w.rounds)) {
-			w.foreign.Add(1)
+// commands reads the coordinator's commands until stop or EOF, which end
+// the worker.
+func (w *worker) commands(ctx context.Context, cancel context.CancelFunc, stdin io.Reader, out *lineWriter, wg *sync.WaitGroup) {
+	defer cancel()
+	sc := bufio.NewScanner(stdin)
+	for sc.Scan() {
+		var cmd workerCmd
+		if err := json.Unmarshal(sc.Bytes(), &cmd); err != nil {
+			w.note(fmt.Sprintf("bad command %.80q: %v", sc.Bytes(), err))
+			continue
+		}
+		if cmd.Cmd == cmdStop {
 			return
 		}
-		r := &w.rounds[d.N]
-		lat := now.UnixMicro() - d.T
-		for m := r.maxUS.Load(); lat > m && !r.maxUS.CompareAndSwap(m, lat); m = r.maxUS.Load() {
+		reply := w.do(ctx, cmd)
+		reply.Kind, reply.Seq = "reply", cmd.Seq
+		reply.CPU, reply.MaxRSSKB = selfUsage()
+		if out.write(reply) != nil {
+			return
 		}
-		r.count.Add(1)
-	} else if d.N%int64(w.o.users) != int64(w.o.first+i) {
-		w.foreign.Add(1)
-		return
-	} else {
-		w.windows.record(d.T, now.UnixMicro()-d.T)
 	}
-	w.latencyH.recordSince(d.T, now)
-	w.perUser[i].Add(1)
-	w.delivered.Add(1)
+}
+
+// do carries out one command and returns the reply's content.
+func (w *worker) do(ctx context.Context, cmd workerCmd) workerMsg {
+	switch cmd.Cmd {
+	case cmdPhase:
+		w.phase.Store(newPhaseState(cmd, w.o.count))
+	case cmdReport:
+		return w.phaseReport(w.counters(""))
+	case cmdStorm:
+		w.stormAll(ctx, cmd)
+	case cmdVanish:
+		for _, c := range w.clients {
+			c.vanish()
+		}
+	default:
+		w.note("unknown command " + cmd.Cmd)
+	}
+	return w.counters("")
+}
+
+// stormAll waits until the storm's time, then drops every connection at
+// once; each client reconnects at a time of its own, spread evenly over
+// the next Within milliseconds.
+func (w *worker) stormAll(ctx context.Context, cmd workerCmd) {
+	at := time.UnixMicro(cmd.AtUS)
+	w.storm.Store(&stormState{atUS: cmd.AtUS})
+	if sleepUntil(ctx, at) != nil {
+		return
+	}
+	within := time.Duration(cmd.Within) * time.Millisecond
+	for _, c := range w.clients {
+		c.drop(at.Add(time.Duration(rand.Int64N(int64(within) + 1))))
+	}
 }
 
 // report writes a tick line every --tick until ctx ends.
-func (w *benchWorker) report(ctx context.Context, out *lineWriter) {
+func (w *worker) report(ctx context.Context, out *lineWriter) {
 	t := time.NewTicker(w.o.tick)
 	defer t.Stop()
-	sent := make([]int64, len(w.rounds))
+	var sent []int64
+	var sentPhase *phaseState
 	for {
 		select {
 		case <-ctx.Done():
@@ -311,10 +265,14 @@ func (w *benchWorker) report(ctx context.Context, out *lineWriter) {
 		case <-t.C:
 		}
 		m := w.counters("tick")
-		for i := range w.rounds {
-			if c := w.rounds[i].count.Load(); c != sent[i] {
+		ph := w.phase.Load()
+		if ph != sentPhase {
+			sentPhase, sent = ph, make([]int64, len(ph.rounds))
+		}
+		for i := range ph.rounds {
+			if c := ph.rounds[i].count.Load(); c != sent[i] {
 				sent[i] = c
-				m.Rounds = append(m.Rounds, [3]int64{int64(i), c, w.rounds[i].maxUS.Load()})
+				m.Rounds = append(m.Rounds, [3]int64{int64(i), c, ph.rounds[i].maxUS.Load()})
 			}
 		}
 		if out.write(m) != nil {
@@ -323,9 +281,14 @@ func (w *benchWorker) report(ctx context.Context, out *lineWriter) {
 	}
 }
 
-func (w *benchWorker) counters(kind string) workerMsg {
+func (w *worker) counters(kind string) workerMsg {
+	ph := w.phase.Load()
 	m := workerMsg{Kind: kind, Worker: w.o.id, Connected: w.connected.Load(), Welcomed: w.welcomed.Load(),
-		Failures: w.failures.Load(), Delivered: w.delivered.Load(), Foreign: w.foreign.Load()}
+		Welcomes: w.welcomes.Load(), Failures: w.failures.Load(), phaseCounts: ph.counts()}
+	if st := w.storm.Load(); st != nil {
+		d := st.data(false)
+		m.Storm = &d
+	}
 	w.mu.Lock()
 	if len(w.closes) > 0 {
 		m.Closes = make(map[string]int64, len(w.closes))
@@ -338,27 +301,88 @@ func (w *benchWorker) counters(kind string) workerMsg {
 	return m
 }
 
-// final is the last line: counters, histograms, per-user counts and the
-// worker's own CPU time and peak RSS.
-func (w *benchWorker) final() workerMsg {
-	m := w.counters("final")
-	for i := range w.rounds {
-		m.Rounds = append(m.Rounds, [3]int64{int64(i), w.rounds[i].count.Load(), w.rounds[i].maxUS.Load()})
+// phaseReport adds the phase's histograms, rounds and per-user counts.
+func (w *worker) phaseReport(m workerMsg) workerMsg {
+	ph := w.phase.Load()
+	for i := range ph.rounds {
+		m.Rounds = append(m.Rounds, [3]int64{int64(i), ph.rounds[i].count.Load(), ph.rounds[i].maxUS.Load()})
 	}
-	for _, c := range w.clients {
-		if c != nil {
-			m.Dups += c.Stats().Duplicates
-		}
-	}
-	ch, lh := w.connectH.data(), w.latencyH.data()
+	ch, lh := w.connectH.data(), ph.latency.data()
 	m.Connect, m.Latency = &ch, &lh
-	m.Windows = w.windows.data() // empty but in personal mode
-	m.PerUser = make([]int64, len(w.perUser))
-	for i := range w.perUser {
-		m.PerUser[i] = w.perUser[i].Load()
+	m.Windows = ph.windows.data()
+	m.PerUser = make([]int64, len(ph.perUser))
+	for i := range ph.perUser {
+		m.PerUser[i] = ph.perUser[i].Load()
 	}
+	if st := w.storm.Load(); st != nil {
+		d := st.data(true)
+		m.Storm = &d
+	}
+	return m
+}
+
+// final is the last line: the phase report plus the worker's own CPU
+// time and peak RSS.
+func (w *worker) final() workerMsg {
+	m := w.phaseReport(w.counters("final"))
 	m.CPU, m.MaxRSSKB = selfUsage()
 	return m
+}
+
+// closed counts a session end; one that ended before any welcome is a
+// connect failure.
+func (w *worker) closed(code int, err error, welcomed bool) {
+	if !welcomed || code == -1 {
+		w.failures.Add(1)
+	}
+	w.mu.Lock()
+	w.closes[fmt.Sprint(code)]++
+	w.mu.Unlock()
+	if err != nil {
+		w.note(err.Error())
+	}
+}
+
+// note keeps the first few distinct error messages as examples.
+func (w *worker) note(msg string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.errs) < 5 && !slices.Contains(w.errs, msg) {
+		w.errs = append(w.errs, msg)
+	}
+}
+
+// notification records one notification payload that client i read.
+func (w *worker) notification(ph *phaseState, i int, p []byte, now time.Time) {
+	d, ok := parsePayload(p)
+	if !ok || ph.run == "" || d.R != ph.run || d.T == 0 {
+		ph.foreign.Add(1)
+		return
+	}
+	lat := now.UnixMicro() - d.T
+	switch ph.kind {
+	case kindBroadcast:
+		if d.N < 0 || d.N >= int64(len(ph.rounds)) {
+			ph.foreign.Add(1)
+			return
+		}
+		r := &ph.rounds[d.N]
+		for m := r.maxUS.Load(); lat > m && !r.maxUS.CompareAndSwap(m, lat); m = r.maxUS.Load() {
+		}
+		r.count.Add(1)
+	case kindPersonal:
+		if d.N%int64(w.o.users) != int64(w.o.first+i) {
+			ph.foreign.Add(1)
+			return
+		}
+		ph.windows.record(d.T, lat)
+	default:
+		ph.foreign.Add(1)
+		return
+	}
+	ph.latency.record(lat)
+	ph.perUser[i].Add(1)
+	ph.delivered.Add(1)
 }
 
 // selfUsage is this process's CPU seconds and peak RSS in KiB so far.
@@ -374,11 +398,11 @@ func selfUsage() (cpu float64, maxRSSKB int64) {
 func startCPUProfile(file string) (stop func(), err error) {
 	f, err := os.Create(file)
 	if err != nil {
-		return nil, fmt.Errorf("bench worker cpu profile: %w", err)
+		return nil, fmt.Errorf("worker cpu profile: %w", err)
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("bench worker cpu profile: %w", err)
+		return nil, fmt.Errorf("worker cpu profile: %w", err)
 	}
 	return func() {
 		pprof.StopCPUProfile()
