@@ -24,6 +24,12 @@ var printConfig io.Writer
 var errConfigPrinted = errors.New("config printed")
 
 func runConfig(ctx context.Context, args []string) error {
+	return configMain(ctx, args, os.Stdout)
+}
+
+// configMain prints to w the settings that args (a command and its flags)
+// would run with.
+func configMain(ctx context.Context, args []string, w io.Writer) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		return fmt.Errorf("%w: herald config <command> [flags]: prints the settings the command would run with", errUsage)
 	}
@@ -31,7 +37,7 @@ func runConfig(ctx context.Context, args []string) error {
 	if i < 0 || args[0] == "config" {
 		return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 	}
-	printConfig = os.Stdout
+	printConfig = w
 	defer func() { printConfig = nil }()
 	err := commands[i].run(ctx, args[1:])
 	if errors.Is(err, errConfigPrinted) {
@@ -40,7 +46,8 @@ func runConfig(ctx context.Context, args []string) error {
 	return err
 }
 
-// printSettings writes every flag with its effective value and source.
+// printSettings writes every flag with its effective value and source;
+// secrets are redacted (see redactSetting).
 func (f *flags) printSettings(w io.Writer) {
 	set := map[string]bool{}
 	f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
@@ -51,27 +58,13 @@ func (f *flags) printSettings(w io.Writer) {
 		if _, ok := f.env(fl.Name); ok {
 			from = envName(fl.Name)
 		}
+		if src, ok := f.from[fl.Name]; ok {
+			from = src
+		}
 		if set[fl.Name] {
 			from = "--" + fl.Name
 		}
-		v := fl.Value.String()
-		if env, ok := f.env(fl.Name); ok && v == "" {
-			v = env // secrets are read from the environment after parsing
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", fl.Name, redactSetting(fl.Name, v), from)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", fl.Name, redactSetting(fl, fl.Value.String()), from)
 	})
 	tw.Flush()
-}
-
-// redactSetting hides secrets and passwords in printed settings.
-func redactSetting(name, v string) string {
-	switch {
-	case v == "":
-		return `""`
-	case strings.Contains(name, "secret") || strings.Contains(name, "token"):
-		return "(set, hidden)"
-	case strings.Contains(name, "url"):
-		return redact(v)
-	}
-	return v
 }

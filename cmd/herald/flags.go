@@ -16,14 +16,16 @@ import (
 
 // flags is a flag.FlagSet whose every flag may also come from a HERALD_*
 // environment variable. The variable sets the default; the flag wins.
+// Secrets may also come from files (see secrets.go).
 type flags struct {
 	*flag.FlagSet
 	envErrs []string
+	from    map[string]string // flag name: where parse found its value, when not the usual
 }
 
 func newFlags(cmd, summary string) *flags {
 	fs := flag.NewFlagSet("herald "+cmd, flag.ContinueOnError)
-	f := &flags{FlagSet: fs}
+	f := &flags{FlagSet: fs, from: map[string]string{}}
 	fs.Usage = func() {
 		out := fs.Output()
 		fmt.Fprintf(out, "usage: herald %s [flags]\n\n%s\n\nflags (flag wins over environment):\n", cmd, summary)
@@ -85,8 +87,10 @@ func (f *flags) Bool(p *bool, name string, def bool, usage string) {
 	f.BoolVar(p, name, def, f.usageText(name, usage))
 }
 
-// parse parses args; a bad environment variable or flag is a usage error.
+// parse parses args and reads secrets from their variables and files; a
+// bad environment variable, flag or secret file is a usage error.
 func (f *flags) parse(args []string) error {
+	f.addSecretFileFlags()
 	f.SetOutput(io.Discard)
 	err := f.Parse(args)
 	f.SetOutput(os.Stderr)
@@ -99,6 +103,9 @@ func (f *flags) parse(args []string) error {
 	}
 	if len(f.envErrs) > 0 {
 		return fmt.Errorf("%w: %s", errUsage, strings.Join(f.envErrs, "; "))
+	}
+	if err := f.resolveSecrets(); err != nil {
+		return err
 	}
 	if printConfig != nil {
 		f.printSettings(printConfig)

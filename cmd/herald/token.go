@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -30,21 +29,19 @@ func runToken(_ context.Context, args []string) error {
 	f.String(&device, "device", "", "device id (optional)")
 	f.String(&topics, "topics", "", "comma-separated topic names or globs the user may subscribe to")
 	f.Duration(&ttl, "ttl", time.Hour, "lifetime of the token")
-	// Not f.String: the secret comes from HERALD_JWT_HS256_SECRET, like the
-	// edge's, and --help must not print it as a default.
-	f.StringVar(&secret, "secret", "", "HS256 secret, at least 32 bytes (env "+secretEnv+")")
+	// Not f.String: the secret comes from HERALD_JWT_HS256_SECRET (or a
+	// file), like the edge's, read after parsing (secrets.go), and --help
+	// must not print it as a default.
+	f.StringVar(&secret, "secret", "", "HS256 secret, at least 32 bytes (env "+secretEnv+"; or a file: --secret-file, "+secretEnv+"_FILE)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
 	if f.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, f.Arg(0))
 	}
-	if secret == "" {
-		secret = os.Getenv(secretEnv)
-	}
 	switch {
 	case secret == "":
-		return fmt.Errorf("%w: no secret: pass --secret or set %s", errUsage, secretEnv)
+		return fmt.Errorf("%w: no secret: pass --secret or --secret-file, or set %s or %s_FILE", errUsage, secretEnv, secretEnv)
 	case tenant == "":
 		return fmt.Errorf("%w: --tenant is required", errUsage)
 	case user == "":
