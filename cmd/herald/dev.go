@@ -28,7 +28,7 @@ func runDev(ctx context.Context, args []string) error {
 	f := newFlags("dev", devHelp)
 	f.redis(&o.redis)
 	f.logging(&o.log)
-	f.admin(&o.admin)
+	f.admin(&o.admin, &o.srv)
 	f.edge(o)
 	f.Int(&partitions, "partitions", 0, "ingest partitions (0 or 1: the single stream)")
 	if err := f.parse(args); err != nil {

@@ -29,6 +29,7 @@ type dispatcherFlags struct {
 	redis   redisOptions
 	log     logOptions
 	admin   string
+	srv     serverOptions
 	cfg     dispatcher.Config
 	maxData int
 	dlqMax  int
@@ -64,7 +65,7 @@ func runDispatch(ctx context.Context, args []string, logs io.Writer) error {
 	defer d.Close()
 	reg := newRegistry()
 	reg.MustRegister(d.Collectors()...)
-	adm, err := startAdmin(o.admin, reg, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, log)
+	adm, err := startAdmin(o.admin, o.srv, reg, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, log)
 	if err != nil {
 		return err
 	}
@@ -84,7 +85,7 @@ func parseDispatcherFlags(args []string) (*dispatcherFlags, error) {
 	f := newFlags("dispatcher", dispatcherHelp)
 	f.redis(&o.redis)
 	f.logging(&o.log)
-	f.admin(&o.admin)
+	f.admin(&o.admin, &o.srv)
 	f.Int(&c.Partitions, "partitions", 0, "ingest partitions (0 or 1: the single stream); must match the producers")
 	f.String(&c.Group, "group", dispatcher.DefaultGroup, "consumer group on the ingest streams")
 	f.String(&c.Consumer, "consumer", "", "consumer name in the group (default <hostname>-<pid>)")

@@ -66,7 +66,7 @@ func TestDispatcherCommand(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- runDispatch(ctx, []string{"--redis-url", srv.URL(), "--prefix", "cli:", "--admin-listen", "127.0.0.1:0",
-			"--consumer", "cli-1", "--lease-ttl", "600ms", "--log-format", "json"}, &logs)
+			"--consumer", "cli-1", "--lease-ttl", "600ms", "--log-format", "json", "--pprof-without-token"}, &logs)
 	}()
 	var admin string
 	addrRE := regexp.MustCompile(`"admin":"([^"]+)"`)
@@ -147,15 +147,15 @@ func TestDispatcherCommandFailsInOneLine(t *testing.T) {
 }
 
 func TestAdminListenerTakenPortFails(t *testing.T) {
-	first, err := startAdmin("127.0.0.1:0", newRegistry(), nil, discardLogger())
+	first, err := startAdmin("127.0.0.1:0", serverOptions{}, newRegistry(), nil, discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer first.Close(context.Background())
-	if _, err := startAdmin(first.Addr(), newRegistry(), nil, discardLogger()); err == nil {
+	if _, err := startAdmin(first.Addr(), serverOptions{}, newRegistry(), nil, discardLogger()); err == nil {
 		t.Fatal("a second listener on a taken port started")
 	}
-	unhealthy, err := startAdmin("127.0.0.1:0", newRegistry(), func(context.Context) error { return errors.New("redis down") }, discardLogger())
+	unhealthy, err := startAdmin("127.0.0.1:0", serverOptions{}, newRegistry(), func(context.Context) error { return errors.New("redis down") }, discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestAdminListenerTakenPortFails(t *testing.T) {
 	if code, body := httpGet(t, "http://"+unhealthy.Addr()+"/healthz"); code != 503 || !strings.Contains(body, "redis down") {
 		t.Fatalf("/healthz of an unhealthy process: %d %q", code, body)
 	}
-	off, err := startAdmin("off", newRegistry(), nil, discardLogger())
+	off, err := startAdmin("off", serverOptions{}, newRegistry(), nil, discardLogger())
 	if off != nil || err != nil || off.Addr() != "" || off.Close(context.Background()) != nil {
 		t.Fatal("--admin-listen off must give a nil, inert server")
 	}

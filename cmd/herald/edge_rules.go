@@ -15,13 +15,12 @@ import (
 // ruleFlags are the edge's rate-rule and breaker settings.
 type ruleFlags struct {
 	file       string
-	adminToken string
+	adminToken string // --admin-token, registered with the admin listener's flags
 	noBreaker  bool
 }
 
 func (f *flags) rules(o *ruleFlags) {
 	f.String(&o.file, "rules", "", "rate rules YAML file, watched for changes (single node); empty: rules come from Redis (herald rules apply)")
-	f.StringVar(&o.adminToken, "admin-token", "", "bearer token for the admin API (GET/PUT /admin/rules); empty: the API is off (env HERALD_ADMIN_TOKEN)")
 	f.Bool(&o.noBreaker, "no-breaker", false, "call Redis without the circuit breaker")
 }
 

@@ -73,6 +73,19 @@ func TestSecretsFromFiles(t *testing.T) {
 	}
 }
 
+func TestAdminTokenFromFile(t *testing.T) {
+	const token = "admin-token-from-a-file"
+	o, err := parseDispatcherFlags([]string{"--admin-token-file", writeSecret(t, token+"\n")})
+	if err != nil || o.srv.adminToken != token {
+		t.Fatalf("--admin-token-file: token %q, %v; want %q", o.srv.adminToken, err, token)
+	}
+	t.Setenv(adminTokenEnv+"_FILE", writeSecret(t, token+"\n"))
+	o, err = parseDispatcherFlags(nil)
+	if err != nil || o.srv.adminToken != token {
+		t.Fatalf("%s_FILE: token %q, %v; want %q", adminTokenEnv, o.srv.adminToken, err, token)
+	}
+}
+
 func TestConfigRedactsSecrets(t *testing.T) {
 	const (
 		hs256    = "hs256-secret-from-a-file-0123456789abcdef"
