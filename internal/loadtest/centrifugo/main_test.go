@@ -1,0 +1,9 @@
+package centrifugo_test
+
+import (
+	"testing"
+
+	"github.com/heraldrt/herald/internal/leakcheck"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }
