@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -50,6 +51,8 @@ type edgeFlags struct {
 	gcPercent int
 	storeSync time.Duration
 	leeway    time.Duration
+	// trustedProxies: HERALD_TRUSTED_PROXIES, parsed by parsePrefixes.
+	trustedProxies string
 }
 
 func (f *flags) edge(o *edgeFlags) {
@@ -64,6 +67,10 @@ func (f *flags) edge(o *edgeFlags) {
 	f.String(&o.origins, "origins", "", "comma-separated extra browser origins allowed (host globs); the request host is always allowed")
 	f.Int(&o.connRate, "connect-rate-per-ip", 50, "new WebSocket connections per second from one address (bursts to twice that); 0 turns it off")
 	f.Int(&o.cfg.MaxConnsPerUser, "max-conns-per-user", 16, "live sessions per user on this edge; more are closed with 4029")
+	f.Int(&o.cfg.MaxConnsPerIP, "max-conns-per-ip", 1000, "live sessions from one client address on this edge; more are closed with 4029; 0 turns it off")
+	f.String(&o.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of load balancers whose X-Forwarded-For or PROXY protocol header names the client address")
+	f.Duration(&o.cfg.SetupTimeout, "setup-timeout", 3*time.Second, "longest session set-up (Redis, store); past it the client gets 1013 and reconnects later")
+	f.Duration(&o.cfg.ClosedRetention, "closed-retention", 24*time.Hour, "how long closed-session records stay in the store before they are pruned")
 	f.Int(&o.cfg.SendQueue, "send-queue", 1024, "frames queued per session before it is closed with 4008 (it resumes, nothing is lost)")
 	f.Duration(&o.cfg.Heartbeat, "heartbeat", 25*time.Second, "server ping interval, told to clients in welcome")
 	f.Duration(&o.cfg.WriteTimeout, "write-timeout", 10*time.Second, "longest write of one batch of frames to a client before 4008")
@@ -148,6 +155,12 @@ func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log
 		cfg.Breaker = rules.breaker
 	}
 	cfg.OriginPatterns = splitList(o.origins)
+	if cfg.MaxConnsPerIP == 0 {
+		cfg.MaxConnsPerIP = -1
+	}
+	if cfg.TrustedProxies, err = parsePrefixes(o.trustedProxies); err != nil {
+		return err
+	}
 	cfg.ConnectRatePerIP = float64(o.connRate)
 	if o.connRate == 0 {
 		cfg.ConnectRatePerIP = -1
@@ -230,4 +243,22 @@ func (c *component) start(ctx context.Context) (stop func() error) {
 		cancel()
 		return <-done
 	}
+}
+
+// parsePrefixes parses a comma-separated list of CIDRs (a bare address is
+// a one-address prefix).
+func parsePrefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, item := range splitList(list) {
+		p, err := netip.ParsePrefix(item)
+		if err != nil {
+			a, aerr := netip.ParseAddr(item)
+			if aerr != nil {
+				return nil, fmt.Errorf("%w: --trusted-proxies entry %d %q: not a CIDR or an address", errUsage, i+1, item)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
