@@ -11,11 +11,15 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/heraldrt/herald/internal/feed"
+	"github.com/heraldrt/herald/internal/keys"
 	"github.com/heraldrt/herald/wsedge"
+	"github.com/redis/go-redis/v9"
 )
 
 // Every way a session ends gives back its socket, its goroutines and its
@@ -251,4 +255,63 @@ func TestHelperClientProcess(t *testing.T) {
 	fmt.Println("ready")
 	time.Sleep(time.Minute) // killed long before
 	_ = conns
+}
+
+// A slow consumer (4008) and a drained edge (1012) release their sessions
+// too: the edge ends them itself, while the clients still hold their ends.
+func TestEdgeEndedSessionsReleaseTheirResources(t *testing.T) {
+	v := newEnv(t)
+	// Fixed pools: the publisher's big pipelines must not grow the
+	// process's Redis connections between the warm-up and the measure.
+	fixed := func() *redis.Client {
+		c := redis.NewClient(&redis.Options{Addr: v.redis.Addr(), PoolSize: 4, MinIdleConns: 4})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	v.rdb = fixed()
+	v.app = feed.NewAppender(fixed(), feed.AppendConfig{})
+	e := v.startEdge("", func(c *wsedge.Config) { c.SendQueue = 4; c.WriteTimeout = 2 * time.Second })
+	big := []byte(`{"pad":"` + strings.Repeat("x", 64<<10) + `"}`)
+	round := func() []*net.TCPConn {
+		var held []*net.TCPConn
+		for i := range 10 {
+			user := "slow" + strconv.Itoa(i)
+			_, tcp := rawDial(t, e.url, v.token(user, "d", time.Hour))
+			held = append(held, tcp)
+			// The client reads nothing: its socket buffers fill, then its
+			// queue, and the edge closes it with 4008.
+			v.publish(keys.UserFeed("acme", user), 64, func(r *feed.Request) { r.Data = big })
+		}
+		return held
+	}
+	warm := round()
+	awaitSessions(t, e, 0)
+	for _, c := range warm {
+		c.SetLinger(0)
+		c.Close()
+	}
+	awaitBaseline(t, e, resources{fds: 1 << 30, goroutines: 1 << 30}, "warm-up")
+	base := measure(t, e)
+	held := round()
+	awaitSessions(t, e, 0)
+	base.fds += len(held)
+	awaitBaseline(t, e, base, "slow consumers")
+	for _, c := range held {
+		c.SetLinger(0)
+		c.Close()
+	}
+
+	// Drain: every session closed with 1012 and released; the edge's own
+	// goroutines stop (the leak checker sees the rest at the end).
+	for i := range leakClients {
+		v.connect(e, "d"+strconv.Itoa(i), "d")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.Sessions(); n != 0 {
+		t.Fatalf("%d sessions after the drain", n)
+	}
 }
