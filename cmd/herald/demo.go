@@ -22,17 +22,20 @@ func init() {
 
 const demoHelp = `Starts a throwaway redis-server, herald dev (dispatcher + edge), a producer
 that emits shop events for alice, bob and carol, and a listener connected as
-alice that prints what she receives. Open the console URL it prints to watch
-from a browser as any user. Ctrl-C stops everything and deletes the data.`
+alice that prints what she receives. Open the console URL it prints (a
+loopback listener of its own) to watch from a browser as any user. Tokens
+are signed with a secret generated for the run. Ctrl-C stops everything and
+deletes the data.`
 
 func runDemo(ctx context.Context, args []string) error {
 	var (
-		addr     string
-		rate     float64
-		duration time.Duration
+		addr, consoleAddr string
+		rate              float64
+		duration          time.Duration
 	)
 	f := newFlags("demo", demoHelp)
 	f.String(&addr, "listen", "127.0.0.1:8080", "edge listener (a free port is used if this one is taken)")
+	f.String(&consoleAddr, "console-listen", devConsoleListen, "browser console listener, loopback only (a free port is used if this one is taken)")
 	f.Float(&rate, "rate", 2, "shop events per second")
 	f.Duration(&duration, "duration", 0, "stop after this long (0: run until Ctrl-C)")
 	if err := f.parse(args); err != nil {
@@ -53,9 +56,14 @@ func runDemo(ctx context.Context, args []string) error {
 		return fmt.Errorf("start redis-server (run 'go tool task setup' to install it): %w", err)
 	}
 	defer srv.Close()
-	addr = freeOr(addr)
-	o := &edgeFlags{console: true, listen: addr, dataDir: filepath.Join(dir, "edge"), admin: adminOff,
-		secret: devSecret, connRate: 0, drainTime: 5 * time.Second}
+	addr, secret := freeOr(addr), newDevSecret()
+	con, err := openDevConsole(freeOr(consoleAddr), secret)
+	if err != nil {
+		return err
+	}
+	defer con.Close()
+	o := &edgeFlags{console: con, listen: addr, dataDir: filepath.Join(dir, "edge"), admin: adminOff,
+		secret: secret, connRate: 0, drainTime: 5 * time.Second}
 	o.redis.url, o.redis.prefix = srv.URL(), "herald:"
 	logs, err := os.Create(filepath.Join(dir, "herald.log"))
 	if err != nil {
@@ -63,7 +71,7 @@ func runDemo(ctx context.Context, args []string) error {
 	}
 	defer logs.Close()
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	banner(os.Stdout, srv.Addr(), addr)
+	banner(os.Stdout, srv.Addr(), addr, con.Addr())
 
 	dctx, stopDev := context.WithCancel(ctx)
 	devDone := make(chan error, 1)
@@ -73,7 +81,7 @@ func runDemo(ctx context.Context, args []string) error {
 		return fmt.Errorf("herald dev did not start: %w (log: %s)", err, logs.Name())
 	}
 	go shop(dctx, srv.URL(), rate)
-	mint, _ := listenToken("", devSecret, "acme", "alice", "terminal", "")
+	mint, _ := listenToken("", secret, "acme", "alice", "terminal", "")
 	lerr := listen(dctx, os.Stdout, "ws://"+addr+"/ws", mint, nil, 0, false)
 	stopDev()
 	derr := <-devDone
@@ -84,14 +92,14 @@ func runDemo(ctx context.Context, args []string) error {
 	return derr
 }
 
-func banner(w io.Writer, redisAddr, listen string) {
+func banner(w io.Writer, redisAddr, listen, console string) {
 	fmt.Fprintf(w, `Herald demo
   redis-server   %s (throwaway)
   herald dev     ws://%s/ws  (dispatcher + edge)
-  browser        http://%s/  (connect as alice, bob or carol)
+  browser        http://%s/  (dev console, this machine only: connect as alice, bob or carol)
   producer       shop events: order.placed, order.shipped, payment.failed, marketing.promotion
   below          what alice's terminal device receives, live; Ctrl-C to stop
-`, redisAddr, listen, listen)
+`, redisAddr, listen, console)
 }
 
 // shop publishes a random shop event rate times a second until ctx ends.

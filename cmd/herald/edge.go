@@ -46,7 +46,7 @@ type edgeFlags struct {
 	cfg       wsedge.Config
 	drainTime time.Duration
 	rules     ruleFlags
-	console   bool          // serve the development console at / (herald dev only)
+	console   *devConsole   // herald dev's console listener; nil: none
 	srv       serverOptions // admin token and pprof access, HTTP limits
 	gcPercent int
 	storeSync time.Duration
@@ -193,10 +193,12 @@ func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log
 		ln.Close()
 		return err
 	}
-	srv := o.srv.newHTTPServer(o.handler(e), log)
+	srv := o.srv.newHTTPServer(e, log)
 	srv.ConnContext = e.ConnContext
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(e.Listener(ln)) }()
+	stopConsole := o.console.serve(e, o.srv, log) // herald dev --dev-console
+	defer stopConsole()
 	stopExtra := extra.start(ctx)
 	stopWatch := (&component{run: rules.watch}).start(ctx)
 	log.Info("edge ready", "listen", ln.Addr().String(), "admin", adm.Addr(), "edge", e.ID(),
