@@ -53,6 +53,7 @@ type edgeFlags struct {
 	leeway    time.Duration
 	// trustedProxies: HERALD_TRUSTED_PROXIES, parsed by parsePrefixes.
 	trustedProxies string
+	upstreamMaxLen int
 }
 
 func (f *flags) edge(o *edgeFlags) {
@@ -71,6 +72,19 @@ func (f *flags) edge(o *edgeFlags) {
 	f.String(&o.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of load balancers whose X-Forwarded-For or PROXY protocol header names the client address")
 	f.Duration(&o.cfg.SetupTimeout, "setup-timeout", 3*time.Second, "longest session set-up (Redis, store); past it the client gets 1013 and reconnects later")
 	f.Duration(&o.cfg.ClosedRetention, "closed-retention", 24*time.Hour, "how long closed-session records stay in the store before they are pruned")
+	// What one client may cost (docs/security.md); past a rate: error frame, then 4029.
+	f.Int(&o.cfg.ClientFrameRate, "client-frame-rate", 200, "client frames per second per session (token bucket); negative turns it off")
+	f.Int(&o.cfg.ClientFrameBurst, "client-frame-burst", 2000, "client frames a session may send at once")
+	f.Int(&o.cfg.ClientByteRate, "client-byte-rate", 256<<10, "client frame bytes per second per session; negative turns it off")
+	f.Int(&o.cfg.ClientByteBurst, "client-byte-burst", 1<<20, "client frame bytes a session may send at once (never less than the 80 KiB frame limit)")
+	f.Int(&o.cfg.PubRate, "pub-rate", 10, "pub frames per second per session, before the rate rules; negative turns it off")
+	f.Int(&o.cfg.PubBurst, "pub-burst", 20, "pub frames a session may send at once")
+	f.Int(&o.cfg.PubByteRate, "pub-byte-rate", 64<<10, "pub frame bytes per second per session; negative turns it off")
+	f.Int(&o.cfg.PubByteBurst, "pub-byte-burst", 256<<10, "pub frame bytes a session may send at once")
+	f.Int(&o.upstreamMaxLen, "upstream-max-len", 100_000, "entries the upstream stream keeps (approximately)")
+	f.Duration(&o.cfg.UpstreamMaxAge, "upstream-max-age", 24*time.Hour, "upstream entries older than this are trimmed")
+	f.Int(&o.cfg.MaxSubscriptions, "max-subscriptions", 64, "topic subscriptions per session")
+	f.Int(&o.cfg.MaxDevicesPerUser, "max-devices-per-user", 32, "devices per user whose ACK positions are kept; the least recently connected are evicted")
 	f.Int(&o.cfg.SendQueue, "send-queue", 1024, "frames queued per session before it is closed with 4008 (it resumes, nothing is lost)")
 	f.Duration(&o.cfg.Heartbeat, "heartbeat", 25*time.Second, "server ping interval, told to clients in welcome")
 	f.Duration(&o.cfg.WriteTimeout, "write-timeout", 10*time.Second, "longest write of one batch of frames to a client before 4008")
@@ -158,6 +172,7 @@ func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log
 	if cfg.MaxConnsPerIP == 0 {
 		cfg.MaxConnsPerIP = -1
 	}
+	cfg.UpstreamMaxLen = int64(o.upstreamMaxLen)
 	if cfg.TrustedProxies, err = parsePrefixes(o.trustedProxies); err != nil {
 		return err
 	}
