@@ -79,6 +79,9 @@ func (c *client) run(ctx context.Context, gate <-chan struct{}) {
 	}
 }
 
+// user is the client's user index.
+func (c *client) user() int { return c.w.o.first + c.i }
+
 // schedule says whether the client is gone for good, and how long it
 // must wait before it dials again (a storm's reconnect time).
 func (c *client) schedule() (wait time.Duration, gone bool) {
@@ -133,6 +136,7 @@ func (c *client) session(ctx context.Context, release func()) (websocket.StatusC
 		if err != nil {
 			return websocket.CloseStatus(err), err
 		}
+		c.w.trace.line(c.user(), "<", buf.Bytes())
 		c.mu.Lock()
 		m, err := c.proto.Read(buf.Bytes())
 		c.mu.Unlock()
@@ -247,6 +251,7 @@ func (c *client) welcome(now time.Time, resumed bool) {
 
 func (c *client) write(conn *websocket.Conn, frames [][]byte) error {
 	for _, f := range frames {
+		c.w.trace.line(c.user(), ">", f)
 		if err := conn.Write(context.Background(), websocket.MessageText, f); err != nil {
 			return err
 		}
@@ -257,6 +262,7 @@ func (c *client) write(conn *websocket.Conn, frames [][]byte) error {
 // drop ends the connection abruptly (no close frame) and schedules the
 // reconnect at until: a storm.
 func (c *client) drop(until time.Time) {
+	c.w.trace.line(c.user(), "!", []byte("storm: drop"))
 	c.mu.Lock()
 	c.stormUntil, c.stormBusy = until, true
 	conn := c.conn
@@ -269,6 +275,7 @@ func (c *client) drop(until time.Time) {
 // vanish resets the socket (SO_LINGER 0: a TCP RST, no WebSocket close)
 // and keeps the client from ever connecting again.
 func (c *client) vanish() {
+	c.w.trace.line(c.user(), "!", []byte("vanish: reset"))
 	c.mu.Lock()
 	c.vanished = true
 	raw := c.raw

@@ -47,6 +47,7 @@ type fleetConfig struct {
 	acks        ackMode
 	timeout     time.Duration // the workers' hard stop
 	profileDir  string        // worker CPU profiles; "" for none
+	traceDir    string        // worker frame traces; "" for none
 }
 
 // fleet is the coordinator's handle on its worker processes.
@@ -94,6 +95,9 @@ func startFleet(cfg fleetConfig) (*fleet, error) {
 			"--timeout", cfg.timeout.String()}
 		if cfg.profileDir != "" {
 			args = append(args, "--cpu-profile", filepath.Join(cfg.profileDir, fmt.Sprintf("worker%d-%s.pprof", k, cfg.name)))
+		}
+		if cfg.traceDir != "" {
+			args = append(args, "--trace", filepath.Join(cfg.traceDir, fmt.Sprintf("worker%d-%s.trace", k, cfg.name)))
 		}
 		args = append(append(args, "--"), cfg.target.WorkerArgs()...)
 		p, err := startWorker(k, first, end, args, cfg.target.WorkerEnv())

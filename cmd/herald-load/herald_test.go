@@ -79,7 +79,7 @@ func startHerald(t *testing.T) deployment {
 	d := deployment{redisURL: srv.URL(), dataDir: t.TempDir()}
 	cmd := exec.Command(heraldBin, "dev", "--redis-url", d.redisURL, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
 		"--data-dir", d.dataDir, "--log-format", "json", "--drain-timeout", "5s", "--jwt-hs256-secret", testSecret)
-	cmd.Env = append(os.Environ(), "HERALD_CONNECT_RATE_PER_IP=0", "HERALD_MAX_CONNS_PER_USER=100000")
+	cmd.Env = append(os.Environ(), "HERALD_CONNECT_RATE_PER_IP=0", "HERALD_MAX_CONNS_PER_USER=100000", "HERALD_PPROF_WITHOUT_TOKEN=true")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	logs, err := cmd.StderrPipe()
 	if err != nil {

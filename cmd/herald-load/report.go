@@ -236,6 +236,9 @@ func personalRows(row func(k, format string, a ...any), s *personalResult) {
 		s.Published, s.Rate, s.AchievedRate, s.PublishS, s.PublishErrors, s.PublishLagMS, s.DrainS, s.DrainEnd)
 	row("delivered", "%d of %d expected, lost %d, extra %d, foreign %d, client dups %d, acks sent %d",
 		s.Delivered, s.Expected, s.Lost, s.Extra, s.Foreign, s.Duplicates, s.Acks)
+	if len(s.LostUsers) > 0 {
+		row("lost by", "%s", strings.Join(s.LostUsers, ", "))
+	}
 	l := s.LatencyMS
 	row("latency ms", "p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  (n=%d, XADD -> receipt)", l.P50, l.P90, l.P99, l.P999, l.Max, l.N)
 	if len(s.Windows) > 0 {

@@ -89,8 +89,9 @@ type personalResult struct {
 	Expected      int64           `json:"expected"`
 	Delivered     int64           `json:"delivered"`
 	Lost          int64           `json:"lost"`
-	Extra         int64           `json:"extra"`   // more than expected for a user (after dedup)
-	Foreign       int64           `json:"foreign"` // not of this phase, or not for the user
+	LostUsers     []string        `json:"lost_users,omitempty"` // the first few: "u17: 11 of 12"
+	Extra         int64           `json:"extra"`                // more than expected for a user (after dedup)
+	Foreign       int64           `json:"foreign"`              // not of this phase, or not for the user
 	Duplicates    int64           `json:"duplicates"`
 	Acks          int64           `json:"acks"` // ack frames the clients sent
 	LatencyMS     latencySummary  `json:"latency_ms"`

@@ -70,6 +70,7 @@ type runFlags struct {
 	concurrency    int
 	sourceBase     string
 	profileDir     string
+	traceDir       string
 	json           bool
 	md             string
 	label          string
@@ -110,6 +111,7 @@ func parseRunFlags(args []string) (*runFlags, error) {
 	f.Int(&o.concurrency, "connect-concurrency", 256, "dials in flight per worker")
 	f.String(&o.sourceBase, "source-base", "auto", `first worker's source address, the next ones follow ("auto": random in 127.1-254.x.1, so runs do not share ports; "any": the system's choice)`)
 	f.String(&o.profileDir, "cpu-profile", "", "save CPU profiles in this directory: every server process with a /metrics, 10 s during each personal rate and the broadcast, and every worker's whole life")
+	f.String(&o.traceDir, "trace", "", "write every frame each client reads and writes to worker<k>-<fleet>.trace in this directory (to find out why something was lost; megabytes)")
 	f.Bool(&o.json, "json", false, "print only the JSON summary line on stdout")
 	f.String(&o.md, "md", "", "append the command, machine conditions, tables and JSON to this Markdown file")
 	f.String(&o.label, "label", "", "name of the run in the report")

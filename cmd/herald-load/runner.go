@@ -72,7 +72,7 @@ func (r *runner) scenarios(ctx context.Context) error {
 // the next free source addresses.
 func (r *runner) fleetConfig(name string, first, count, workers int) fleetConfig {
 	cfg := fleetConfig{name: name, target: r.t, first: first, count: count, users: max(r.o.clients, first+count), workers: workers,
-		sourceBase: r.addrs, concurrency: r.o.concurrency, acks: r.o.acks, timeout: r.o.timeout + time.Minute, profileDir: r.o.profileDir}
+		sourceBase: r.addrs, concurrency: r.o.concurrency, acks: r.o.acks, timeout: r.o.timeout + time.Minute, profileDir: r.o.profileDir, traceDir: r.o.traceDir}
 	r.addrs = nextAddr(r.addrs, workers)
 	return cfg
 }
@@ -234,8 +234,9 @@ func (r *runner) reportsOf(reports []workerMsg) *merged {
 	return mergeReports(reports, 0, r.o.clients, func(w int) int { return r.main.procs[w].first })
 }
 
-// lostExtra compares what each user got with what was stored for it.
-func lostExtra(expected []int32, got []int64) (want, lost, extra int64) {
+// lostExtra compares what each user got with what was stored for it; it
+// names the first few users who lost some, for the search of a cause.
+func lostExtra(expected []int32, got []int64) (want, lost, extra int64, lostUsers []string) {
 	for u, e := range expected {
 		g := int64(0)
 		if u < len(got) {
@@ -244,6 +245,9 @@ func lostExtra(expected []int32, got []int64) (want, lost, extra int64) {
 		want += int64(e)
 		lost += max(0, int64(e)-g)
 		extra += max(0, g-int64(e))
+		if g < int64(e) && len(lostUsers) < 10 {
+			lostUsers = append(lostUsers, fmt.Sprintf("u%d: %d of %d", u, g, e))
+		}
 	}
-	return want, lost, extra
+	return want, lost, extra, lostUsers
 }

@@ -70,7 +70,7 @@ func (r *runner) publishAndDrain(ctx context.Context, pb *publisher, noun string
 		defer close(done)
 		pb.run(ctx)
 	}()
-	prog := newProgress(r.stderr, pb.total, noun+" delivered")
+	prog := newProgress(r.stderr, int(pb.first)+pb.total, noun+" delivered") // the phase's earlier events count too
 	finished := func() bool {
 		select {
 		case <-done:
@@ -129,7 +129,7 @@ func (r *runner) personalTotals(res *personalResult, p *phaseResult, pb *publish
 	if e := pb.firstErr.Load(); e != nil {
 		p.addErrors("publish: ", *e)
 	}
-	res.Expected, res.Lost, res.Extra = lostExtra(pb.expected, m.perUser)
+	res.Expected, res.Lost, res.Extra, res.LostUsers = lostExtra(pb.expected, m.perUser)
 	for _, v := range m.perUser {
 		res.Delivered += v
 	}

@@ -39,6 +39,7 @@ type workerFlags struct {
 	tick        time.Duration
 	timeout     time.Duration
 	profile     string   // CPU profile file of the whole life; "" for none
+	trace       string   // frame trace file; "" for none
 	targetArgs  []string // after "--": the target's client settings
 }
 
@@ -57,6 +58,7 @@ func parseWorkerFlags(args []string) (*workerFlags, error) {
 	f.DurationVar(&o.tick, "tick", 100*time.Millisecond, "report interval")
 	f.DurationVar(&o.timeout, "timeout", time.Hour, "hard stop")
 	f.StringVar(&o.profile, "cpu-profile", "", "write a CPU profile of the worker's life to this file")
+	f.StringVar(&o.trace, "trace", "", "write every frame in and out to this file")
 	if err := f.parse(args); err != nil {
 		return nil, err
 	}
@@ -128,6 +130,7 @@ type worker struct {
 	side   ClientSide
 	acks   ackMode
 	dialer *http.Client
+	trace  *tracer
 	start  time.Time
 
 	connected, welcomed, welcomes, failures atomic.Int64
@@ -161,7 +164,12 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		}
 		defer stop()
 	}
-	w := &worker{o: o, side: side, acks: o.acks, dialer: newDialer(o.localAddr), start: time.Now(), closes: make(map[string]int64)}
+	tr, err := openTracer(o.trace)
+	if err != nil {
+		return err
+	}
+	defer tr.close()
+	w := &worker{o: o, side: side, acks: o.acks, dialer: newDialer(o.localAddr), trace: tr, start: time.Now(), closes: make(map[string]int64)}
 	w.phase.Store(newPhaseState(workerCmd{}, o.count))
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
