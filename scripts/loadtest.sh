@@ -1,47 +1,75 @@
 #!/usr/bin/env bash
-# loadtest.sh: measures Herald under load with `herald bench` on this machine
-# and appends the figures to BENCHMARKS-load.md.
+# loadtest.sh: measures Herald under load with herald-load on this machine,
+# against ONE stack started once, and writes the figures to a new file in
+# benchmarks/results/ named by the run's start time (UTC).
 #
-#   scripts/loadtest.sh                 the five scenarios at full size (about 15 min)
-#   SMALL=1 scripts/loadtest.sh         a quick check: 1000 clients, 10 s runs
-#   ONLY=idle,personal scripts/loadtest.sh      some of: idle personal throughput broadcast connect
-#   RATES="20000 25000 30000 35000"         personal rates tried by throughput, in order,
-#                                       until one misses (p99 < 100 ms, 0 lost)
-#   CLIENTS, RATE, DURATION, IDLE_CLIENTS, SETTLE, BCAST_CLIENTS, CONNECT_CLIENTS
-#                                       override the sizes below
-#   OUT=file.md                         where to append (default BENCHMARKS-load.md)
+#   scripts/loadtest.sh                 the whole run at full size (about 10 min):
+#                                       connect + idle memory, personal ladder,
+#                                       broadcast, reconnect storm
+#   scripts/loadtest.sh soak            the soak (scripts/soak.sh): cycles of
+#                                       clients that vanish abruptly
+#   SMALL=1 scripts/loadtest.sh [soak]  a quick check: about 1000 clients, 10 s phases
+#
+#   run:  SCENARIOS=connect,personal,... CLIENTS IDLE_CLIENTS RATES='2000,5000' DURATION
+#         ACKS=each|batched:1s|none IDEMPOTENCY=true|false SLO_MS ROUNDS
+#   soak: CYCLES CLIENTS WORKERS
+#   OUT=file.md                         where to write (default benchmarks/results/<time>.md)
 #   PROFILE_DIR=dir                     where CPU profiles are kept (default bin/)
+#   HERALD_BIN=path                     a herald binary to test instead of building one
+#                                       (an older commit's, to compare)
 #
-# Each scenario gets a fresh stack: a throwaway redis-server (no persistence)
-# on a free loopback port, one `herald dispatcher` and one `herald edge`
-# (connect rate limit off), each with its admin listener, so memory and CPU
-# figures start from a clean process. Everything runs on this machine and
-# talks over 127.0.0.0/8 only; every bench run stops by itself. A trap stops
+# The stack: a throwaway redis-server (no persistence) on a free loopback
+# port, one `herald dispatcher` and one `herald edge` (connect rate limit
+# off), each with its admin listener, started once and never restarted:
+# every scenario of the run meets the same processes, warmed by the ones
+# before, as a real deployment would. Everything runs on this machine and
+# talks over 127.0.0.0/8 only; herald-load stops by itself. A trap stops
 # every process this script started, by PID, and deletes its files.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 root=$PWD
+MODE=${1:-run}
+case $MODE in run | soak) ;; *)
+	echo "usage: $0 [run|soak]" >&2
+	exit 2
+	;;
+esac
 SMALL=${SMALL:-0}
-ONLY=${ONLY:-idle personal throughput broadcast connect}
-ONLY=${ONLY//,/ }
-OUT=${OUT:-$root/BENCHMARKS-load.md}
+stamp=$(date -u '+%Y-%m-%dT%H%MZ')
+OUT=${OUT:-$root/benchmarks/results/$stamp$([ "$MODE" = soak ] && echo -soak).md}
 case $OUT in /*) ;; *) OUT=$root/$OUT ;; esac
+[ -e "$OUT" ] && OUT=${OUT%.md}-$(date -u +%S).md
 PROFILE_DIR=${PROFILE_DIR:-$root/bin}
-mkdir -p "$PROFILE_DIR"
+mkdir -p "$PROFILE_DIR" "$(dirname "$OUT")"
 
 # Sizes; each may be set from the environment.
-if [ "$SMALL" = 1 ]; then
-	: "${IDLE_CLIENTS:=1000}" "${SETTLE:=3s}" "${CLIENTS:=1000}" "${RATE:=1000}" "${DURATION:=10s}"
-	: "${RATES:=2000 4000}" "${BCAST_CLIENTS:=1000}" "${CONNECT_CLIENTS:=1000}"
+if [ "$MODE" = soak ]; then
+	if [ "$SMALL" = 1 ]; then
+		: "${CYCLES:=3}" "${CLIENTS:=1000}"
+	else
+		: "${CYCLES:=10}" "${CLIENTS:=15000}"
+	fi
+	: "${WORKERS:=2}"
+elif [ "$SMALL" = 1 ]; then
+	: "${CLIENTS:=1000}" "${IDLE_CLIENTS:=1500}" "${RATES:=1000,2000,5000}" "${DURATION:=10s}" "${SETTLE:=3s}" "${ROUNDS:=10}"
 else
-	: "${IDLE_CLIENTS:=15000}" "${SETTLE:=10s}" "${CLIENTS:=10000}" "${RATE:=10000}" "${DURATION:=60s}"
-	: "${RATES:=20000 25000 30000 35000}" "${BCAST_CLIENTS:=10000}" "${CONNECT_CLIENTS:=10000}"
+	: "${CLIENTS:=10000}" "${IDLE_CLIENTS:=15000}" "${RATES:=2000,5000,10000,15000,20000}" "${DURATION:=60s}" "${SETTLE:=10s}" "${ROUNDS:=20}"
 fi
+: "${SCENARIOS:=connect,personal,broadcast,storm}" "${ACKS:=each}" "${IDEMPOTENCY:=true}" "${SLO_MS:=100}"
+RATES=${RATES:-}
+RATES=${RATES// /,}
 
 go tool task setup
-go build -o bin/herald ./cmd/herald
-herald=$root/bin/herald
+mkdir -p bin
+if [ -n "${HERALD_BIN:-}" ]; then
+	herald=$HERALD_BIN
+else
+	go build -o bin/herald ./cmd/herald
+	herald=$root/bin/herald
+fi
+go build -o bin/herald-load ./cmd/herald-load
+load=$root/bin/herald-load
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/herald-load.XXXXXX")
 pids=()
@@ -101,16 +129,16 @@ addr_of() {
 	grep -m1 -o "$2=127\.0\.0\.1:[0-9]*" "$1" | cut -d= -f2
 }
 
-# start_stack NAME: redis, dispatcher, edge; sets redis_url, ws, metrics.
-# The dispatcher and the edge listen on ports the kernel picks, read from
-# their ready lines.
+# start_stack: redis, dispatcher, edge; sets redis_url, ws, metrics and
+# data_dir. The dispatcher and the edge listen on ports the kernel picks,
+# read from their ready lines.
 start_stack() {
-	local dir=$work/$1 rp try ok=0
-	mkdir -p "$dir/redis"
+	local rp try ok=0
+	mkdir -p "$work/redis"
 	for try in 1 2 3 4 5; do
 		rp=$(redis_port)
-		redis-server --bind 127.0.0.1 --port "$rp" --save "" --appendonly no --dir "$dir/redis" \
-			--logfile "$dir/redis.log" --daemonize no &
+		redis-server --bind 127.0.0.1 --port "$rp" --save "" --appendonly no --dir "$work/redis" \
+			--logfile "$work/redis.log" --daemonize no &
 		pids+=($!)
 		for _ in $(seq 50); do
 			if redis-cli -p "$rp" ping 2>/dev/null | grep -q PONG; then
@@ -124,98 +152,91 @@ start_stack() {
 	done
 	[ $ok = 1 ] || exit 1
 	redis_url=redis://127.0.0.1:$rp/0
-	"$herald" dispatcher --redis-url "$redis_url" --admin-listen 127.0.0.1:0 >"$dir/dispatcher.log" 2>&1 &
+	# pprof on the loopback admin listeners without a token (for --cpu-profile);
+	# a variable rather than the flag, which older binaries (HERALD_BIN) lack
+	export HERALD_PPROF_WITHOUT_TOKEN=true
+	"$herald" dispatcher --redis-url "$redis_url" --admin-listen 127.0.0.1:0 >"$work/dispatcher.log" 2>&1 &
 	pids+=($!)
-	wait_line "$dir/dispatcher.log" "dispatcher ready"
+	wait_line "$work/dispatcher.log" "dispatcher ready"
+	data_dir=$work/edge
 	HERALD_CONNECT_RATE_PER_IP=0 HERALD_MAX_CONNS_PER_USER=100000 \
-		"$herald" edge --redis-url "$redis_url" --data-dir "$dir/edge" --listen 127.0.0.1:0 \
-		--admin-listen 127.0.0.1:0 --drain-timeout 5s >"$dir/edge.log" 2>&1 &
+		"$herald" edge --redis-url "$redis_url" --data-dir "$data_dir" --listen 127.0.0.1:0 \
+		--admin-listen 127.0.0.1:0 --drain-timeout 5s >"$work/edge.log" 2>&1 &
 	pids+=($!)
-	wait_line "$dir/edge.log" "edge ready"
-	ws=ws://$(addr_of "$dir/edge.log" listen)/ws
-	metrics=edge=http://$(addr_of "$dir/edge.log" admin)/metrics,dispatcher=http://$(addr_of "$dir/dispatcher.log" admin)/metrics
-}
-
-# bench NAME ARGS...: one scenario on a fresh stack; its status is the bench's.
-bench() {
-	local name=$1 rc=0
-	shift
-	start_stack "$name"
-	echo "== $name: herald bench $*" >&2
-	"$herald" bench --label "$name" --edges "$ws" --redis-url "$redis_url" --metrics "$metrics" \
-		--tenant "$name" --md "$OUT" "$@" || rc=$?
-	# edge warnings and errors, if any, go with the figures
-	if grep -Eq 'level=(WARN|ERROR)' "$work/$name/edge.log" "$work/$name/dispatcher.log"; then
-		{
-			echo
-			echo "Warnings and errors logged by the edge and the dispatcher during $name (first 10):"
-			echo
-			echo '```'
-			grep -hE 'level=(WARN|ERROR)' "$work/$name/edge.log" "$work/$name/dispatcher.log" | head -10
-			echo '```'
-		} >>"$OUT"
-	fi
-	stop_all
-	return $rc
+	wait_line "$work/edge.log" "edge ready"
+	ws=ws://$(addr_of "$work/edge.log" listen)/ws
+	metrics=edge=http://$(addr_of "$work/edge.log" admin)/metrics,dispatcher=http://$(addr_of "$work/dispatcher.log" admin)/metrics
 }
 
 # top_profile NAME TITLE: the top functions of the CPU profile NAME (kept
 # in PROFILE_DIR), into the report.
 top_profile() {
-	local file=$PROFILE_DIR/$1
+	local file=$PROFILE_DIR/$1 bin=${3:-$herald}
 	[ -s "$file" ] || return 0
 	{
 		echo
 		echo "$2 (go tool pprof -top $file):"
 		echo
 		echo '```'
-		go tool pprof -top -nodecount=25 "$herald" "$file" 2>/dev/null | head -32
+		go tool pprof -top -nodecount=25 "$bin" "$file" 2>/dev/null | head -32
 		echo '```'
 	} >>"$OUT"
 }
 
-wants() { [[ " $ONLY " == *" $1 "* ]]; }
+# warnings: the edge's and the dispatcher's warnings and errors, if any,
+# go with the figures.
+warnings() {
+	if grep -Eq 'level=(WARN|ERROR)' "$work/edge.log" "$work/dispatcher.log"; then
+		{
+			echo
+			echo "Warnings and errors logged by the edge and the dispatcher (first 10):"
+			echo
+			echo '```'
+			grep -hE 'level=(WARN|ERROR)' "$work/edge.log" "$work/dispatcher.log" | head -10
+			echo '```'
+		} >>"$OUT"
+	fi
+}
 
 {
+	if [ "$MODE" = soak ]; then
+		echo "## Soak $(date -u '+%Y-%m-%d %H:%M UTC')$([ "$SMALL" = 1 ] && echo ' (SMALL=1)')"
+	else
+		echo "## Load run $(date -u '+%Y-%m-%d %H:%M UTC')$([ "$SMALL" = 1 ] && echo ' (SMALL=1)')"
+	fi
 	echo
-	echo "## Load run $(date -u '+%Y-%m-%d %H:%M UTC')$([ "$SMALL" = 1 ] && echo ' (SMALL=1)')"
-	echo
-	echo "Script: \`$([ "$SMALL" = 1 ] && echo 'SMALL=1 ')scripts/loadtest.sh\` at $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet -- . ':(exclude)BENCHMARKS-load.md' 2>/dev/null || echo ' (+ uncommitted changes)');"
+	echo "Script: \`$([ "$SMALL" = 1 ] && echo 'SMALL=1 ')scripts/loadtest.sh $MODE\` at $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet -- . ':(exclude)benchmarks' 2>/dev/null || echo ' (+ uncommitted changes)')$([ -n "${HERALD_BIN:-}" ] && echo ", herald binary $HERALD_BIN");"
 	echo "$(nproc) cores, $(free -g | awk '/^Mem/ {print $2}') GiB, load average $(cut -d' ' -f1-3 /proc/loadavg) at start;"
 	echo "$(go version | cut -d' ' -f3), $(redis-server --version | cut -d' ' -f3), Linux $(uname -r)."
-	echo "Settings: ONLY='$ONLY' IDLE_CLIENTS=$IDLE_CLIENTS SETTLE=$SETTLE CLIENTS=$CLIENTS RATE=$RATE DURATION=$DURATION RATES='$RATES' BCAST_CLIENTS=$BCAST_CLIENTS CONNECT_CLIENTS=$CONNECT_CLIENTS."
-	echo "Redis, dispatcher, edge and the load generator share these cores, and other work may be running on the machine: see each run's load average."
-} >>"$OUT"
+	if [ "$MODE" = soak ]; then
+		echo "Settings: CYCLES=$CYCLES CLIENTS=$CLIENTS WORKERS=$WORKERS."
+	else
+		echo "Settings: SCENARIOS=$SCENARIOS CLIENTS=$CLIENTS IDLE_CLIENTS=$IDLE_CLIENTS RATES=$RATES DURATION=$DURATION SETTLE=$SETTLE ROUNDS=$ROUNDS ACKS=$ACKS IDEMPOTENCY=$IDEMPOTENCY SLO_MS=$SLO_MS."
+	fi
+	echo "One stack (redis-server, herald dispatcher, herald edge) for the whole run. Redis, dispatcher, edge and the load generator share these cores, and other work may be running on the machine: see each phase's load average."
+} >"$OUT"
 
+start_stack
 status=0
-if wants idle; then
-	bench idle --mode idle --clients "$IDLE_CLIENTS" --settle "$SETTLE" || status=1
-fi
-if wants personal; then
-	bench personal --mode personal --clients "$CLIENTS" --rate "$RATE" --duration "$DURATION" --slo-ms 20 \
-		--cpu-profile "$PROFILE_DIR" || status=1
-	top_profile edge-personal.pprof "Edge CPU profile, 10 s during the personal run"
-	top_profile dispatcher-personal.pprof "Dispatcher CPU profile, 10 s during the personal run"
-	top_profile worker0-personal.pprof "Load generator (worker 0) CPU profile, the whole personal run"
-fi
-if wants throughput; then
-	for r in $RATES; do
-		bench "throughput-$r" --mode personal --clients "$CLIENTS" --rate "$r" --duration "$DURATION" --slo-ms 100 \
-			--cpu-profile "$PROFILE_DIR" || {
-			top_profile "edge-throughput-$r.pprof" "Edge CPU profile at $r/s, the first rate missed"
-			break
-		}
-	done
-fi
-if wants broadcast; then
-	bench broadcast --mode broadcast --clients "$BCAST_CLIENTS" --rounds 20 --slo-ms 100 --cpu-profile "$PROFILE_DIR" || status=1
+if [ "$MODE" = soak ]; then
+	echo "== soak: herald-load soak --cycles $CYCLES --clients $CLIENTS --workers $WORKERS" >&2
+	"$load" soak --edges "$ws" --redis-url "$redis_url" --metrics "$metrics" --edge-data-dir "$data_dir" \
+		--cycles "$CYCLES" --clients "$CLIENTS" --workers "$WORKERS" --md "$OUT" || status=$?
+else
+	echo "== run: herald-load run --scenarios $SCENARIOS --clients $CLIENTS" >&2
+	"$load" run --edges "$ws" --redis-url "$redis_url" --metrics "$metrics" --edge-data-dir "$data_dir" \
+		--scenarios "$SCENARIOS" --clients "$CLIENTS" --idle-clients "$IDLE_CLIENTS" --rates "$RATES" \
+		--duration "$DURATION" --settle "$SETTLE" --rounds "$ROUNDS" --acks "$ACKS" --idempotency="$IDEMPOTENCY" \
+		--slo-ms "$SLO_MS" --cpu-profile "$PROFILE_DIR" --md "$OUT" || status=$?
+	# the profiles of the last rate the ladder climbed (the first missed, or the top)
+	last=$(grep -o '== personal [0-9]*/s' "$OUT" | tail -1 | grep -o '[0-9][0-9]*' || true)
+	if [ -n "$last" ]; then
+		top_profile "edge-personal-$last.pprof" "Edge CPU profile, 10 s at $last/s (the last rate the ladder climbed)"
+		top_profile "dispatcher-personal-$last.pprof" "Dispatcher CPU profile, 10 s at $last/s"
+	fi
 	top_profile edge-broadcast.pprof "Edge CPU profile during the broadcast rounds"
-	# the same without client acks: how much of the time is the acks'
-	# (client writes, edge reads and ACK bookkeeping) on these two cores
-	bench broadcast-noack --mode broadcast --clients "$BCAST_CLIENTS" --rounds 20 --slo-ms 100 --no-ack || true
+	top_profile worker0-main.pprof "Load generator (worker 0) CPU profile, the whole run" "$load"
 fi
-if wants connect; then
-	bench connect --mode connect --clients "$CONNECT_CLIENTS" || status=1
-fi
-echo "loadtest: figures appended to $OUT" >&2
+warnings
+echo "loadtest: figures written to $OUT" >&2
 exit $status
