@@ -36,6 +36,7 @@ type client struct {
 	vanished   bool
 	stormUntil time.Time // a storm dropped it: reconnect at this time
 	stormBusy  bool      // the next welcome is the storm's reconnect
+	drops      int       // storms that dropped it
 
 	welcomed bool // had a welcome; the client goroutine only
 	gated    bool // released its dial slot; the client goroutine only
@@ -52,9 +53,11 @@ func (c *client) run(ctx context.Context, gate <-chan struct{}) {
 	defer release()
 	backoff := minBackoff
 	for ctx.Err() == nil {
-		if wait, gone := c.schedule(); gone {
+		wait, drops, gone := c.schedule()
+		if gone {
 			return
-		} else if wait > 0 && sleepUntil(ctx, time.Now().Add(wait)) != nil {
+		}
+		if wait > 0 && sleepUntil(ctx, time.Now().Add(wait)) != nil {
 			return
 		}
 		code, err := c.session(ctx, release)
@@ -62,8 +65,8 @@ func (c *client) run(ctx context.Context, gate <-chan struct{}) {
 			return
 		}
 		release()
-		if wait, gone := c.schedule(); gone || wait > 0 {
-			continue // vanished, or a storm: its own schedule, no backoff
+		if _, now, gone := c.schedule(); gone || now != drops {
+			continue // vanished, or a storm dropped it: its own schedule, no backoff
 		}
 		c.w.closed(int(code), err, c.welcomed)
 		if terminal(code) {
@@ -79,16 +82,17 @@ func (c *client) run(ctx context.Context, gate <-chan struct{}) {
 	}
 }
 
-// user is the client's user index.
-func (c *client) user() int { return c.w.o.first + c.i }
-
-// schedule says whether the client is gone for good, and how long it
-// must wait before it dials again (a storm's reconnect time).
-func (c *client) schedule() (wait time.Duration, gone bool) {
+// schedule says how long the client must wait before it dials (a storm's
+// reconnect time), how many storms have dropped it, and whether it is
+// gone for good.
+func (c *client) schedule() (wait time.Duration, drops int, gone bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return max(0, time.Until(c.stormUntil)), c.vanished
+	return max(0, time.Until(c.stormUntil)), c.drops, c.vanished
 }
+
+// user is the client's user index.
+func (c *client) user() int { return c.w.o.first + c.i }
 
 // terminal reports whether a close code says reconnecting cannot help
 // (Herald's 4001, 4003, 1008, 1009).
@@ -265,6 +269,7 @@ func (c *client) drop(until time.Time) {
 	c.w.trace.line(c.user(), "!", []byte("storm: drop"))
 	c.mu.Lock()
 	c.stormUntil, c.stormBusy = until, true
+	c.drops++
 	conn := c.conn
 	c.mu.Unlock()
 	if conn != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -110,7 +111,7 @@ func parseRunFlags(args []string) (*runFlags, error) {
 	f.Duration(&o.timeout, "timeout", 0, "hard limit of the whole run (0: from the other limits)")
 	f.Int(&o.concurrency, "connect-concurrency", 256, "dials in flight per worker")
 	f.String(&o.sourceBase, "source-base", "auto", `first worker's source address, the next ones follow ("auto": random in 127.1-254.x.1, so runs do not share ports; "any": the system's choice)`)
-	f.String(&o.profileDir, "cpu-profile", "", "save CPU profiles in this directory: every server process with a /metrics, 10 s during each personal rate and the broadcast, and every worker's whole life")
+	f.String(&o.profileDir, "cpu-profile", "", "save CPU profiles in this directory: every server process with a /metrics, 10 s during each personal rate and the broadcast; every worker's and this coordinator's whole life")
 	f.String(&o.traceDir, "trace", "", "write every frame each client reads and writes to worker<k>-<fleet>.trace in this directory (to find out why something was lost; megabytes)")
 	f.Bool(&o.json, "json", false, "print only the JSON summary line on stdout")
 	f.String(&o.md, "md", "", "append the command, machine conditions, tables and JSON to this Markdown file")
@@ -253,6 +254,13 @@ func runScenarios(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
+	if o.profileDir != "" {
+		stop, err := startCPUProfile(filepath.Join(o.profileDir, "coordinator.pprof"))
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	if err := t.Open(ctx); err != nil {
 		return err
 	}

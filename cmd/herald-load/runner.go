@@ -93,6 +93,7 @@ func nextAddr(base string, n int) string {
 type phaseRec struct {
 	res    *phaseResult
 	before sample
+	after  sample  // set by end
 	load0  float64 // the workers' CPU seconds at the start
 	coord0 float64
 }
@@ -123,6 +124,7 @@ func (r *runner) begin(ctx context.Context, name, run string, load0 float64) *ph
 func (r *runner) end(ctx context.Context, pr *phaseRec) []workerMsg {
 	ctx = context.WithoutCancel(ctx)
 	after := takeSample(ctx, r.procs)
+	pr.after = after
 	reports, err := r.main.do(ctx, workerCmd{Cmd: cmdReport}, time.Minute)
 	if err != nil {
 		pr.res.addErrors("", err.Error())

@@ -74,10 +74,13 @@ func (r *runner) idle(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		defer xf.stop(30 * time.Second)
 		res, err := r.waitConnected(ctx, xf, extra, "idle connected")
 		if err != nil {
-			xf.kill()
 			return err
+		}
+		if reports, err := xf.do(ctx, workerCmd{Cmd: cmdReport}, time.Minute); err == nil {
+			res.ConnectMS = mergeReports(reports, 0, 0, func(int) int { return 0 }).connect.summary()
 		}
 		pr.res.Connect = res
 	}
@@ -86,16 +89,10 @@ func (r *runner) idle(ctx context.Context) error {
 		held += xf.totals().Welcomed
 	}
 	sleepUntil(ctx, time.Now().Add(r.o.settle))
-	settled := takeSample(ctx, r.procs)
 	res := &idleResult{Connections: held, SettleS: r.o.settle.Seconds()}
-	r.perConnection(res, settled)
 	pr.res.Idle = res
-	if xf != nil {
-		if _, err := xf.stop(30 * time.Second); err != nil {
-			pr.res.addErrors("", err.Error())
-		}
-	}
-	r.end(ctx, pr)
+	r.end(ctx, pr) // its sample is the one after settling, every client still connected
+	r.perConnection(res, pr.after)
 	var why []string
 	if want := int64(max(r.o.idleClients, r.o.clients)); held < want {
 		why = append(why, fmt.Sprintf("%d of %d clients held", held, want))

@@ -406,11 +406,11 @@ func selfUsage() (cpu float64, maxRSSKB int64) {
 func startCPUProfile(file string) (stop func(), err error) {
 	f, err := os.Create(file)
 	if err != nil {
-		return nil, fmt.Errorf("worker cpu profile: %w", err)
+		return nil, fmt.Errorf("cpu profile: %w", err)
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("worker cpu profile: %w", err)
+		return nil, fmt.Errorf("cpu profile: %w", err)
 	}
 	return func() {
 		pprof.StopCPUProfile()
