@@ -181,8 +181,8 @@ func judgePersonal(r *personalResult) []string {
 	if r.Published == 0 {
 		why = append(why, "nothing published")
 	}
-	if r.SLOMS > 0 && r.LatencyMS.P99 > r.SLOMS {
-		why = append(why, fmt.Sprintf("p99 %.1f ms > %.3g ms", r.LatencyMS.P99, r.SLOMS))
+	if r.SLOMS > 0 && r.LatencyMS.P99 >= r.SLOMS {
+		why = append(why, fmt.Sprintf("p99 %.1f ms, not below %.3g ms", r.LatencyMS.P99, r.SLOMS))
 	}
 	r.Held = len(why) == 0
 	return why
