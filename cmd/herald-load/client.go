@@ -278,16 +278,18 @@ func (c *client) drop(until time.Time) {
 }
 
 // vanish resets the socket (SO_LINGER 0: a TCP RST, no WebSocket close)
-// and keeps the client from ever connecting again.
-func (c *client) vanish() {
+// and keeps the client from ever connecting again. It returns an error
+// when there was no socket to reset, or the reset failed.
+func (c *client) vanish() error {
 	c.w.trace.line(c.user(), "!", []byte("vanish: reset"))
 	c.mu.Lock()
 	c.vanished = true
 	raw := c.raw
 	c.mu.Unlock()
-	if raw != nil {
-		resetClose(raw)
+	if raw == nil {
+		return fmt.Errorf("vanish: u%d had no socket to reset", c.user())
 	}
+	return resetClose(raw)
 }
 
 // acker sends a connection's batched acks (--acks batched:<interval>):

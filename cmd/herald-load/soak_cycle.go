@@ -87,7 +87,12 @@ func (s *soaker) vanish(ctx context.Context, fl *fleet, sm *soakSample) error {
 	for _, p := range fl.procs[half:] {
 		sm.Reset += p.last - p.first
 	}
-	_, err := fl.do(ctx, workerCmd{Cmd: cmdVanish}, time.Minute)
+	replies, err := fl.do(ctx, workerCmd{Cmd: cmdVanish}, time.Minute)
+	for _, m := range replies {
+		for _, e := range m.Errors {
+			s.rep.note(fmt.Sprintf("cycle %d: %s", sm.Cycle, e))
+		}
+	}
 	return err
 }
 

@@ -89,6 +89,11 @@ func TestSoakSmall(t *testing.T) {
 	if s := r.Samples[0]; s.Killed != 10 || s.Reset != 10 {
 		t.Errorf("cycle 1 vanished %d by kill and %d by reset, want 10 and 10", s.Killed, s.Reset)
 	}
+	for _, e := range r.Errors {
+		if strings.Contains(e, "vanish") {
+			t.Errorf("a client did not reset its socket: %s", e)
+		}
+	}
 	if !r.Verdict.OK || err != nil {
 		t.Fatalf("verdict %+v (%v): the edge kept what the vanished clients left?\n%s", r.Verdict, err, out.String())
 	}

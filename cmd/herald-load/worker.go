@@ -237,7 +237,9 @@ func (w *worker) do(ctx context.Context, cmd workerCmd) workerMsg {
 		w.stormAll(ctx, cmd)
 	case cmdVanish:
 		for _, c := range w.clients {
-			c.vanish()
+			if err := c.vanish(); err != nil {
+				w.note(err.Error())
+			}
 		}
 	default:
 		w.note("unknown command " + cmd.Cmd)
