@@ -37,7 +37,9 @@ case $MODE in run | soak) ;; *)
 esac
 SMALL=${SMALL:-0}
 stamp=$(date -u '+%Y-%m-%dT%H%MZ')
-OUT=${OUT:-$root/benchmarks/results/$stamp$([ "$MODE" = soak ] && echo -soak).md}
+suffix=
+[ "$MODE" = soak ] && suffix=-soak
+OUT=${OUT:-$root/benchmarks/results/$stamp$suffix.md}
 case $OUT in /*) ;; *) OUT=$root/$OUT ;; esac
 [ -e "$OUT" ] && OUT=${OUT%.md}-$(date -u +%S).md
 PROFILE_DIR=${PROFILE_DIR:-$root/bin}
