@@ -14,7 +14,7 @@ import (
 )
 
 // Client limits: what one client can cost the edge and Redis
-// (docs/security-limits.md).
+// (docs/security.md).
 //
 //   - Token buckets per session on client frames and their bytes, and on
 //     pub frames and their bytes (before any Gate rule). Past one: an error

@@ -59,7 +59,7 @@ type Config struct {
 	Gate Gate
 
 	// Client limits.
-	// What one client may cost the edge (docs/security-limits.md). Each rate
+	// What one client may cost the edge (docs/security.md). Each rate
 	// is a token bucket per session, full at connect; a session past one
 	// gets an error frame rate_limited and is closed with 4029.
 	ClientFrameRate   int           // client frames per second per session; 0 means 200, <0 turns it off
