@@ -14,7 +14,7 @@
 #         ACKS=each|batched:1s|none IDEMPOTENCY=true|false SLO_MS ROUNDS
 #   soak: CYCLES CLIENTS WORKERS
 #   OUT=file.md                         where to write (default benchmarks/results/<time>.md)
-#   PROFILE_DIR=dir                     where CPU profiles are kept (default bin/)
+#   PROFILE_DIR=dir                     where CPU profiles are kept (default bin/profiles-<time>/)
 #   HERALD_BIN=path                     a herald binary to test instead of building one
 #                                       (an older commit's, to compare)
 #
@@ -42,7 +42,7 @@ suffix=
 OUT=${OUT:-$root/benchmarks/results/$stamp$suffix.md}
 case $OUT in /*) ;; *) OUT=$root/$OUT ;; esac
 [ -e "$OUT" ] && OUT=${OUT%.md}-$(date -u +%S).md
-PROFILE_DIR=${PROFILE_DIR:-$root/bin}
+PROFILE_DIR=${PROFILE_DIR:-$root/bin/profiles-$stamp}
 mkdir -p "$PROFILE_DIR" "$(dirname "$OUT")"
 
 # Sizes; each may be set from the environment.
@@ -180,7 +180,7 @@ top_profile() {
 		echo "$2 (go tool pprof -top $file):"
 		echo
 		echo '```'
-		go tool pprof -top -nodecount=25 "$bin" "$file" 2>/dev/null | head -32
+		go tool pprof -top -nodecount=25 "$bin" "$file" 2>/dev/null | head -32 || true # head may close the pipe first
 		echo '```'
 	} >>"$OUT"
 }

@@ -39,6 +39,7 @@ type client struct {
 	drops      int       // storms that dropped it
 
 	welcomed bool // had a welcome; the client goroutine only
+	upped    bool // the last session had a welcome (a 4029 after the upgrade is no reason to hurry back); the client goroutine only
 	gated    bool // released its dial slot; the client goroutine only
 }
 
@@ -72,8 +73,8 @@ func (c *client) run(ctx context.Context, gate <-chan struct{}) {
 		if terminal(code) {
 			return
 		}
-		if code != -1 {
-			backoff = minBackoff // it was connected: start over
+		if c.upped {
+			backoff = minBackoff // it had a welcome: start over
 		}
 		if sleepUntil(ctx, time.Now().Add(backoff/2+rand.N(backoff/2+1))) != nil {
 			return
@@ -107,6 +108,7 @@ func terminal(code websocket.StatusCode) bool {
 // session runs one connection; it returns the close code (-1 when it
 // never connected).
 func (c *client) session(ctx context.Context, release func()) (websocket.StatusCode, error) {
+	c.upped = false
 	conn, err := c.dial(ctx)
 	if err != nil {
 		return -1, err
@@ -168,7 +170,7 @@ func (c *client) dial(ctx context.Context) (*websocket.Conn, error) {
 	var raw net.Conn
 	dctx, cancel := context.WithTimeout(withRawConn(ctx, &raw), 10*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{HTTPClient: c.w.dialer, HTTPHeader: header})
+	conn, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{HTTPClient: c.w.dialers[c.i%len(c.w.dialers)], HTTPHeader: header})
 	if err != nil {
 		return nil, err
 	}
@@ -202,6 +204,7 @@ func (c *client) detach(conn *websocket.Conn) {
 func (c *client) handle(conn *websocket.Conn, m Msg, release func(), acks *acker) error {
 	now := time.Now()
 	if m.Welcome {
+		c.upped = true
 		c.welcome(now, m.Resumed)
 		release()
 	}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 )
 
@@ -13,7 +14,7 @@ import (
 // for the dialer to fill with the connection's socket.
 type rawConnKey struct{}
 
-// newDialer is the HTTP client a worker's clients dial with: from its
+// newDialer is the HTTP client a worker's clients dial with: from a
 // source address, with the port chosen at connect time rather than at
 // bind (bindNoPort), so a source address is not used up by the sockets
 // that earlier runs left in TIME_WAIT. It hands the socket to the client
@@ -31,6 +32,56 @@ func newDialer(localAddr string) *http.Client {
 		return c, err
 	}
 	return &http.Client{Transport: &http.Transport{DialContext: dial}}
+}
+
+// newDialers returns one dialer for each of n consecutive source
+// addresses from first (one for the system's choice when first is "").
+func newDialers(first string, n int) ([]*http.Client, error) {
+	if first == "" {
+		return []*http.Client{newDialer("")}, nil
+	}
+	addrs, err := sourceAddrs(first, n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*http.Client, n)
+	for i, a := range addrs {
+		out[i] = newDialer(a)
+	}
+	return out, nil
+}
+
+// sourceAddrs returns n consecutive addresses from base ("" for all when
+// base is "any").
+func sourceAddrs(base string, n int) ([]string, error) {
+	out := make([]string, n)
+	if base == "any" {
+		return out, nil
+	}
+	a, err := netip.ParseAddr(base)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --source-base %q: %v", errUsage, base, err)
+	}
+	for i := range out {
+		if !a.IsValid() || !a.IsLoopback() {
+			return nil, fmt.Errorf("%w: --source-base %s: %d addresses would leave 127.0.0.0/8", errUsage, base, n)
+		}
+		out[i] = a.String()
+		a = a.Next()
+	}
+	return out, nil
+}
+
+// nextAddr is the address n after base ("any" stays "any").
+func nextAddr(base string, n int) string {
+	a, err := netip.ParseAddr(base)
+	if err != nil {
+		return base
+	}
+	for range n {
+		a = a.Next()
+	}
+	return a.String()
 }
 
 // withRawConn returns a context under which the dialer stores the socket

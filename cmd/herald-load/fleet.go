@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +42,7 @@ type fleetConfig struct {
 	users       int
 	workers     int
 	sourceBase  string // first worker's source address; "any" for the system's choice
+	perAddr     int    // clients that dial from one source address
 	concurrency int
 	acks        ackMode
 	timeout     time.Duration // the workers' hard stop
@@ -83,16 +83,22 @@ type workerProc struct {
 // clients and dials from the k-th source address.
 func startFleet(cfg fleetConfig) (*fleet, error) {
 	f := &fleet{cfg: cfg}
-	addr, err := sourceAddrs(cfg.sourceBase, cfg.workers)
-	if err != nil {
-		return nil, err
-	}
+	addr := cfg.sourceBase
 	for k := range cfg.workers {
 		first, end := cfg.first+k*cfg.count/cfg.workers, cfg.first+(k+1)*cfg.count/cfg.workers
+		n := cfg.addrsFor(end - first)
+		local := addr
+		if local == "any" {
+			local = ""
+		} else if _, err := sourceAddrs(addr, n); err != nil {
+			f.kill()
+			return nil, err
+		}
+		addr = nextAddr(addr, n)
 		args := []string{"--id", strconv.Itoa(k), "--target", cfg.target.Name(),
 			"--first", strconv.Itoa(first), "--count", strconv.Itoa(end - first), "--users", strconv.Itoa(cfg.users),
-			"--local-addr", addr[k], "--connect-concurrency", strconv.Itoa(cfg.concurrency), "--acks", cfg.acks.String(),
-			"--timeout", cfg.timeout.String()}
+			"--local-addr", local, "--addrs", strconv.Itoa(n), "--connect-concurrency", strconv.Itoa(cfg.concurrency),
+			"--acks", cfg.acks.String(), "--timeout", cfg.timeout.String()}
 		if cfg.profileDir != "" {
 			args = append(args, "--cpu-profile", filepath.Join(cfg.profileDir, fmt.Sprintf("worker%d-%s.pprof", k, cfg.name)))
 		}
@@ -110,25 +116,21 @@ func startFleet(cfg fleetConfig) (*fleet, error) {
 	return f, nil
 }
 
-// sourceAddrs returns n consecutive addresses from base ("" for all when
-// base is "any").
-func sourceAddrs(base string, n int) ([]string, error) {
-	out := make([]string, n)
-	if base == "any" {
-		return out, nil
+// addrsFor is how many source addresses count clients dial from.
+func (cfg fleetConfig) addrsFor(count int) int {
+	if cfg.perAddr < 1 {
+		return 1
 	}
-	a, err := netip.ParseAddr(base)
-	if err != nil {
-		return nil, fmt.Errorf("%w: --source-base %q: %v", errUsage, base, err)
+	return max(1, (count+cfg.perAddr-1)/cfg.perAddr)
+}
+
+// addrs is how many source addresses the whole fleet takes.
+func (cfg fleetConfig) addrs() int {
+	n := 0
+	for k := range cfg.workers {
+		n += cfg.addrsFor((k+1)*cfg.count/cfg.workers - k*cfg.count/cfg.workers)
 	}
-	for i := range out {
-		if !a.IsValid() || !a.IsLoopback() {
-			return nil, fmt.Errorf("%w: --source-base %s: %d workers would leave 127.0.0.0/8", errUsage, base, n)
-		}
-		out[i] = a.String()
-		a = a.Next()
-	}
-	return out, nil
+	return n
 }
 
 func startWorker(id, first, last int, args, env []string) (*workerProc, error) {

@@ -70,6 +70,7 @@ type runFlags struct {
 	timeout        time.Duration
 	concurrency    int
 	sourceBase     string
+	perAddr        int
 	profileDir     string
 	traceDir       string
 	json           bool
@@ -110,7 +111,8 @@ func parseRunFlags(args []string) (*runFlags, error) {
 	f.Duration(&o.drainTimeout, "drain-timeout", 10*time.Second, "personal and storm: longest wait for the last notifications after publishing")
 	f.Duration(&o.timeout, "timeout", 0, "hard limit of the whole run (0: from the other limits)")
 	f.Int(&o.concurrency, "connect-concurrency", 256, "dials in flight per worker")
-	f.String(&o.sourceBase, "source-base", "auto", `first worker's source address, the next ones follow ("auto": random in 127.1-254.x.1, so runs do not share ports; "any": the system's choice)`)
+	f.String(&o.sourceBase, "source-base", "auto", `first source address, the next ones follow ("auto": random in 127.1-254.x.1, so runs do not share ports; "any": the system's choice)`)
+	f.Int(&o.perAddr, "clients-per-addr", 500, "clients that dial from one source address, as from one machine (an edge caps the sessions of one address: herald's --max-conns-per-ip is 1000)")
 	f.String(&o.profileDir, "cpu-profile", "", "save CPU profiles in this directory: every server process with a /metrics, 10 s during each personal rate and the broadcast; every worker's and this coordinator's whole life")
 	f.String(&o.traceDir, "trace", "", "write every frame each client reads and writes to worker<k>-<fleet>.trace in this directory (to find out why something was lost; megabytes)")
 	f.Bool(&o.json, "json", false, "print only the JSON summary line on stdout")
@@ -193,8 +195,8 @@ func (o *runFlags) check() error {
 		return fmt.Errorf("%w: personal needs --rates and --duration for at least one event", errUsage)
 	case o.rounds < 1 || o.rounds > 10000:
 		return fmt.Errorf("%w: --rounds %d must be 1 to 10000", errUsage, o.rounds)
-	case o.batch < 1 || o.concurrency < 1:
-		return fmt.Errorf("%w: --batch and --connect-concurrency must be at least 1", errUsage)
+	case o.batch < 1 || o.concurrency < 1 || o.perAddr < 1:
+		return fmt.Errorf("%w: --batch, --connect-concurrency and --clients-per-addr must be at least 1", errUsage)
 	case o.stormRate <= 0 || o.stormWithin <= 0:
 		return fmt.Errorf("%w: --storm-rate and --storm-within must be positive", errUsage)
 	}

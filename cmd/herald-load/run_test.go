@@ -32,7 +32,7 @@ func runJSON(t *testing.T, args ...string) (runReport, string) {
 
 // commonArgs points a run at d with small sizes.
 func commonArgs(d deployment, clients string) []string {
-	return []string{"--edges", d.ws, "--redis-url", d.redisURL, "--secret", testSecret, "--clients", clients, "--workers", "2",
+	return []string{"--edges", d.ws, "--redis-url", d.redisURL, "--secret", testSecret, "--clients", clients, "--workers", "2", "--clients-per-addr", "4",
 		"--metrics", "edge=" + d.metrics, "--edge-data-dir", d.dataDir, "--connect-timeout", "20s", "--drain-timeout", "5s", "--timeout", "2m"}
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"strconv"
 	"time"
 )
@@ -72,21 +71,10 @@ func (r *runner) scenarios(ctx context.Context) error {
 // the next free source addresses.
 func (r *runner) fleetConfig(name string, first, count, workers int) fleetConfig {
 	cfg := fleetConfig{name: name, target: r.t, first: first, count: count, users: max(r.o.clients, first+count), workers: workers,
-		sourceBase: r.addrs, concurrency: r.o.concurrency, acks: r.o.acks, timeout: r.o.timeout + time.Minute, profileDir: r.o.profileDir, traceDir: r.o.traceDir}
-	r.addrs = nextAddr(r.addrs, workers)
+		sourceBase: r.addrs, perAddr: r.o.perAddr, concurrency: r.o.concurrency, acks: r.o.acks, timeout: r.o.timeout + time.Minute,
+		profileDir: r.o.profileDir, traceDir: r.o.traceDir}
+	r.addrs = nextAddr(r.addrs, cfg.addrs())
 	return cfg
-}
-
-// nextAddr is the address n after base ("any" stays "any").
-func nextAddr(base string, n int) string {
-	a, err := netip.ParseAddr(base)
-	if err != nil {
-		return base
-	}
-	for range n {
-		a = a.Next()
-	}
-	return a.String()
 }
 
 // phaseRec is a phase being measured.

@@ -40,6 +40,7 @@ type soakFlags struct {
 	limits         soakLimits
 	concurrency    int
 	sourceBase     string
+	perAddr        int
 	timeout        time.Duration
 	json           bool
 	md             string
@@ -68,7 +69,8 @@ func parseSoakFlags(args []string) (*soakFlags, error) {
 	f.Float(&o.limits.FDSlack, "fd-slack", 48, "descriptors the edge may hold above its baseline after a cycle, when more than 1% of it (its Redis pools grow to about 30 connections under load, and the store's files come and go)")
 	f.Float(&o.limits.RSSGrowth, "rss-growth", 0.10, "largest RSS growth from one cycle to the next, after the first")
 	f.Int(&o.concurrency, "connect-concurrency", 256, "dials in flight per worker")
-	f.String(&o.sourceBase, "source-base", "auto", `first worker's source address; every cycle takes the next ones ("auto": random in 127.1-254.x.1)`)
+	f.String(&o.sourceBase, "source-base", "auto", `first source address; every cycle takes the next ones ("auto": random in 127.1-254.x.1)`)
+	f.Int(&o.perAddr, "clients-per-addr", 500, "clients that dial from one source address (an edge caps the sessions of one address: herald's --max-conns-per-ip is 1000)")
 	f.Duration(&o.timeout, "timeout", 0, "hard limit of the whole soak (0: from the other limits)")
 	f.Bool(&o.json, "json", false, "print only the JSON summary line on stdout")
 	f.String(&o.md, "md", "", "append the command, the cycles and the JSON to this Markdown file")
@@ -98,8 +100,8 @@ func (o *soakFlags) check() error {
 		return fmt.Errorf("%w: --workers %d: a soak needs 2 or more (half are killed, half reset) and at most --clients", errUsage, o.workers)
 	case (o.clients+o.workers-1)/o.workers > maxPerWorker:
 		return fmt.Errorf("%w: %d clients per worker: a process may open 20000 files; add --workers", errUsage, (o.clients+o.workers-1)/o.workers)
-	case o.rate <= 0:
-		return fmt.Errorf("%w: --rate must be positive", errUsage)
+	case o.rate <= 0 || o.perAddr < 1:
+		return fmt.Errorf("%w: --rate and --clients-per-addr must be positive", errUsage)
 	}
 	if o.timeout == 0 {
 		o.timeout = time.Duration(o.cycles+1)*(o.connectTimeout+o.deliverTimeout+o.settleTimeout+time.Minute) + time.Minute

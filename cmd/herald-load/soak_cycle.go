@@ -14,13 +14,14 @@ import (
 func (s *soaker) cycle(ctx context.Context, n int, vanish bool) (soakSample, error) {
 	start := time.Now()
 	sm := soakSample{Cycle: n, Clients: s.o.clients}
-	fl, err := startFleet(fleetConfig{name: "soak" + strconv.Itoa(n), target: s.t, count: s.o.clients, users: s.o.clients,
-		workers: s.o.workers, sourceBase: s.addrs, concurrency: s.o.concurrency, acks: s.o.acks,
-		timeout: s.o.connectTimeout + s.o.deliverTimeout + 5*time.Minute})
+	cfg := fleetConfig{name: "soak" + strconv.Itoa(n), target: s.t, count: s.o.clients, users: s.o.clients,
+		workers: s.o.workers, sourceBase: s.addrs, perAddr: s.o.perAddr, concurrency: s.o.concurrency, acks: s.o.acks,
+		timeout: s.o.connectTimeout + s.o.deliverTimeout + 5*time.Minute}
+	fl, err := startFleet(cfg)
 	if err != nil {
 		return sm, err
 	}
-	s.addrs = nextAddr(s.addrs, s.o.workers) // each cycle dials from fresh addresses
+	s.addrs = nextAddr(s.addrs, cfg.addrs()) // each cycle dials from fresh addresses
 	err = s.wave(ctx, fl, &sm)
 	if err == nil && vanish {
 		err = s.vanish(ctx, fl, &sm)

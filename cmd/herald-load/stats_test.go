@@ -103,6 +103,13 @@ process_open_fds 9
 	if err != nil || addrs[1] != "127.0.0.255" {
 		t.Fatalf("addrs %v, %v", addrs, err)
 	}
+	if next := nextAddr("127.0.0.254", 3); next != "127.0.1.1" {
+		t.Fatalf("3 after 127.0.0.254: %s", next)
+	}
+	cfg := fleetConfig{count: 1001, workers: 2, perAddr: 500} // 500 and 501 clients
+	if cfg.addrsFor(500) != 1 || cfg.addrsFor(501) != 2 || cfg.addrs() != 3 {
+		t.Fatalf("addresses: %d for 500, %d for 501, %d in all", cfg.addrsFor(500), cfg.addrsFor(501), cfg.addrs())
+	}
 	if _, err := sourceAddrs("127.255.255.255", 2); !errors.Is(err, errUsage) {
 		t.Fatalf("past loopback: %v", err)
 	}

@@ -32,8 +32,9 @@ type workerFlags struct {
 	target      string
 	first       int
 	count       int
-	users       int // clients of the whole run: user n's events are n mod users
-	localAddr   string
+	users       int    // clients of the whole run: user n's events are n mod users
+	localAddr   string // the first source address ("" for the system's choice)
+	addrs       int    // consecutive source addresses from localAddr; client i dials from the (i mod addrs)-th
 	concurrency int
 	acks        ackMode
 	tick        time.Duration
@@ -52,7 +53,8 @@ func parseWorkerFlags(args []string) (*workerFlags, error) {
 	f.IntVar(&o.first, "first", 0, "first user index")
 	f.IntVar(&o.count, "count", 0, "clients of this worker")
 	f.IntVar(&o.users, "users", 0, "clients of the whole run")
-	f.StringVar(&o.localAddr, "local-addr", "", "source address")
+	f.StringVar(&o.localAddr, "local-addr", "", "first source address")
+	f.IntVar(&o.addrs, "addrs", 1, "consecutive source addresses, the clients spread over them")
 	f.IntVar(&o.concurrency, "connect-concurrency", 256, "dials in flight")
 	f.StringVar(&acks, "acks", ackEach, "each, batched:<interval> or none")
 	f.DurationVar(&o.tick, "tick", 100*time.Millisecond, "report interval")
@@ -67,7 +69,7 @@ func parseWorkerFlags(args []string) (*workerFlags, error) {
 	if o.acks, err = parseAckMode(acks); err != nil {
 		return nil, err
 	}
-	if o.count < 0 || o.users < o.first+o.count || o.concurrency < 1 {
+	if o.count < 0 || o.users < o.first+o.count || o.concurrency < 1 || o.addrs < 1 {
 		return nil, fmt.Errorf("%w: worker: bad slice %d+%d of %d", errUsage, o.first, o.count, o.users)
 	}
 	return o, nil
@@ -126,12 +128,12 @@ type phaseCounts struct {
 
 // worker is one worker's state, shared by its client goroutines.
 type worker struct {
-	o      *workerFlags
-	side   ClientSide
-	acks   ackMode
-	dialer *http.Client
-	trace  *tracer
-	start  time.Time
+	o       *workerFlags
+	side    ClientSide
+	acks    ackMode
+	dialers []*http.Client // one per source address
+	trace   *tracer
+	start   time.Time
 
 	connected, welcomed, welcomes, failures atomic.Int64
 	connectH                                histogram
@@ -169,7 +171,11 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		return err
 	}
 	defer tr.close()
-	w := &worker{o: o, side: side, acks: o.acks, dialer: newDialer(o.localAddr), trace: tr, start: time.Now(), closes: make(map[string]int64)}
+	dialers, err := newDialers(o.localAddr, o.addrs)
+	if err != nil {
+		return err
+	}
+	w := &worker{o: o, side: side, acks: o.acks, dialers: dialers, trace: tr, start: time.Now(), closes: make(map[string]int64)}
 	w.phase.Store(newPhaseState(workerCmd{}, o.count))
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
