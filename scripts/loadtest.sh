@@ -194,7 +194,8 @@ warnings() {
 			echo "Warnings and errors logged by the edge and the dispatcher (first 10):"
 			echo
 			echo '```'
-			grep -hE 'level=(WARN|ERROR)' "$work/edge.log" "$work/dispatcher.log" | head -10
+			grep -hE 'level=(WARN|ERROR)' "$work/edge.log" "$work/dispatcher.log" | head -10 || true # head may close the pipe first
+			echo "($(cat "$work/edge.log" "$work/dispatcher.log" | grep -cE 'level=(WARN|ERROR)' || true) in all)"
 			echo '```'
 		} >>"$OUT"
 	fi
