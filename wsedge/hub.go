@@ -25,6 +25,15 @@ type hub struct {
 	call   func(ctx context.Context, name string, fn func(context.Context) error) error
 
 	ps *redis.PubSub
+	// psMu orders SUBSCRIBE and UNSUBSCRIBE commands as the feed map
+	// changes: a feed released by its last session and acquired again at
+	// once (a device that reconnects within milliseconds) must have its
+	// UNSUBSCRIBE written before the new SUBSCRIBE, or Redis (and
+	// go-redis's resubscription list) would end with the channel
+	// unsubscribed, and the new session would hear nothing. release takes
+	// it before it lets go of mu, and init takes it to subscribe, so the
+	// commands go out in the order of the map's changes.
+	psMu sync.Mutex
 	// control is the edges' control channel; its messages go to onControl.
 	control   string
 	onControl func(payload string)
@@ -272,7 +281,10 @@ func (h *hub) acquire(ctx context.Context, f keys.Feed) (*feedState, error) {
 }
 
 func (h *hub) init(ctx context.Context, fs *feedState) error {
-	if err := h.ps.Subscribe(ctx, fs.channel); err != nil {
+	h.psMu.Lock()
+	err := h.ps.Subscribe(ctx, fs.channel)
+	h.psMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("subscribe to feed %s: %w", fs.feed.Tag(), err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -283,7 +295,7 @@ func (h *hub) init(ctx context.Context, fs *feedState) error {
 		return fmt.Errorf("subscribe to feed %s: no confirmation: %w", fs.feed.Tag(), wctx.Err())
 	}
 	var head feed.Head
-	err := h.call(ctx, "feed.head", func(ctx context.Context) (err error) {
+	err = h.call(ctx, "feed.head", func(ctx context.Context) (err error) {
 		head, err = h.reader.Head(ctx, fs.feed)
 		return noFeedOK(err)
 	})
@@ -310,13 +322,17 @@ func (h *hub) release(fs *feedState) {
 		delete(h.feeds, fs.feed)
 		delete(h.byChannel, fs.channel)
 	}
+	if !last {
+		h.mu.Unlock()
+		return
+	}
+	h.psMu.Lock() // before mu is let go: see psMu
 	h.mu.Unlock()
-	if last {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := h.ps.Unsubscribe(ctx, fs.channel); err != nil {
-			h.log.Debug("unsubscribe failed", "feed", fs.feed.Tag(), "err", err)
-		}
+	defer h.psMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.ps.Unsubscribe(ctx, fs.channel); err != nil {
+		h.log.Debug("unsubscribe failed", "feed", fs.feed.Tag(), "err", err)
 	}
 }
 
