@@ -28,7 +28,7 @@ func TestImmediateReconnectKeepsReceiving(t *testing.T) {
 			for round := range 15 {
 				_, tcp := rawDial(t, e.url, v.token(user, "d", time.Hour))
 				tcp.SetLinger(0)
-				tcp.Close() // vanish; the edge ends the session while ...
+				tcp.Close()                                             // vanish; the edge ends the session while ...
 				c, err := dial(t, e.url, v.token(user, "d", time.Hour)) // ... the device is back
 				if err != nil {
 					t.Errorf("%s round %d: %v", user, round, err)
