@@ -39,6 +39,8 @@ type Config struct {
 	AckFlushInterval time.Duration // ACK positions to Redis, each copy spread over half of it; 0 means 5s
 	PresenceTTL      time.Duration // an edge silent this long is dead; 0 means 30s
 	SetupTimeout     time.Duration // longest session set-up (Redis, store) before 1013; 0 means 3s
+	MaxSetups        int           // session set-ups running at once, the rest wait their turn; 0 means 64
+	SetupQueueWait   time.Duration // longest wait for a turn before 1013; 0 means 30s
 	MaxConnsPerIP    int           // live sessions from one client address; 0 means 1000, <0 turns it off
 	ClosedRetention  time.Duration // closed-session records kept in the store; 0 means 24h
 
@@ -114,6 +116,10 @@ func (c *Config) fill() {
 	def(&c.TokenLeeway, 30*time.Second)
 	def(&c.PresenceTTL, 30*time.Second)
 	def(&c.SetupTimeout, 3*time.Second)
+	def(&c.SetupQueueWait, 30*time.Second)
+	if c.MaxSetups <= 0 {
+		c.MaxSetups = 64
+	}
 	def(&c.ClosedRetention, 24*time.Hour)
 	if c.MaxConnsPerIP == 0 {
 		c.MaxConnsPerIP = 1000

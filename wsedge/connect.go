@@ -69,11 +69,20 @@ func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 	e.m.connects.WithLabelValues("ok").Inc()
 	// Set-up (Redis, Pebble) runs here, on net/http's goroutine, which ends
 	// with this handler: the session's long-lived reader then starts with a
-	// small stack instead of one grown by the set-up's deep calls. It is
-	// bounded: Redis calls may not heed a context (a frozen Redis holds a
-	// call for its read timeout and retries), so a timer closes the session
-	// with 1013 at the deadline, whatever the set-up is doing; the set-up
-	// then finds the session closed and lets go of what it took.
+	// small stack instead of one grown by the set-up's deep calls. At most
+	// MaxSetups run at once: in a reconnect storm the others wait their
+	// turn instead of all crowding Redis's connection pool, where each
+	// would be slow and time out. A set-up is bounded: Redis calls may not
+	// heed a context (a frozen Redis holds a call for its read timeout and
+	// retries), so a timer closes the session with 1013 at the deadline,
+	// whatever the set-up is doing; the set-up then finds the session
+	// closed and lets go of what it took.
+	if !e.setupTurn(s) {
+		e.m.connectSeconds.Observe(time.Since(start).Seconds())
+		e.startReader(s)
+		return
+	}
+	defer func() { <-e.setups }()
 	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.SetupTimeout)
 	late := time.AfterFunc(e.cfg.SetupTimeout, func() {
 		e.audit("setup_timeout", s.who(), "")
@@ -92,12 +101,39 @@ func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.close(code, reason)
 	}
 	e.m.connectSeconds.Observe(time.Since(start).Seconds())
+	e.startReader(s)
+}
+
+// startReader starts a registered session's reader, its owner: it ends the
+// session when the connection ends.
+func (e *Edge) startReader(s *session) {
 	e.closes.Add(1)
 	go func() {
 		defer e.closes.Done()
 		defer e.endSession(s)
 		e.readLoop(s)
 	}()
+}
+
+// setupTurn waits for a set-up slot, for at most SetupQueueWait; false (the
+// session closed with 1013) when none came.
+func (e *Edge) setupTurn(s *session) bool {
+	select {
+	case e.setups <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(e.cfg.SetupQueueWait)
+	defer t.Stop()
+	select {
+	case e.setups <- struct{}{}:
+		return true
+	case <-t.C:
+		e.audit("setup_queue_full", s.who(), "")
+	case <-e.ctx.Done():
+	}
+	s.close(StatusTryAgain, "edge busy: try again later")
+	return false
 }
 
 // errStore marks a set-up failure of the edge's own store (1011), as
@@ -367,9 +403,7 @@ func (e *Edge) endSession(s *session) {
 		e.detach(s, c)
 	}
 	e.unregister(s)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	e.removePresence(ctx, s)
-	cancel()
+	e.goneQ.push(s.gone())
 	s.mu.Lock()
 	code, reason := s.closeCode, s.closeReason
 	s.mu.Unlock()

@@ -47,6 +47,7 @@ type Edge struct {
 
 	writeQ *workQueue[*session]
 	jobQ   *workQueue[*cursor]
+	goneQ  *workQueue[gone] // presence entries of ended sessions (reaper.go)
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -58,6 +59,7 @@ type Edge struct {
 	timers   map[*time.Timer]struct{}
 
 	limiter  *ipLimiter
+	setups   chan struct{} // a token per set-up running (Config.MaxSetups)
 	auditLim auditLimiter
 	started  atomic.Bool
 	draining atomic.Bool
@@ -85,9 +87,10 @@ func New(rdb redis.UniversalClient, cfg Config) (*Edge, error) {
 	e := &Edge{
 		cfg: cfg, rdb: rdb, store: cfg.Store, log: cfg.Logger.With("edge", cfg.EdgeID),
 		m: newMetrics(), ctx: ctx, cancel: cancel,
-		writeQ: newWorkQueue[*session](), jobQ: newWorkQueue[*cursor](),
+		writeQ: newWorkQueue[*session](), jobQ: newWorkQueue[*cursor](), goneQ: newWorkQueue[gone](),
 		sessions: make(map[*session]struct{}), devices: make(map[deviceKey]*session), perUser: make(map[userKey]int), perIP: make(map[string]int),
 		limiter: newIPLimiter(cfg.ConnectRatePerIP), timers: make(map[*time.Timer]struct{}),
+		setups: make(chan struct{}, cfg.MaxSetups),
 	}
 	e.flushCtx, e.stopFlush = context.WithCancel(ctx)
 	e.hub = newHub(rdb, cfg.Space, e.log, e.m, cfg.RingSize)
@@ -140,6 +143,7 @@ func (e *Edge) Start(ctx context.Context) error {
 	e.spawn(e.ackFlushLoop)
 	e.spawn(e.presenceLoop)
 	e.spawn(e.pruneLoop)
+	e.spawn(e.presenceReaper)
 	return nil
 }
 

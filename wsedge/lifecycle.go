@@ -172,6 +172,7 @@ func (e *Edge) shutdown(ctx context.Context) error {
 		e.closeAllNow()
 		<-done
 	}
+	e.reapAll(ctx)
 	e.stopFlush() // the paced copy in progress, if any, stops at its next pipeline
 	ferr := e.store.Flush(ctx)
 	if err := e.flushAcks(ctx, 0); err != nil && ferr == nil {

@@ -31,7 +31,9 @@ type metrics struct {
 	replacedRemote prometheus.Counter
 	audit          *prometheus.CounterVec
 	pruned         prometheus.Counter
-	sessions       prometheus.Collector
+
+	presenceRemoved, presenceRemoveErrors prometheus.Counter
+	sessions                              prometheus.Collector
 
 	// Client limits (clientlimits.go).
 	limited            [numLimits]prometheus.Counter // sessions closed with 4029, per token bucket
@@ -55,25 +57,27 @@ func newMetrics() *metrics {
 		frames: c("client_frames_total", "Frames received from clients."),
 		flushFrames: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "herald_edge_flush_frames",
 			Help: "Frames written to one session per flush (several are sent in one write).", Buckets: []float64{1, 2, 4, 8, 16, 64, 256, 1024}}),
-		pushed:         c("frames_pushed_total", "Frames written to clients."),
-		replayed:       c("replayed_total", "Feed entries read from Redis to catch sessions up."),
-		filled:         c("gap_filled_total", "Feed entries fetched by the hub to fill gaps."),
-		gaps:           c("gaps_total", "Gaps in a feed's seq noticed by the hub."),
-		resets:         c("resets_total", "Reset frames sent (history lost or trimmed)."),
-		slow:           c("slow_consumers_total", "Sessions closed with 4008 because their send queue overflowed."),
-		acks:           c("acks_total", "ACKs that moved a device's position."),
-		acksFlushed:    c("acks_flushed_total", "ACK positions copied to Redis."),
-		ackFlushErrors: c("ack_flush_errors_total", "Failed copies of ACK positions to Redis (retried)."),
-		upstream:       c("upstream_total", "Client pub frames appended to the upstream stream."),
-		ruleSkipped:    c("rule_skipped_total", "Notifications a rate rule kept from being pushed: drop, or held past max_wait (still in the feed)."),
-		ruleHeld:       c("rule_held_total", "Times a rate rule held a notification to push it later."),
-		rulePubDenied:  c("rule_pub_denied_total", "Client pub frames refused by a rate rule."),
-		ruleConnDenied: c("rule_connect_denied_total", "Connections refused by a per-tenant rate rule."),
-		pubsubErrors:   c("pubsub_errors_total", "Redis Pub/Sub receive errors (each followed by a reconnect)."),
-		resubscribes:   c("resubscribes_total", "Feed channels resubscribed after a reconnect (each is filled from the stream)."),
-		deadEdges:      c("dead_edges_cleaned_total", "Dead edges whose presence this edge removed."),
-		replacedRemote: c("sessions_replaced_remotely_total", "Sessions closed because their device connected again to another edge."),
-		pruned:         c("closed_sessions_pruned_total", "Closed-session records deleted from the store after the retention."),
+		pushed:               c("frames_pushed_total", "Frames written to clients."),
+		replayed:             c("replayed_total", "Feed entries read from Redis to catch sessions up."),
+		filled:               c("gap_filled_total", "Feed entries fetched by the hub to fill gaps."),
+		gaps:                 c("gaps_total", "Gaps in a feed's seq noticed by the hub."),
+		resets:               c("resets_total", "Reset frames sent (history lost or trimmed)."),
+		slow:                 c("slow_consumers_total", "Sessions closed with 4008 because their send queue overflowed."),
+		acks:                 c("acks_total", "ACKs that moved a device's position."),
+		acksFlushed:          c("acks_flushed_total", "ACK positions copied to Redis."),
+		ackFlushErrors:       c("ack_flush_errors_total", "Failed copies of ACK positions to Redis (retried)."),
+		upstream:             c("upstream_total", "Client pub frames appended to the upstream stream."),
+		ruleSkipped:          c("rule_skipped_total", "Notifications a rate rule kept from being pushed: drop, or held past max_wait (still in the feed)."),
+		ruleHeld:             c("rule_held_total", "Times a rate rule held a notification to push it later."),
+		rulePubDenied:        c("rule_pub_denied_total", "Client pub frames refused by a rate rule."),
+		ruleConnDenied:       c("rule_connect_denied_total", "Connections refused by a per-tenant rate rule."),
+		pubsubErrors:         c("pubsub_errors_total", "Redis Pub/Sub receive errors (each followed by a reconnect)."),
+		resubscribes:         c("resubscribes_total", "Feed channels resubscribed after a reconnect (each is filled from the stream)."),
+		deadEdges:            c("dead_edges_cleaned_total", "Dead edges whose presence this edge removed."),
+		replacedRemote:       c("sessions_replaced_remotely_total", "Sessions closed because their device connected again to another edge."),
+		presenceRemoved:      c("presence_removed_total", "Presence entries of ended sessions removed from Redis (in batches)."),
+		presenceRemoveErrors: c("presence_remove_errors_total", "Presence entries of ended sessions that could not be removed (the device's next connect replaces them; a dead edge's are cleaned by the others)."),
+		pruned:               c("closed_sessions_pruned_total", "Closed-session records deleted from the store after the retention."),
 		audit: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_edge_audit_total",
 			Help: "Audit events (refused connections, limit hits) by reason, logged or suppressed by the log's rate limit."}, []string{"reason"}),
 		limited: [numLimits]prometheus.Counter{
@@ -97,7 +101,7 @@ func (m *metrics) sessionsFn(f func() float64) {
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.connects, m.closes, m.connectSeconds, m.frames, m.flushFrames, m.pushed, m.replayed,
 		m.filled, m.gaps, m.resets, m.slow, m.acks, m.acksFlushed, m.ackFlushErrors, m.upstream,
-		m.ruleSkipped, m.ruleHeld, m.rulePubDenied, m.ruleConnDenied, m.pubsubErrors, m.resubscribes, m.deadEdges, m.replacedRemote, m.audit, m.pruned, m.sessions,
+		m.ruleSkipped, m.ruleHeld, m.rulePubDenied, m.ruleConnDenied, m.pubsubErrors, m.resubscribes, m.deadEdges, m.replacedRemote, m.audit, m.pruned, m.presenceRemoved, m.presenceRemoveErrors, m.sessions,
 		m.limited[limitFrames], m.limited[limitBytes], m.limited[limitPubs], m.limited[limitPubBytes],
 		m.limitSubs, m.devicesEvicted, m.positionsForgotten, m.upstreamTrimmed}
 }

@@ -67,17 +67,6 @@ func (e *Edge) onControl(payload string) {
 	}
 }
 
-func (e *Edge) removePresence(ctx context.Context, s *session) {
-	sp := e.cfg.Space
-	err := e.call(ctx, "presence", func(ctx context.Context) error {
-		return delIfOwner.Run(ctx, e.rdb, []string{sp.Presence(s.tenant, s.user), sp.EdgeSessions(e.cfg.EdgeID)},
-			s.device, s.presenceValue(), s.presenceMember()).Err()
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		e.log.Debug("remove presence", "session", s.id, "err", err)
-	}
-}
-
 // positions returns the device's known ACK positions per feed: the local
 // store's and the one in Redis (written by whichever edge served the device
 // last). The caller picks the best one for the feed's current epoch.

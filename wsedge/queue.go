@@ -68,3 +68,18 @@ func (q *workQueue[T]) len() int {
 	defer q.mu.Unlock()
 	return len(q.items) - q.head
 }
+
+// take removes and returns up to max items without blocking, appended to
+// buf.
+func (q *workQueue[T]) take(buf []T, max int) []T {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := min(max, len(q.items)-q.head)
+	buf = append(buf, q.items[q.head:q.head+n]...)
+	clear(q.items[q.head : q.head+n])
+	q.head += n
+	if q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	}
+	return buf
+}

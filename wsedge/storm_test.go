@@ -2,6 +2,7 @@ package wsedge_test
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/internal/keys"
+	"github.com/heraldrt/herald/wsedge"
 )
 
 // A device that reconnects at once, while the edge is still letting go of
@@ -71,4 +73,48 @@ func TestImmediateReconnectKeepsReceiving(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// A reconnect storm: every client drops at once and comes back at once.
+// Every one gets its welcome (set-ups wait their turn instead of timing
+// out) and what was published for it meanwhile, and the presence entries
+// of the dropped sessions are removed in batches.
+func TestReconnectStormEveryClientResumes(t *testing.T) {
+	const n = 400
+	v := newEnv(t)
+	e := v.startEdge("", func(c *wsedge.Config) { c.MaxSetups = 8 })
+	user := func(i int) string { return "s" + strconv.Itoa(i) }
+	var wg sync.WaitGroup
+	tcps := make([]*net.TCPConn, n)
+	for i := range n {
+		wg.Go(func() { _, tcps[i] = rawDial(t, e.url, v.token(user(i), "d", time.Hour)) })
+	}
+	wg.Wait()
+	for _, c := range tcps {
+		c.SetLinger(0)
+		c.Close()
+	}
+	for i := range n {
+		v.publish(keys.UserFeed("acme", user(i)), 1, nil)
+	}
+	for i := range n {
+		wg.Go(func() {
+			c, err := dial(t, e.url, v.token(user(i), "d", time.Hour))
+			if err != nil {
+				t.Errorf("%s: %v", user(i), err)
+				return
+			}
+			for _, want := range []string{"welcome", "n"} {
+				if m, err := c.read(20 * time.Second); err != nil || m["t"] != want {
+					t.Errorf("%s: got %v, %v; want %s", user(i), m, err, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	eventually(t, "presence of the dropped sessions removed", func() bool {
+		n, err := v.rdb.SCard(t.Context(), keys.Space{}.EdgeSessions(e.ID())).Result()
+		return err == nil && n == int64(400)
+	})
 }

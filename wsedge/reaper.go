@@ -1,0 +1,98 @@
+package wsedge
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Presence removal in batches. Every session that ends removes its
+// presence entry from Redis. In a disconnect storm (a network blip, a
+// drained edge, a load balancer that drops everyone) that is thousands of
+// round trips at once, each holding a pooled Redis connection that the
+// reconnecting sessions' set-ups need, and a slow Redis call each: enough
+// to open the breaker and refuse the reconnects. So ended sessions queue
+// their removal, and one reaper sends them in pipelines of up to
+// reapBatch. The script removes an entry only while it still names the
+// ended session, so a removal sent after the device reconnected (here or
+// elsewhere) leaves the new entry alone.
+
+const reapBatch = 512
+
+// errRetry: the script was not loaded (Redis restarted); it is now.
+var errRetry = errors.New("presence script reloaded: retry")
+
+// gone is one ended session's presence entry.
+type gone struct {
+	key, edgeSet, device, value, member string
+}
+
+func (s *session) gone() gone {
+	sp := s.e.cfg.Space
+	return gone{key: sp.Presence(s.tenant, s.user), edgeSet: sp.EdgeSessions(s.e.cfg.EdgeID),
+		device: s.device, value: s.presenceValue(), member: s.presenceMember()}
+}
+
+// presenceReaper sends the queued removals until the edge stops; Shutdown
+// sends what is left (reapAll).
+func (e *Edge) presenceReaper() {
+	buf := make([]gone, 0, reapBatch)
+	for {
+		g, ok := e.goneQ.pop(e.ctx)
+		if !ok {
+			return
+		}
+		buf = e.goneQ.take(append(buf[:0], g), reapBatch-1)
+		e.reap(e.ctx, buf)
+	}
+}
+
+// reapAll sends every queued removal (a drain).
+func (e *Edge) reapAll(ctx context.Context) {
+	buf := make([]gone, 0, reapBatch)
+	for ctx.Err() == nil {
+		if buf = e.goneQ.take(buf[:0], reapBatch); len(buf) == 0 {
+			return
+		}
+		e.reap(ctx, buf)
+	}
+}
+
+// reap removes a batch of presence entries in one round trip, with one
+// retry after a failure; entries it cannot remove are left to the dead-edge
+// clean-up and to the devices' next connect, which replaces them.
+func (e *Edge) reap(ctx context.Context, batch []gone) {
+	for attempt := range 2 {
+		if attempt > 0 {
+			sleepCtx(ctx, 200*time.Millisecond)
+		}
+		err := e.call(ctx, "presence", func(ctx context.Context) error {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			_, err := e.rdb.Pipelined(cctx, func(p redis.Pipeliner) error {
+				for _, g := range batch {
+					delIfOwner.EvalSha(cctx, p, []string{g.key, g.edgeSet}, g.device, g.value, g.member)
+				}
+				return nil
+			})
+			if redis.HasErrorPrefix(err, "NOSCRIPT") {
+				err = delIfOwner.Load(cctx, e.rdb).Err()
+				if err == nil {
+					err = errRetry
+				}
+			}
+			return err
+		})
+		if err == nil {
+			e.m.presenceRemoved.Add(float64(len(batch)))
+			return
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		e.log.Debug("remove presence", "entries", len(batch), "err", err)
+	}
+	e.m.presenceRemoveErrors.Add(float64(len(batch)))
+}
