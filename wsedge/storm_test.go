@@ -118,3 +118,39 @@ func TestReconnectStormEveryClientResumes(t *testing.T) {
 		return err == nil && n == int64(400)
 	})
 }
+
+// A client that comes back and acks what it had from its previous session
+// (that ack was lost when it left) is believed, not told bad_ack: the
+// replay skips what it acked instead of pushing it again.
+func TestAckFromAnEarlierSessionSkipsTheReplay(t *testing.T) {
+	v := newEnv(t)
+	e := v.startEdge("", nil)
+	f := keys.UserFeed("acme", "u1")
+	c := v.connect(e, "u1", "d")
+	v.publish(f, 300, nil)
+	ns := c.notifications(300)
+	c.ack(ns[0]) // the acks of the others are lost with the connection
+	eventually(t, "ack stored", func() bool {
+		acks, err := e.store.Acks("acme", "u1", "d")
+		return err == nil && acks["user"].Seq == 1
+	})
+	c.conn.CloseNow()
+	awaitSessions(t, e, 0)
+	c = v.connect(e, "u1", "d")
+	c.ack(ns[299])
+	v.publish(f, 1, nil)
+	replayed := 0
+	for {
+		m := c.next()
+		if m["t"] != "n" {
+			t.Fatalf("got %v after %d replayed; want notifications only", m, replayed)
+		}
+		if m["seq"].(float64) == 301 {
+			break
+		}
+		replayed++
+	}
+	if replayed >= 299 {
+		t.Fatalf("all %d acked notifications were replayed again", replayed)
+	}
+}
