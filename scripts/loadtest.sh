@@ -6,14 +6,22 @@
 #   scripts/loadtest.sh                 the whole run at full size (about 10 min):
 #                                       connect + idle memory, personal ladder,
 #                                       broadcast, reconnect storm
+#   COMPARE=1 scripts/loadtest.sh       side by side (about 20-30 min; the default
+#                                       of `go tool task bench:load`): the same run
+#                                       against Herald, then Centrifugo v6 without
+#                                       history, then with history on the personal
+#                                       channels, and every figure as a ratio
+#                                       (herald-load compare)
 #   scripts/loadtest.sh soak            the soak (scripts/soak.sh): cycles of
 #                                       clients that vanish abruptly
 #   SMALL=1 scripts/loadtest.sh [soak]  a quick check: about 1000 clients, 10 s phases
 #
 #   run:  SCENARIOS=connect,personal,... CLIENTS IDLE_CLIENTS RATES='2000,5000' DURATION
 #         ACKS=each|batched:1s|none IDEMPOTENCY=true|false SLO_MS ROUNDS
+#         REF_RATE (a personal rate measured for every target; COMPARE only)
 #   soak: CYCLES CLIENTS WORKERS
-#   OUT=file.md                         where to write (default benchmarks/results/<time>.md)
+#   OUT=file.md                         where to write (default benchmarks/results/<time>.md,
+#                                       <time>-compare.md with COMPARE=1)
 #   PROFILE_DIR=dir                     where CPU profiles are kept (default bin/profiles-<time>/)
 #   HERALD_BIN=path                     a herald binary to test instead of building one
 #                                       (an older commit's, to compare)
@@ -22,7 +30,10 @@
 # port, one `herald dispatcher` and one `herald edge` (connect rate limit
 # off), each with its admin listener, started once and never restarted:
 # every scenario of the run meets the same processes, warmed by the ones
-# before, as a real deployment would. Everything runs on this machine and
+# before, as a real deployment would. With COMPARE=1 herald-load then
+# starts each Centrifugo variant once, on a redis-server of its own (the
+# same settings), builds centrifugo into bin/ first if need be (a few
+# minutes the first time), and stops them after their runs. Everything runs on this machine and
 # talks over 127.0.0.0/8 only; herald-load stops by itself. A trap stops
 # every process this script started, by PID, and deletes its files.
 set -euo pipefail
@@ -36,9 +47,12 @@ case $MODE in run | soak) ;; *)
 	;;
 esac
 SMALL=${SMALL:-0}
+COMPARE=${COMPARE:-0}
+[ "$MODE" = soak ] && COMPARE=0
 stamp=$(date -u '+%Y-%m-%dT%H%MZ')
 suffix=
 [ "$MODE" = soak ] && suffix=-soak
+[ "$COMPARE" = 1 ] && suffix=-compare
 OUT=${OUT:-$root/benchmarks/results/$stamp$suffix.md}
 case $OUT in /*) ;; *) OUT=$root/$OUT ;; esac
 [ -e "$OUT" ] && OUT=${OUT%.md}-$(date -u +%S).md
@@ -54,9 +68,15 @@ if [ "$MODE" = soak ]; then
 	fi
 	: "${WORKERS:=2}"
 elif [ "$SMALL" = 1 ]; then
-	: "${CLIENTS:=1000}" "${IDLE_CLIENTS:=1500}" "${RATES:=1000,2000,5000}" "${DURATION:=10s}" "${SETTLE:=3s}" "${ROUNDS:=10}"
+	: "${CLIENTS:=1000}" "${IDLE_CLIENTS:=1500}" "${RATES:=1000,2000,5000}" "${DURATION:=10s}" "${SETTLE:=3s}" "${ROUNDS:=10}" "${REF_RATE:=2000}"
 else
-	: "${CLIENTS:=10000}" "${IDLE_CLIENTS:=15000}" "${RATES:=2000,5000,10000,15000,20000}" "${DURATION:=60s}" "${SETTLE:=10s}" "${ROUNDS:=20}"
+	: "${CLIENTS:=10000}" "${IDLE_CLIENTS:=15000}" "${RATES:=2000,5000,10000,15000,20000}" "${DURATION:=60s}" "${SETTLE:=10s}" "${ROUNDS:=20}" "${REF_RATE:=10000}"
+fi
+# Side by side, events carry no idempotency key by default: Centrifugo's
+# publications cannot (the API client has no such field), so both do the
+# same work; IDEMPOTENCY=true gives Herald's events keys anyway.
+if [ "$COMPARE" = 1 ]; then
+	: "${IDEMPOTENCY:=false}"
 fi
 : "${SCENARIOS:=connect,personal,broadcast,storm}" "${ACKS:=each}" "${IDEMPOTENCY:=true}" "${SLO_MS:=100}"
 RATES=${RATES:-}
@@ -204,19 +224,24 @@ warnings() {
 {
 	if [ "$MODE" = soak ]; then
 		echo "## Soak $(date -u '+%Y-%m-%d %H:%M UTC')$([ "$SMALL" = 1 ] && echo ' (SMALL=1)')"
+	elif [ "$COMPARE" = 1 ]; then
+		echo "## Side by side: Herald and Centrifugo, $(date -u '+%Y-%m-%d %H:%M UTC')$([ "$SMALL" = 1 ] && echo ' (SMALL=1)')"
 	else
 		echo "## Load run $(date -u '+%Y-%m-%d %H:%M UTC')$([ "$SMALL" = 1 ] && echo ' (SMALL=1)')"
 	fi
 	echo
-	echo "Script: \`$([ "$SMALL" = 1 ] && echo 'SMALL=1 ')scripts/loadtest.sh $MODE\` at $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet -- . ':(exclude)benchmarks' 2>/dev/null || echo ' (+ uncommitted changes)')$([ -n "${HERALD_BIN:-}" ] && echo ", herald binary $HERALD_BIN");"
+	echo "Script: \`$([ "$COMPARE" = 1 ] && echo 'COMPARE=1 ')$([ "$SMALL" = 1 ] && echo 'SMALL=1 ')scripts/loadtest.sh $MODE\` at $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet -- . ':(exclude)benchmarks' 2>/dev/null || echo ' (+ uncommitted changes)')$([ -n "${HERALD_BIN:-}" ] && echo ", herald binary $HERALD_BIN");"
 	echo "$(nproc) cores, $(free -g | awk '/^Mem/ {print $2}') GiB, load average $(cut -d' ' -f1-3 /proc/loadavg) at start;"
 	echo "$(go version | cut -d' ' -f3), $(redis-server --version | cut -d' ' -f3), Linux $(uname -r)."
 	if [ "$MODE" = soak ]; then
 		echo "Settings: CYCLES=$CYCLES CLIENTS=$CLIENTS WORKERS=$WORKERS."
 	else
-		echo "Settings: SCENARIOS=$SCENARIOS CLIENTS=$CLIENTS IDLE_CLIENTS=$IDLE_CLIENTS RATES=$RATES DURATION=$DURATION SETTLE=$SETTLE ROUNDS=$ROUNDS ACKS=$ACKS IDEMPOTENCY=$IDEMPOTENCY SLO_MS=$SLO_MS."
+		echo "Settings: SCENARIOS=$SCENARIOS CLIENTS=$CLIENTS IDLE_CLIENTS=$IDLE_CLIENTS RATES=$RATES DURATION=$DURATION SETTLE=$SETTLE ROUNDS=$ROUNDS ACKS=$ACKS IDEMPOTENCY=$IDEMPOTENCY SLO_MS=$SLO_MS$([ "$COMPARE" = 1 ] && echo " REF_RATE=$REF_RATE")."
 	fi
 	echo "One stack (redis-server, herald dispatcher, herald edge) for the whole run. Redis, dispatcher, edge and the load generator share these cores, and other work may be running on the machine: see each phase's load average."
+	if [ "$COMPARE" = 1 ]; then
+		echo "Then Centrifugo (internal/loadtest/centrifugo, built into bin/) without history, then with history on the personal channels: one node and one redis-server of its own each (herald-load starts them once per variant), the same clients and scenarios; the Herald stack stays up, idle, meanwhile."
+	fi
 } >"$OUT"
 
 start_stack
@@ -225,6 +250,15 @@ if [ "$MODE" = soak ]; then
 	echo "== soak: herald-load soak --cycles $CYCLES --clients $CLIENTS --workers $WORKERS" >&2
 	"$load" soak --edges "$ws" --redis-url "$redis_url" --metrics "$metrics" --edge-data-dir "$data_dir" \
 		--cycles "$CYCLES" --clients "$CLIENTS" --workers "$WORKERS" --md "$OUT" || status=$?
+elif [ "$COMPARE" = 1 ]; then
+	echo "== compare: herald-load compare --scenarios $SCENARIOS --clients $CLIENTS" >&2
+	"$load" compare --targets herald,centrifugo,centrifugo-history --centrifugo-bin-dir "$root/bin" \
+		--edges "$ws" --redis-url "$redis_url" --metrics "$metrics" --edge-data-dir "$data_dir" \
+		--scenarios "$SCENARIOS" --clients "$CLIENTS" --idle-clients "$IDLE_CLIENTS" --rates "$RATES" --ref-rate "$REF_RATE" \
+		--duration "$DURATION" --settle "$SETTLE" --rounds "$ROUNDS" --acks "$ACKS" --idempotency="$IDEMPOTENCY" \
+		--slo-ms "$SLO_MS" --cpu-profile "$PROFILE_DIR" --md "$OUT" || status=$?
+	top_profile "herald/edge-personal-$REF_RATE.pprof" "Herald edge CPU profile, 10 s at $REF_RATE/s"
+	top_profile herald/edge-broadcast.pprof "Herald edge CPU profile during the broadcast rounds"
 else
 	echo "== run: herald-load run --scenarios $SCENARIOS --clients $CLIENTS" >&2
 	"$load" run --edges "$ws" --redis-url "$redis_url" --metrics "$metrics" --edge-data-dir "$data_dir" \

@@ -70,7 +70,7 @@ func (c *client) run(ctx context.Context, gate <-chan struct{}) {
 			continue // vanished, or a storm dropped it: its own schedule, no backoff
 		}
 		c.w.closed(int(code), err, c.welcomed)
-		if terminal(code) {
+		if c.terminal(code) {
 			return
 		}
 		if c.upped {
@@ -95,14 +95,12 @@ func (c *client) schedule() (wait time.Duration, drops int, gone bool) {
 // user is the client's user index.
 func (c *client) user() int { return c.w.o.first + c.i }
 
-// terminal reports whether a close code says reconnecting cannot help
-// (Herald's 4001, 4003, 1008, 1009).
-func terminal(code websocket.StatusCode) bool {
-	switch code {
-	case 4001, 4003, websocket.StatusPolicyViolation, websocket.StatusMessageTooBig:
-		return true
-	}
-	return false
+// terminal reports whether a close code says reconnecting cannot help,
+// as the target's protocol reads it.
+func (c *client) terminal(code websocket.StatusCode) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.proto.Terminal(int(code))
 }
 
 // session runs one connection; it returns the close code (-1 when it

@@ -17,11 +17,12 @@ import (
 type flags struct {
 	*flag.FlagSet
 	envErrs []string
+	made    map[string]any // by shared
 }
 
 func newFlags(cmd, summary string) *flags {
 	fs := flag.NewFlagSet("herald-load "+cmd, flag.ContinueOnError)
-	f := &flags{FlagSet: fs}
+	f := &flags{FlagSet: fs, made: make(map[string]any)}
 	fs.Usage = func() {
 		out := fs.Output()
 		fmt.Fprintf(out, "usage: herald-load %s [flags]\n\n%s\n\nflags (flag wins over environment):\n", cmd, summary)
@@ -85,6 +86,17 @@ func (f *flags) Bool(p *bool, name string, def bool, usage string) {
 		def, _ = strconv.ParseBool(v)
 	}
 	f.BoolVar(p, name, def, usageText(name, usage))
+}
+
+// shared returns the value make registered under key, calling make the
+// first time: flags that several targets share are defined once.
+func (f *flags) shared(key string, make func() any) any {
+	v, ok := f.made[key]
+	if !ok {
+		v = make()
+		f.made[key] = v
+	}
+	return v
 }
 
 // parse parses args; a bad environment variable or flag is a usage error.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/heraldrt/herald/events"
 	"github.com/heraldrt/herald/wsedge/auth"
 )
@@ -148,6 +149,16 @@ func (p *heraldProto) Acks() [][]byte {
 		}
 	}
 	return out
+}
+
+// Terminal: Herald's 4001 (bad token) and 4003 (forbidden), and the
+// transport's 1008 and 1009, end a client; anything else reconnects.
+func (p *heraldProto) Terminal(code int) bool {
+	switch code {
+	case 4001, 4003, int(websocket.StatusPolicyViolation), int(websocket.StatusMessageTooBig):
+		return true
+	}
+	return false
 }
 
 // appendAck appends {"t":"ack","id":"<id>"}, the form SDKs write (ids are

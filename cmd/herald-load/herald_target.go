@@ -101,6 +101,8 @@ func (h *herald) WorkerArgs() []string {
 
 func (h *herald) WorkerEnv() []string { return []string{secretEnv + "=" + h.o.secret} }
 
+func (h *herald) Traits() Traits { return Traits{Acks: true, Resume: true, Keys: true} }
+
 func (h *herald) PublishPersonal(ctx context.Context, evs []Event) ([]bool, error) {
 	msgs := make([]producer.Message, len(evs))
 	for i, ev := range evs {

@@ -22,6 +22,7 @@ type command struct {
 // starts it) and not listed in the usage.
 var commands = []command{
 	{name: "run", summary: "scenarios (connect, personal ladder, broadcast, reconnect storm) against one deployment, the same clients throughout", run: runRun},
+	{name: "compare", summary: "the run's scenarios against several targets in turn (herald, centrifugo, centrifugo-history), the same clients, every figure side by side and as a ratio", run: runCompare},
 	{name: "soak", summary: "cycles of clients that connect, receive and vanish abruptly: the edge's descriptors, goroutines and RSS must come back", run: runSoak},
 	{name: "worker", summary: "", run: func(ctx context.Context, args []string) error { return runWorker(ctx, args, os.Stdin, os.Stdout) }},
 }
@@ -65,7 +66,7 @@ func usage() {
 	fmt.Fprintln(os.Stderr, "usage: herald-load <command> [flags]\n\ncommands:")
 	for _, c := range commands {
 		if c.summary != "" {
-			fmt.Fprintf(os.Stderr, "  %-6s %s\n", c.name, c.summary)
+			fmt.Fprintf(os.Stderr, "  %-7s %s\n", c.name, c.summary)
 		}
 	}
 	fmt.Fprintln(os.Stderr, "\nrun 'herald-load <command> --help' for its flags (each also read from a HERALD_LOAD_* variable)")

@@ -27,9 +27,11 @@ type runReport struct {
 	Workers     int            `json:"workers"`
 	Acks        string         `json:"acks"`
 	Idempotency bool           `json:"idempotency"`
+	Traits      Traits         `json:"traits"`
 	Scenarios   []string       `json:"scenarios"`
 	Headlines   []headline     `json:"headlines"`
 	BestRate    float64        `json:"best_personal_rate,omitempty"`
+	RefRate     float64        `json:"ref_rate,omitempty"` // --ref-rate: the personal rate measured in every run
 	Phases      []*phaseResult `json:"phases"`
 	LoadCPUS    float64        `json:"load_cpu_s"`      // the workers' CPU seconds, whole run
 	LoadMaxRSS  float64        `json:"load_max_rss_mb"` // largest worker
@@ -46,10 +48,15 @@ type headline struct {
 	OK       bool   `json:"ok"`
 }
 
-func newRunReport(o *runFlags, t Target, args []string) *runReport {
-	return &runReport{Target: t.Name(), Label: o.label, Run: o.run, Command: commandLine("run", args), Started: time.Now().UTC(),
-		Nproc: runtime.NumCPU(), Clients: o.clients, IdleClients: o.idleClients, Workers: o.workers, Acks: o.acks.String(),
-		Idempotency: o.idempotency, Scenarios: o.scenarios}
+func newRunReport(o *runFlags, t Target, command string) *runReport {
+	tr := t.Traits()
+	acks := o.acks.String()
+	if !tr.Acks {
+		acks = "n/a"
+	}
+	return &runReport{Target: t.Name(), Label: o.label, Run: o.run, Command: command, Started: time.Now().UTC(),
+		Nproc: runtime.NumCPU(), Clients: o.clients, IdleClients: o.idleClients, Workers: o.workers, Acks: acks,
+		Idempotency: o.idempotency && tr.Keys, Traits: tr, Scenarios: o.scenarios, RefRate: o.refRate}
 }
 
 func (r *runReport) headline(scenario, figure, value string, ok bool) {
@@ -172,7 +179,7 @@ func (r *runReport) tables(w io.Writer) error {
 
 func (r *runReport) phaseTables(w io.Writer) error {
 	for _, p := range r.Phases {
-		if err := p.table(w); err != nil {
+		if err := p.table(w, r.Traits.Acks); err != nil {
 			return err
 		}
 		fmt.Fprintln(w)
@@ -180,8 +187,9 @@ func (r *runReport) phaseTables(w io.Writer) error {
 	return nil
 }
 
-// table writes one phase's figures.
-func (p *phaseResult) table(w io.Writer) error {
+// table writes one phase's figures; acks says the clients ack (else the
+// acks are "n/a").
+func (p *phaseResult) table(w io.Writer, acks bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, a...)...) }
 	row("== "+p.Name, "%s, %.1fs, run %s", p.Started.Format("15:04:05"), p.ElapsedS, p.Run)
@@ -193,27 +201,33 @@ func (p *phaseResult) table(w io.Writer) error {
 			row("cpu/conn", "edge %.3f ms, Redis %.3f ms, every server process + Redis %.3f ms", c.EdgeCPUMS, c.RedisCPUMS, c.ServerCPUMS)
 		}
 	}
-	if i := p.Idle; i != nil {
+	if i := p.Idle; i != nil && i.GoMetrics {
 		row("idle", "%d connections held %.0fs: edge RSS %.0f B/conn above the baseline (heap in use %.0f, stacks %.0f); %.2f goroutines, %.2f descriptors per conn",
 			i.Connections, i.SettleS, i.RSSPerConnB, i.HeapPerConnB, i.StackPerConnB, i.GoroutinesConn, i.FDsPerConn)
+	} else if i != nil {
+		row("idle", "%d connections held %.0fs: edge RSS %.0f B/conn above the baseline; %.2f descriptors per conn (heap, stacks, goroutines n/a)",
+			i.Connections, i.SettleS, i.RSSPerConnB, i.FDsPerConn)
 	}
 	if s := p.Personal; s != nil {
-		personalRows(row, s)
+		personalRows(row, s, acks)
 	}
 	if b := p.Broadcast; b != nil {
 		row("broadcast ms", "last client: median %.2f  p90 %.2f  max %.2f over %d/%d complete rounds, %d clients",
 			b.Median, b.P90, b.Max, b.Complete, len(b.Rounds), b.Clients)
-		row("delivered", "%d of %d, lost %d, acks sent %d", b.Delivered, b.Expected, b.Lost, b.Acks)
+		row("delivered", "%d of %d, lost %d, acks sent %s", b.Delivered, b.Expected, b.Lost, acksText(b.Acks, acks))
 		l := b.LatencyMS
 		row("latency ms", "p50 %.3f  p90 %.3f  p99 %.3f  max %.3f  (n=%d)", l.P50, l.P90, l.P99, l.Max, l.N)
 		row("cpu/notif", "%.1f µs (every server process + Redis)", b.CPUPerNot)
 	}
 	if s := p.Storm; s != nil {
 		m := s.WelcomeMS
-		row("storm", "%d clients dropped at once, reconnecting within %.1fs: %d reconnected, %d resumed, last welcome %.2fs after the drop",
-			s.Clients, s.WithinS, s.Reconnected, s.Resumed, s.LastWelcomeS)
+		row("storm", "%d clients dropped at once, reconnecting within %.1fs: %d reconnected, %s resumed, last welcome %.2fs after the drop",
+			s.Clients, s.WithinS, s.Reconnected, s.resumedText(), s.LastWelcomeS)
+		if !s.Resume {
+			row("not recoverable", "%d events published while their clients were away (no history: nothing to resume from; not counted as lost)", s.NotRecoverable)
+		}
 		row("welcome ms", "after the drop: p50 %.0f  p90 %.0f  p99 %.0f  max %.0f", m.P50, m.P90, m.P99, m.Max)
-		personalRows(row, &s.Personal)
+		personalRows(row, &s.Personal, acks)
 	}
 	for _, pp := range p.Processes {
 		row("process "+pp.Name, "%s", pp.describe())
@@ -231,16 +245,20 @@ func (p *phaseResult) table(w io.Writer) error {
 	return tw.Flush()
 }
 
-func personalRows(row func(k, format string, a ...any), s *personalResult) {
+func personalRows(row func(k, format string, a ...any), s *personalResult, acks bool) {
 	row("publish", "%d at %.0f/s target, %.0f/s achieved in %.2fs, %d errors, max lag %.1f ms, drain %.2fs (%s)",
 		s.Published, s.Rate, s.AchievedRate, s.PublishS, s.PublishErrors, s.PublishLagMS, s.DrainS, s.DrainEnd)
-	row("delivered", "%d of %d expected, lost %d, extra %d, foreign %d, client dups %d, acks sent %d",
-		s.Delivered, s.Expected, s.Lost, s.Extra, s.Foreign, s.Duplicates, s.Acks)
+	row("delivered", "%d of %d expected, lost %d, extra %d, foreign %d, client dups %d, acks sent %s",
+		s.Delivered, s.Expected, s.Lost, s.Extra, s.Foreign, s.Duplicates, acksText(s.Acks, acks))
 	if len(s.LostUsers) > 0 {
-		row("lost by", "%s", strings.Join(s.LostUsers, ", "))
+		k := "lost by"
+		if s.Lost == 0 {
+			k = "missed by" // a storm without resume: not recoverable
+		}
+		row(k, "%s", strings.Join(s.LostUsers, ", "))
 	}
 	l := s.LatencyMS
-	row("latency ms", "p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  (n=%d, XADD -> receipt)", l.P50, l.P90, l.P99, l.P999, l.Max, l.N)
+	row("latency ms", "p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  (n=%d, publish -> receipt)", l.P50, l.P90, l.P99, l.P999, l.Max, l.N)
 	if len(s.Windows) > 0 {
 		p99s := make([]string, len(s.Windows))
 		for i, w := range s.Windows {
@@ -252,6 +270,14 @@ func personalRows(row func(k, format string, a ...any), s *personalResult) {
 		row("p99 per 5 s", "%s ms (by publish time)", strings.Join(p99s, " "))
 	}
 	row("cpu/notif", "%.1f µs every server process + Redis (Redis %.1f, edge %.1f)", s.CPUPerNotifUS, s.RedisPerNotUS, s.EdgePerNotUS)
+}
+
+// acksText is a count of ack frames, or "n/a" for a protocol without acks.
+func acksText(n int64, acks bool) string {
+	if !acks {
+		return "n/a"
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 func (pp procResult) describe() string {

@@ -73,6 +73,7 @@ type idleResult struct {
 	StackPerConnB  float64 `json:"stack_per_conn_b"`
 	GoroutinesConn float64 `json:"goroutines_per_conn"`
 	FDsPerConn     float64 `json:"fds_per_conn"`
+	GoMetrics      bool    `json:"go_metrics"` // heap, stacks and goroutines were read (Herald's /metrics); false: n/a
 }
 
 // personalResult: personal events at a rate, and what arrived.
@@ -130,13 +131,26 @@ type roundResult struct {
 // stormResult: every client dropped at once, reconnecting within a
 // window and resuming, while personal events keep coming.
 type stormResult struct {
-	Clients      int64          `json:"clients"`
-	WithinS      float64        `json:"within_s"`
-	Reconnected  int64          `json:"reconnected"` // welcomes of the storm's reconnects
-	Resumed      int64          `json:"resumed"`     // of them, clients that asked to resume from their positions
-	LastWelcomeS float64        `json:"last_welcome_s"`
-	WelcomeMS    latencySummary `json:"welcome_ms"` // drop -> welcome of the reconnect
-	Personal     personalResult `json:"personal"`
+	Clients     int64   `json:"clients"`
+	WithinS     float64 `json:"within_s"`
+	Reconnected int64   `json:"reconnected"` // welcomes of the storm's reconnects
+	// Resume says the target resumes a reconnecting client (Traits). Without
+	// it the clients only reconnect: Resumed is 0, and what they missed while
+	// away is NotRecoverable (by design), not Personal.Lost.
+	Resume         bool           `json:"resume"`
+	NotRecoverable int64          `json:"not_recoverable,omitempty"`
+	Resumed        int64          `json:"resumed"` // of them, clients that asked to resume from their positions
+	LastWelcomeS   float64        `json:"last_welcome_s"`
+	WelcomeMS      latencySummary `json:"welcome_ms"` // drop -> welcome of the reconnect
+	Personal       personalResult `json:"personal"`
+}
+
+// resumedText is Resumed, or "n/a" for a target that does not resume.
+func (s *stormResult) resumedText() string {
+	if !s.Resume {
+		return "n/a"
+	}
+	return fmt.Sprint(s.Resumed)
 }
 
 // verdict sets OK and the verdict from the reasons a phase missed.
@@ -165,6 +179,11 @@ func (p *phaseResult) addErrors(prefix string, errs ...string) {
 	}
 }
 
+// minAchieved is the share of a rate the publisher must reach for the
+// rate to count as held: a publishing path that cannot take the events
+// (its latency is not in publish -> receipt) does not hold the rate.
+const minAchieved = 0.95
+
 // judgePersonal says why personal events missed: loss, publish errors,
 // and (slo > 0) p99 above the SLO.
 func judgePersonal(r *personalResult) []string {
@@ -183,6 +202,9 @@ func judgePersonal(r *personalResult) []string {
 	}
 	if r.SLOMS > 0 && r.LatencyMS.P99 >= r.SLOMS {
 		why = append(why, fmt.Sprintf("p99 %.1f ms, not below %.3g ms", r.LatencyMS.P99, r.SLOMS))
+	}
+	if r.SLOMS > 0 && r.Published > 0 && r.AchievedRate < minAchieved*r.Rate {
+		why = append(why, fmt.Sprintf("published at %.0f/s, not the %.0f/s asked: the target's publishing path fell behind", r.AchievedRate, r.Rate))
 	}
 	r.Held = len(why) == 0
 	return why

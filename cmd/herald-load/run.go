@@ -22,7 +22,7 @@ long-lived worker processes from the first scenario to the last:
              up); then --idle-clients in all are held idle for --settle
              (the edges' RSS, heap, stacks and goroutines per connection)
   personal   a ladder of --rates, each for --duration: events for one user
-             each, in turn (p50/p99 XADD -> receipt, lost, CPU per
+             each, in turn (p50/p99 publish -> receipt, lost, CPU per
              notification); the highest rate held (p99 < --slo-ms, 0 lost)
   broadcast  --rounds events to the whole tenant, one at a time: time until
              the last client has each (median and max)
@@ -52,6 +52,7 @@ type runFlags struct {
 	idempotency bool
 
 	rates        []float64
+	refRate      float64
 	duration     time.Duration
 	sloMS        float64
 	ladderAll    bool
@@ -81,20 +82,40 @@ type runFlags struct {
 
 func parseRunFlags(args []string) (*runFlags, error) {
 	o := &runFlags{tf: make(map[string]targetFlags)}
-	var scenarios, rates, acks string
 	f := newFlags("run", runHelp)
 	f.String(&o.target, "target", "herald", "the system under load: "+targetNames())
+	raw := o.define(f, 0)
+	if err := f.parse(args); err != nil {
+		return nil, err
+	}
+	if f.NArg() > 0 {
+		return nil, fmt.Errorf("%w: unexpected argument %q", errUsage, f.Arg(0))
+	}
+	if err := o.finish(raw); err != nil {
+		return nil, err
+	}
+	return o, o.check()
+}
+
+// rawRunFlags are the flags parsed by finish.
+type rawRunFlags struct{ scenarios, rates, acks string }
+
+// define defines the flags of a run (every target's too) on f; refRate
+// is --ref-rate's default.
+func (o *runFlags) define(f *flags, refRate float64) *rawRunFlags {
+	raw := new(rawRunFlags)
 	for name, spec := range targets {
 		o.tf[name] = spec.flags(f)
 	}
-	f.String(&scenarios, "scenarios", strings.Join(scenarioOrder, ","), "comma-separated: connect, personal, broadcast, storm (they run in that order)")
+	f.String(&raw.scenarios, "scenarios", strings.Join(scenarioOrder, ","), "comma-separated: connect, personal, broadcast, storm (they run in that order)")
 	f.Int(&o.clients, "clients", 10000, "WebSocket clients held through the run (users u0..u<N-1>, one device each)")
 	f.Int(&o.idleClients, "idle-clients", 15000, "connect: clients in all while idle (the extra ones connect after --clients and leave after the memory sample)")
 	f.Int(&o.workers, "workers", 0, "worker processes for --clients (0: one per 18000)")
 	f.String(&o.tenant, "tenant", "load", "tenant of every client and event")
-	f.String(&acks, "acks", ackEach, "how clients ack: each (one ack frame per notification, at once), batched:<interval> (the newest per feed at most that often), none")
+	f.String(&raw.acks, "acks", ackEach, "how clients ack: each (one ack frame per notification, at once), batched:<interval> (the newest per feed at most that often), none")
 	f.Bool(&o.idempotency, "idempotency", true, "give every event an idempotency key (the id field)")
-	f.String(&rates, "rates", "2000,5000,10000,15000,20000", "personal: the ladder of events per second, climbed in order")
+	f.String(&raw.rates, "rates", "2000,5000,10000,15000,20000", "personal: the ladder of events per second, climbed in order")
+	f.Float(&o.refRate, "ref-rate", refRate, "personal: a rate measured in every run, after the ladder if the ladder stopped before it (0: none)")
 	f.Duration(&o.duration, "duration", time.Minute, "personal: how long each rate is published")
 	f.Float(&o.sloMS, "slo-ms", 100, "personal: a rate is held when its p99 is below this and nothing is lost")
 	f.Bool(&o.ladderAll, "ladder-all", false, "personal: climb every rate even after one is missed")
@@ -118,23 +139,25 @@ func parseRunFlags(args []string) (*runFlags, error) {
 	f.Bool(&o.json, "json", false, "print only the JSON summary line on stdout")
 	f.String(&o.md, "md", "", "append the command, machine conditions, tables and JSON to this Markdown file")
 	f.String(&o.label, "label", "", "name of the run in the report")
-	if err := f.parse(args); err != nil {
-		return nil, err
-	}
-	if f.NArg() > 0 {
-		return nil, fmt.Errorf("%w: unexpected argument %q", errUsage, f.Arg(0))
-	}
+	return raw
+}
+
+// finish reads the flags define left as text.
+func (o *runFlags) finish(raw *rawRunFlags) error {
 	var err error
-	if o.acks, err = parseAckMode(acks); err != nil {
-		return nil, err
+	if o.acks, err = parseAckMode(raw.acks); err != nil {
+		return err
 	}
-	if o.scenarios, err = parseScenarios(scenarios); err != nil {
-		return nil, err
+	if o.scenarios, err = parseScenarios(raw.scenarios); err != nil {
+		return err
 	}
-	if o.rates, err = parseRates(rates); err != nil {
-		return nil, err
+	if o.rates, err = parseRates(raw.rates); err != nil {
+		return err
 	}
-	return o, o.check()
+	if o.refRate < 0 {
+		return fmt.Errorf("%w: --ref-rate %v must not be negative", errUsage, o.refRate)
+	}
+	return nil
 }
 
 // parseScenarios reads the list and puts it in running order.
@@ -218,7 +241,7 @@ func (o *runFlags) estimate() time.Duration {
 		case "connect":
 			d += o.connectTimeout + o.settle
 		case "personal":
-			d += time.Duration(len(o.rates)) * (o.duration + o.drainTimeout + o.stepGap + 10*time.Second)
+			d += time.Duration(len(o.rates)+1) * (o.duration + o.drainTimeout + o.stepGap + 10*time.Second)
 		case "broadcast":
 			d += time.Duration(o.rounds) * (o.roundTimeout + o.roundGap)
 		case "storm":
@@ -250,42 +273,75 @@ func runScenarios(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	t, err := o.tf[o.target].open(targetCommon{tenant: o.tenant, users: max(o.clients, o.idleClients)})
+	t, err := o.tf[o.target].open(o.common())
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
-	if o.profileDir != "" {
-		stop, err := startCPUProfile(filepath.Join(o.profileDir, "coordinator.pprof"))
-		if err != nil {
-			return err
-		}
-		defer stop()
-	}
-	if err := t.Open(ctx); err != nil {
-		return err
-	}
-	defer t.Close(context.WithoutCancel(ctx))
-	r := &runner{o: o, t: t, stderr: stderr, rep: newRunReport(o, t, args)}
-	runErr := r.runAll(ctx)
-	if runErr != nil {
-		r.rep.Errors = append(r.rep.Errors, runErr.Error())
-	}
-	r.rep.finish()
-	if err := r.rep.print(stdout, o.json); err != nil {
+	rep, _, runErr := runTarget(ctx, o, t, commandLine("run", args), stderr)
+	if err := rep.print(stdout, o.json); err != nil {
 		return err
 	}
 	if o.md != "" {
-		if err := r.rep.appendMarkdown(o.md); err != nil {
+		if err := rep.appendMarkdown(o.md); err != nil {
 			return err
 		}
 	}
 	if runErr != nil {
 		return runErr
 	}
-	if !r.rep.OK {
+	if !rep.OK {
 		return errNotOK
 	}
 	return nil
+}
+
+// common are the settings every target takes from the run.
+func (o *runFlags) common() targetCommon {
+	return targetCommon{tenant: o.tenant, users: max(o.clients, o.idleClients), clients: o.clients}
+}
+
+// runTarget readies t (Prepare, Open), runs the scenarios against it with
+// workers of its own, from source address o.sourceBase on, and closes it.
+// It returns the report (finished, also when the run failed), the next
+// free source address, and the error that ended the run, if one did.
+func runTarget(ctx context.Context, o *runFlags, t Target, command string, stderr io.Writer) (*runReport, string, error) {
+	rep := newRunReport(o, t, command)
+	next, err := readyAndRun(ctx, o, t, rep, stderr)
+	if err != nil {
+		rep.Errors = append(rep.Errors, err.Error())
+	}
+	rep.finish()
+	return rep, next, err
+}
+
+func readyAndRun(ctx context.Context, o *runFlags, t Target, rep *runReport, stderr io.Writer) (next string, err error) {
+	if p, ok := t.(preparer); ok {
+		if err := p.Prepare(ctx); err != nil {
+			return o.sourceBase, err
+		}
+	}
+	if err := t.Open(ctx); err != nil {
+		return o.sourceBase, err
+	}
+	defer func() {
+		// A server that died or had to be killed is the run's result too.
+		if cerr := t.Close(context.WithoutCancel(ctx)); cerr != nil {
+			rep.Errors = append(rep.Errors, "close "+t.Name()+": "+cerr.Error())
+		}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return o.sourceBase, err
+		}
+		stop, err := startCPUProfile(filepath.Join(o.profileDir, "coordinator.pprof"))
+		if err != nil {
+			return o.sourceBase, err
+		}
+		defer stop()
+	}
+	r := &runner{o: o, t: t, stderr: stderr, rep: rep}
+	err = r.runAll(ctx)
+	return r.addrs, err
 }

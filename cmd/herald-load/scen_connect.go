@@ -93,14 +93,19 @@ func (r *runner) idle(ctx context.Context) error {
 	pr.res.Idle = res
 	r.end(ctx, pr) // its sample is the one after settling, every client still connected
 	r.perConnection(res, pr.after)
+	res.GoMetrics = r.goMetrics(pr.after)
 	var why []string
 	if want := int64(max(r.o.idleClients, r.o.clients)); held < want {
 		why = append(why, fmt.Sprintf("%d of %d clients held", held, want))
 	}
 	pr.res.verdict(why)
+	detail := fmt.Sprintf("heap in use %.0f B, stacks %.0f B, %.2f goroutines, %.2f descriptors per connection",
+		res.HeapPerConnB, res.StackPerConnB, res.GoroutinesConn, res.FDsPerConn)
+	if !res.GoMetrics {
+		detail = fmt.Sprintf("%.2f descriptors per connection; heap, stacks and goroutines n/a: no Go metrics from the process", res.FDsPerConn)
+	}
 	r.rep.headline("connect", fmt.Sprintf("edge RSS per idle connection at %d connections, above the baseline", held),
-		fmt.Sprintf("%.0f B (heap in use %.0f B, stacks %.0f B, %.2f goroutines, %.2f descriptors per connection)",
-			res.RSSPerConnB, res.HeapPerConnB, res.StackPerConnB, res.GoroutinesConn, res.FDsPerConn), pr.res.OK)
+		fmt.Sprintf("%.0f B (%s)", res.RSSPerConnB, detail), pr.res.OK)
 	return nil
 }
 
@@ -121,4 +126,15 @@ func (r *runner) perConnection(res *idleResult, settled sample) {
 	}
 	res.RSSPerConnB, res.HeapPerConnB, res.StackPerConnB = round3(rss/n), round3(heap/n), round3(stack/n)
 	res.GoroutinesConn, res.FDsPerConn = round3(g/n), round3(fds/n)
+}
+
+// goMetrics reports whether the sample holds the Go runtime's figures of
+// the edges (Herald's /metrics; Centrifugo is read from /proc only).
+func (r *runner) goMetrics(s sample) bool {
+	for i, p := range r.procs {
+		if p.Role == roleEdge && s.has(i, metricGoroutines) {
+			return true
+		}
+	}
+	return false
 }

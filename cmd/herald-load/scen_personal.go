@@ -9,10 +9,13 @@ import (
 
 // ladder climbs the personal rates in order, each for --duration, and
 // stops at the first one missed (p99 at or above --slo-ms, or anything
-// lost) unless --ladder-all. The highest rate held is the headline.
+// lost) unless --ladder-all. The highest rate held is the headline. A
+// --ref-rate the ladder did not reach is measured after it, so that every
+// run has it.
 func (r *runner) ladder(ctx context.Context) error {
 	var best float64
 	var steps []string
+	var ref *personalResult
 	for i, rate := range r.o.rates {
 		if i > 0 {
 			sleepUntil(ctx, time.Now().Add(r.o.stepGap))
@@ -21,8 +24,10 @@ func (r *runner) ladder(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		steps = append(steps, fmt.Sprintf("%.0f/s p50 %.1f p99 %.1f ms, lost %d, Redis %.1f µs/notif", rate,
-			res.LatencyMS.P50, res.LatencyMS.P99, res.Lost, res.RedisPerNotUS))
+		steps = append(steps, stepText(res))
+		if rate == r.o.refRate {
+			ref = res
+		}
 		if res.Held {
 			best = rate
 		} else if !r.o.ladderAll {
@@ -37,7 +42,26 @@ func (r *runner) ladder(ctx context.Context) error {
 	r.rep.BestRate = best
 	r.rep.headline("personal", fmt.Sprintf("highest personal rate held for %s with p99 < %.3g ms and 0 lost", r.o.duration, r.o.sloMS),
 		value+" ("+strings.Join(steps, "; ")+")", held)
+	if r.o.refRate <= 0 {
+		return nil
+	}
+	if ref == nil {
+		sleepUntil(ctx, time.Now().Add(r.o.stepGap))
+		res, err := r.personal(ctx, r.o.refRate)
+		if err != nil {
+			return err
+		}
+		ref = res
+	}
+	r.rep.headline("personal", fmt.Sprintf("personal %.0f/s for %s to %d clients", r.o.refRate, r.o.duration, r.o.clients),
+		stepText(ref), ref.Held)
 	return nil
+}
+
+// stepText is one rate's figures in a headline.
+func stepText(res *personalResult) string {
+	return fmt.Sprintf("%.0f/s p50 %.1f p99 %.1f ms, lost %d, Redis %.1f µs/notif", res.Rate,
+		res.LatencyMS.P50, res.LatencyMS.P99, res.Lost, res.RedisPerNotUS)
 }
 
 // personal publishes one rate for --duration and waits for the drain.

@@ -18,7 +18,7 @@ func (r *runner) storm(ctx context.Context) error {
 		return err
 	}
 	pr := r.begin(ctx, "storm", run, load0)
-	res := &stormResult{Clients: r.main.totals().Welcomed, WithinS: r.o.stormWithin.Seconds()}
+	res := &stormResult{Clients: r.main.totals().Welcomed, WithinS: r.o.stormWithin.Seconds(), Resume: r.t.Traits().Resume}
 	pr.res.Storm = res
 	// One event for every client, paced over the lead.
 	prime := newPublisher(r.t, run, r.o.clients, float64(r.o.clients)/r.o.stormLead.Seconds(), r.o.stormLead, r.o.batch, r.o.idempotency)
@@ -42,10 +42,15 @@ func (r *runner) storm(ctx context.Context) error {
 	res.WelcomeMS = m.storm.summary()
 	res.Reconnected, res.Resumed = m.counts.Storm.Welcomes, m.counts.Storm.Resumed
 	res.LastWelcomeS = round3(float64(m.counts.Storm.LastUS) / 1e6)
+	lost := fmt.Sprintf("lost %d", res.Personal.Lost)
+	if !res.Resume {
+		res.NotRecoverable, res.Personal.Lost = res.Personal.Lost, 0
+		lost = fmt.Sprintf("lost n/a (%d not recoverable: no history to resume from)", res.NotRecoverable)
+	}
 	pr.res.verdict(judgeStorm(res))
 	r.rep.headline("storm", fmt.Sprintf("reconnect storm: %d clients dropped at once, back within %s", res.Clients, r.o.stormWithin),
-		fmt.Sprintf("%d reconnected, %d resumed, lost %d, last welcome %.2f s after the drop (p99 %.0f ms)",
-			res.Reconnected, res.Resumed, res.Personal.Lost, res.LastWelcomeS, res.WelcomeMS.P99), pr.res.OK)
+		fmt.Sprintf("%d reconnected, %s resumed, %s, last welcome %.2f s after the drop (p99 %.0f ms)",
+			res.Reconnected, res.resumedText(), lost, res.LastWelcomeS, res.WelcomeMS.P99), pr.res.OK)
 	return perr
 }
 
@@ -75,13 +80,13 @@ func (r *runner) drop(ctx context.Context, res *stormResult) error {
 }
 
 // judgeStorm says why a storm missed: a client that did not come back or
-// did not resume, or an event lost.
+// (a target that resumes) did not resume, or an event lost.
 func judgeStorm(res *stormResult) []string {
 	var why []string
 	if res.Reconnected < res.Clients {
 		why = append(why, fmt.Sprintf("%d of %d clients reconnected", res.Reconnected, res.Clients))
 	}
-	if res.Resumed < res.Reconnected {
+	if res.Resume && res.Resumed < res.Reconnected {
 		why = append(why, fmt.Sprintf("%d of %d reconnects resumed", res.Resumed, res.Reconnected))
 	}
 	why = append(why, judgePersonal(&res.Personal)...)

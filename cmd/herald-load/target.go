@@ -8,11 +8,11 @@ import (
 	"strings"
 )
 
-// A target is the system under load. Herald is the only one today; a
-// second (Centrifugo, from internal/loadtest/centrifugo) plugs in by
-// implementing both halves below in a file of this command and adding
-// itself to targets. The scenarios, the workers, the sampling and the
-// reports only ever see these interfaces.
+// A target is the system under load: Herald (herald_target.go), or
+// Centrifugo v6 with history off or on (centrifugo_target.go, from
+// internal/loadtest/centrifugo), each implementing both halves below in a
+// file of this command and listed in targets. The scenarios, the workers,
+// the sampling and the reports only ever see these interfaces.
 //
 // The halves live in different processes: the coordinator holds a Target
 // (deployment, publishing, processes to sample); each worker process
@@ -41,6 +41,31 @@ type Target interface {
 	// Processes are the server's processes to sample: the ones that hold
 	// the client connections (roleEdge), the rest of the server, Redis.
 	Processes(ctx context.Context) ([]Process, error)
+	// Traits are what the target's protocol offers, which the scenarios
+	// and the reports judge by.
+	Traits() Traits
+}
+
+// Traits are what a target's protocol offers.
+type Traits struct {
+	// Acks says clients ack what they read (Herald). Without acks the
+	// reports say "n/a" for them.
+	Acks bool
+	// Resume says a reconnecting client gets what it missed (Herald;
+	// Centrifugo with history). Without it a reconnect storm only
+	// reconnects: what the clients miss meanwhile is "not recoverable",
+	// not lost, and nobody resumes.
+	Resume bool
+	// Keys says the target stores events with their idempotency key
+	// (Event.Key; Herald). Without it --idempotency changes nothing.
+	Keys bool
+}
+
+// preparer is a Target that has slow work to do once before any run (a
+// build): the compare command prepares every target before the first
+// one runs, so that the work falls between no measured phases.
+type preparer interface {
+	Prepare(ctx context.Context) error
 }
 
 // Event is one load event. Data is the payload (payload.go) that comes
@@ -101,6 +126,9 @@ type Protocol interface {
 	// (batched). Nil when there is nothing to ack or the protocol has no
 	// acks.
 	Acks() [][]byte
+	// Terminal says a close code (-1: no connection) means reconnecting
+	// cannot help.
+	Terminal(code int) bool
 }
 
 // Msg is what one server message held.
@@ -136,12 +164,15 @@ type targetFlags interface {
 
 // targetCommon are the settings every target takes from the run.
 type targetCommon struct {
-	tenant string // Herald's tenant; a namespace or prefix for others
-	users  int    // clients u0..u<users-1> of the run
+	tenant  string // Herald's tenant; a namespace or prefix for others
+	users   int    // clients u0..u<users-1> of the run, the idle ones included
+	clients int    // clients held through the run (u0..u<clients-1>): a broadcast's audience
 }
 
 var targets = map[string]targetSpec{
-	"herald": heraldSpec,
+	"herald":             heraldSpec,
+	"centrifugo":         centrifugoSpec(false),
+	"centrifugo-history": centrifugoSpec(true),
 }
 
 func targetNames() string {
