@@ -33,10 +33,16 @@ func TestConnectionFlood(t *testing.T) {
 		},
 		fault: func(r *run) {
 			r.at(3 * time.Second)
+			start := time.Now()
 			ok, refused, other := flood(r, limited, 400, 40)
-			r.t.Logf("flood of 400 connects from one address: %d welcomed, %d refused with 4029, %d other", ok, refused, other)
-			if refused < 200 || other > 0 {
-				r.t.Errorf("flood: %d refused with 4029 and %d other outcomes; want at least 200 refused (50/s, burst 100) and no other", refused, other)
+			took := time.Since(start)
+			r.t.Logf("flood of 400 connects from one address in %v: %d welcomed, %d refused with 4029, %d other", took, ok, refused, other)
+			// The bucket lets through its burst and then 50/s for as long
+			// as the flood lasts (longer on a busy machine), never more.
+			allowed := 100 + int(50*took.Seconds()) + 5
+			if ok > allowed || refused == 0 || other > 0 {
+				r.t.Errorf("flood: %d welcomed (at most %d in %v at 50/s, burst 100), %d refused with 4029, %d other outcomes; want some refused and no other",
+					ok, allowed, took, refused, other)
 			}
 			if v, err := metric(limited.admin, `herald_edge_connects_total{result="4029"}`); err != nil || int(v) < refused {
 				r.t.Errorf("edge metric of 4029 refusals = %v, %v; want at least %d", v, err, refused)
