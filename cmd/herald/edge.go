@@ -71,6 +71,8 @@ func (f *flags) edge(o *edgeFlags) {
 	f.Int(&o.cfg.MaxConnsPerIP, "max-conns-per-ip", 1000, "live sessions from one client address on this edge; more are closed with 4029; 0 turns it off")
 	f.String(&o.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of load balancers whose X-Forwarded-For or PROXY protocol header names the client address")
 	f.Duration(&o.cfg.SetupTimeout, "setup-timeout", 3*time.Second, "longest session set-up (Redis, store); past it the client gets 1013 and reconnects later")
+	f.Int(&o.cfg.MaxSetups, "max-setups", 64, "session set-ups running at once; in a reconnect storm the others wait their turn")
+	f.Duration(&o.cfg.SetupQueueWait, "setup-queue-wait", 30*time.Second, "longest wait for a set-up turn; past it the client gets 1013")
 	f.Duration(&o.cfg.ClosedRetention, "closed-retention", 24*time.Hour, "how long closed-session records stay in the store before they are pruned")
 	// What one client may cost (docs/security.md); past a rate: error frame, then 4029.
 	f.Int(&o.cfg.ClientFrameRate, "client-frame-rate", 200, "client frames per second per session (token bucket); negative turns it off")
