@@ -49,7 +49,9 @@ type AppendConfig struct {
 	FeedTTL time.Duration
 
 	// IdemTTL is the dedup window of idempotency keys; 0 means 24 hours.
-	// Values under 1s mean 1s.
+	// Values under 1s mean 1s. A feed keeps its keys in its meta, so one
+	// that expires forgets them: a FeedTTL of at least 8/7 of IdemTTL (the
+	// defaults are 7 days and 24 hours) keeps every key for its window.
 	IdemTTL time.Duration
 
 	// Grouping says which requests share a script call; 0 means GroupAuto.

@@ -2,6 +2,7 @@ package feed_test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -18,17 +19,23 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// The workload of a personal load test: manyUsers users, each getting
-// perUser notifications in turn (event n goes to user n mod manyUsers, as
-// herald-load sends them), every event with its own idempotency key. A
-// round starts from an empty Redis, so the first notification of each user
-// creates its feed, as in a load test against a fresh deployment.
-const (
-	manyUsers      = 10_000
-	perUser        = 5
-	roundSize      = manyUsers * perUser
-	callsPerAppend = 4 // script calls in one Append's pipeline
-)
+// workload is a personal load test: users users, each getting perUser
+// notifications in turn (event n goes to user n mod users, as herald-load
+// sends them), every event with its own idempotency key. A round starts
+// from an empty Redis, so the first notification of each user creates its
+// feed, as in a load test against a fresh deployment; or, when steady,
+// from feeds that exist and have lived past the idempotency window, as in
+// production after a day (each got one notification, and another one a
+// window later, before the round: not measured).
+type workload struct {
+	users, perUser int
+	steady         bool
+}
+
+func (w workload) round() int { return w.users * w.perUser }
+
+// callsPerAppend is how many script calls one Append's pipeline carries.
+const callsPerAppend = 4
 
 // BenchmarkAppendManyUsersIdem measures the Redis CPU that one
 // notification costs when appended by the script, against two baselines
@@ -42,33 +49,65 @@ const (
 //
 // Metrics per notification: redis-µs (used_cpu_sys+used_cpu_user of the
 // server over the appends), script-µs (EVALSHA usec) and inner-µs (the
-// commands the script ran); per call, evalsha-µs/call (usec_per_call). The
-// raw-* and cfl-* ones are the baselines', x-raw and x-cfl redis-µs over
-// theirs. Run whole rounds:
+// commands the script ran), redis-B (used_memory it added); per call,
+// evalsha-µs/call (usec_per_call). The raw-* and cfl-* ones are the
+// baselines', x-raw and x-cfl redis-µs over theirs. Run whole rounds:
 //
 //	go test -run '^$' -bench ManyUsersIdem -benchtime 100000x ./internal/feed/
+//
+// The first workloads are the user's load test, 10,000 users with 5 each;
+// then 1,000 users get 50 each and 200 users 250 each, so that feeds keep
+// more idempotency keys; the last one is the first on feeds in their
+// steady state.
 func BenchmarkAppendManyUsersIdem(b *testing.B) {
-	for _, per := range []int{30, 64} {
-		b.Run("per-call="+strconv.Itoa(per), func(b *testing.B) { benchManyUsers(b, per) })
+	for _, c := range []struct {
+		w       workload
+		perCall int
+	}{
+		{workload{10_000, 5, false}, 30},
+		{workload{10_000, 5, false}, 64},
+		{workload{1_000, 50, false}, 30},
+		{workload{200, 250, false}, 30},
+		{workload{10_000, 5, true}, 30},
+	} {
+		name := fmt.Sprintf("users=%d/each=%d/per-call=%d", c.w.users, c.w.perUser, c.perCall)
+		if c.w.steady {
+			name += "/steady"
+		}
+		b.Run(name, func(b *testing.B) { benchManyUsers(b, c.w, c.perCall) })
 	}
 }
 
-func benchManyUsers(b *testing.B, perCall int) {
+func benchManyUsers(b *testing.B, w workload, perCall int) {
 	ctx := context.Background()
-	script, raw, cfl := startBenchServer(b), startBenchServer(b), startBenchServer(b)
-	a := feed.NewAppender(script.rdb, feed.AppendConfig{BatchSize: perCall})
+	script, raw, cfl := startBenchServer(b, w.users), startBenchServer(b, w.users), startBenchServer(b, w.users)
+	var clock time.Time // the appender's; real time after the warm-up
+	a := feed.NewAppender(script.rdb, feed.AppendConfig{BatchSize: perCall, Now: func() time.Time {
+		return cmp.Or(clock, time.Now())
+	}})
 	if err := a.Load(ctx); err != nil {
 		b.Fatal(err)
 	}
-	reqs := manyUserRequests()
+	reqs := manyUserRequests(w)
+	warm := warmUpRequests(w)
 	var s, r, c serverUsage
 	b.ResetTimer()
 	for done := 0; done < b.N; {
-		n := min(roundSize, b.N-done)
+		n := min(w.round(), b.N-done)
 		b.StopTimer()
 		script.flush(b)
 		raw.flush(b)
 		cfl.flush(b)
+		if w.steady {
+			// one notification each, then another a window later
+			clock = time.Now().Add(-25 * time.Hour)
+			appendScript(b, a, warm[:w.users], perCall)
+			clock = clock.Add(24*time.Hour + time.Second)
+			appendScript(b, a, warm[w.users:], perCall)
+			clock = time.Time{}
+			appendRaw(b, raw.rdb, warm, perCall)
+			appendCentrifugoLike(b, cfl.rdb, warm, perCall)
+		}
 		b.StartTimer()
 		s.add(script.measure(b, func() { appendScript(b, a, reqs[:n], perCall) }))
 		b.StopTimer()
@@ -90,27 +129,47 @@ func benchManyUsers(b *testing.B, perCall int) {
 	b.ReportMetric(s.cpuUsec/r.cpuUsec, "x-raw")
 	b.ReportMetric(c.cpuUsec/n, "cfl-redis-µs/notif")
 	b.ReportMetric(s.cpuUsec/c.cpuUsec, "x-cfl")
-	if b.N >= roundSize {
+	b.ReportMetric(s.memory/n, "redis-B/notif")
+	b.ReportMetric(r.memory/n, "raw-redis-B/notif")
+	if b.N >= w.round() {
 		s.log(b, "script", n)
 		r.log(b, "raw", n)
 		c.log(b, "cfl", n)
 	}
 }
 
-// manyUserRequests returns one round: event n to user n mod manyUsers, in
+// manyUserRequests returns one round: event n to user n mod w.users, in
 // the shape herald-load gives them (its payload, type and keys).
-func manyUserRequests() []feed.Request {
-	reqs := make([]feed.Request, roundSize)
+func manyUserRequests(w workload) []feed.Request {
+	reqs := make([]feed.Request, w.round())
 	ms := time.Now().UnixMilli()
 	for n := range reqs {
 		reqs[n] = feed.Request{
-			Feed:         keys.UserFeed("acme", "user-"+strconv.Itoa(n%manyUsers)),
+			Feed:         keys.UserFeed("acme", "user-"+strconv.Itoa(n%w.users)),
 			SourceStream: "herald:events",
 			SourceID:     strconv.FormatInt(ms+int64(n/8), 10) + "-" + strconv.Itoa(n%8),
 			IdemKey:      "r1a2b3-" + strconv.Itoa(n),
 			Type:         "bench.load",
 			TS:           ms + int64(n/8),
 			Data:         fmt.Appendf(nil, `{"t":%d,"n":%d,"r":"r1a2b3"}`, (ms+int64(n/8))*1000, n),
+		}
+	}
+	return reqs
+}
+
+// warmUpRequests returns two notifications per user of w, older than
+// those of manyUserRequests.
+func warmUpRequests(w workload) []feed.Request {
+	reqs := make([]feed.Request, 2*w.users)
+	for n := range reqs {
+		reqs[n] = feed.Request{
+			Feed:         keys.UserFeed("acme", "user-"+strconv.Itoa(n%w.users)),
+			SourceStream: "herald:events",
+			SourceID:     "1-" + strconv.Itoa(n),
+			IdemKey:      "warm-" + strconv.Itoa(n),
+			Type:         "bench.load",
+			TS:           1,
+			Data:         fmt.Appendf(nil, `{"t":%d,"n":%d,"r":"warm00"}`, 1000, n),
 		}
 	}
 	return reqs
@@ -199,7 +258,7 @@ type benchServer struct {
 	rdb *redis.Client
 }
 
-func startBenchServer(b *testing.B) *benchServer {
+func startBenchServer(b *testing.B, users int) *benchServer {
 	srv := redistest.Start(b)
 	s := &benchServer{rdb: srv.Client(b)}
 	conn, err := net.Dial("tcp", srv.Addr())
@@ -209,9 +268,9 @@ func startBenchServer(b *testing.B) *benchServer {
 	var wg sync.WaitGroup
 	b.Cleanup(func() { _ = conn.Close(); wg.Wait() })
 	w := bufio.NewWriter(conn)
-	fmt.Fprintf(w, "*%d\r\n$9\r\nSUBSCRIBE\r\n", manyUsers+1)
+	fmt.Fprintf(w, "*%d\r\n$9\r\nSUBSCRIBE\r\n", users+1)
 	var last string
-	for u := range manyUsers {
+	for u := range users {
 		last = keys.Space{}.FeedChannel(keys.UserFeed("acme", "user-"+strconv.Itoa(u)))
 		fmt.Fprintf(w, "$%d\r\n%s\r\n", len(last), last)
 	}
@@ -240,23 +299,24 @@ func (s *benchServer) measure(b *testing.B, fn func()) serverUsage {
 	before := s.usage(b)
 	fn()
 	after := s.usage(b)
-	d := serverUsage{cpuUsec: after.cpuUsec - before.cpuUsec, cmds: make(map[string]cmdStat)}
+	d := serverUsage{cpuUsec: after.cpuUsec - before.cpuUsec, memory: after.memory - before.memory, cmds: make(map[string]cmdStat)}
 	for name, c := range after.cmds {
 		d.cmds[name] = cmdStat{calls: c.calls - before.cmds[name].calls, usec: c.usec - before.cmds[name].usec}
 	}
 	return d
 }
 
-// serverUsage is CPU time (used_cpu_sys+used_cpu_user) and command stats.
+// serverUsage is CPU time (used_cpu_sys+used_cpu_user), memory
+// (used_memory) and command stats.
 type serverUsage struct {
-	cpuUsec float64
-	cmds    map[string]cmdStat
+	cpuUsec, memory float64
+	cmds            map[string]cmdStat
 }
 
 type cmdStat struct{ calls, usec float64 }
 
 func (s *benchServer) usage(b *testing.B) serverUsage {
-	info, err := s.rdb.Info(context.Background(), "cpu", "commandstats").Result()
+	info, err := s.rdb.Info(context.Background(), "cpu", "memory", "commandstats").Result()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -267,6 +327,8 @@ func (s *benchServer) usage(b *testing.B) serverUsage {
 		case name == "used_cpu_sys" || name == "used_cpu_user":
 			v, _ := strconv.ParseFloat(rest, 64)
 			u.cpuUsec += v * 1e6
+		case name == "used_memory":
+			u.memory, _ = strconv.ParseFloat(rest, 64)
 		case strings.HasPrefix(name, "cmdstat_"):
 			var c cmdStat
 			for kv := range strings.SplitSeq(rest, ",") {
@@ -285,7 +347,7 @@ func (s *benchServer) usage(b *testing.B) serverUsage {
 }
 
 func (u *serverUsage) add(d serverUsage) {
-	u.cpuUsec += d.cpuUsec
+	u.cpuUsec, u.memory = u.cpuUsec+d.cpuUsec, u.memory+d.memory
 	if u.cmds == nil {
 		u.cmds = make(map[string]cmdStat)
 	}

@@ -81,31 +81,34 @@ func feedLists(reqs []Request) ([]feedList, []int) {
 // Number of ARGV of append.lua before the requests', and per request.
 const (
 	argsHead = 6
-	argsEach = 8
+	argsEach = 9
 )
 
 // args returns the KEYS and ARGV of one call of append.lua (see its
 // header). epoch is given to every feed the call creates or resets.
 func (a *Appender) args(reqs []Request, idx []int, now int64, epoch string) ([]string, []any) {
 	sp := a.cfg.Space
-	ks := make([]string, 0, 3*len(idx))
+	ks := make([]string, 0, 2*len(idx))
 	args := make([]any, 0, argsHead+argsEach*len(idx))
 	ttl := a.cfg.FeedTTL
 	args = append(args, a.cfg.MaxLen, int64(ttl/time.Second), int64(a.cfg.IdemTTL/time.Second),
 		now, int64((ttl-ttl/8)/time.Second), epoch)
+	var src, srcField string // the last request's, most often the next one's too
 	for _, i := range idx {
 		r := &reqs[i]
-		meta := sp.FeedMeta(r.Feed)
-		idem := meta // no idempotency key
+		if r.SourceStream != src || srcField == "" {
+			src, srcField = r.SourceStream, "src:"+r.SourceStream
+		}
+		idem := ""
 		if r.IdemKey != "" {
-			idem = sp.FeedIdem(r.Feed, r.IdemKey)
+			idem = "i:" + r.IdemKey
 		}
 		exp := ""
 		if r.Exp != 0 {
 			exp = strconv.FormatInt(r.Exp, 10)
 		}
-		ks = append(ks, sp.FeedStream(r.Feed), meta, idem)
-		args = append(args, sp.FeedChannel(r.Feed), r.SourceStream, r.SourceID, r.Type, r.TS, exp, r.Device, r.Data)
+		ks = append(ks, sp.FeedStream(r.Feed), sp.FeedMeta(r.Feed))
+		args = append(args, sp.FeedChannel(r.Feed), srcField, r.SourceID, idem, r.Type, r.TS, exp, r.Device, r.Data)
 	}
 	return ks, args
 }

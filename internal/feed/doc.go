@@ -6,9 +6,11 @@
 // is a range of ids. Next to it a meta hash keeps the last seq, the feed's
 // epoch (a random id that changes when history is lost), per source stream
 // the last source entry id appended (which makes a redelivered source entry
-// a no-op) and when its keys expire, as last set. Every append publishes
-// the entry on the feed's channel in the payload format of
-// [Entry.AppendPayload], so edges push it at once.
+// a no-op), when its keys expire, as last set, and the idempotency keys of
+// about the last IdemTTL with when each was appended and its seq (older
+// ones are deleted as appends go on). Every append publishes the entry on
+// the feed's channel in the payload format of [Entry.AppendPayload], so
+// edges push it at once.
 //
 // Appends run append.lua, one call for many requests (up to
 // AppendConfig.BatchSize), several calls per pipeline. On a *redis.Client
