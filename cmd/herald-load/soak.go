@@ -67,7 +67,7 @@ func parseSoakFlags(args []string) (*soakFlags, error) {
 	f.Duration(&o.deliverTimeout, "deliver-timeout", 30*time.Second, "longest wait for a wave's notifications")
 	f.Duration(&o.settleTimeout, "settle-timeout", 2*time.Minute, "longest wait for the edge's sessions to return to the baseline")
 	f.Float(&o.limits.FDSlack, "fd-slack", 48, "descriptors the edge may hold above its baseline after a cycle, when more than 1% of it (its Redis pools grow to about 30 connections under load, and the store's files come and go)")
-	f.Float(&o.limits.RSSGrowth, "rss-growth", 0.10, "largest RSS growth from one cycle to the next, after the first")
+	f.Float(&o.limits.RSSGrowth, "rss-growth", 0.10, "largest growth of the edge's RSS with a cycle's clients connected from one cycle to the next, after the first two")
 	f.Int(&o.concurrency, "connect-concurrency", 256, "dials in flight per worker")
 	f.String(&o.sourceBase, "source-base", "auto", `first source address; every cycle takes the next ones ("auto": random in 127.1-254.x.1)`)
 	f.Int(&o.perAddr, "clients-per-addr", 500, "clients that dial from one source address (an edge caps the sessions of one address: herald's --max-conns-per-ip is 1000)")

@@ -23,6 +23,14 @@ func (s *soaker) cycle(ctx context.Context, n int, vanish bool) (soakSample, err
 	}
 	s.addrs = nextAddr(s.addrs, cfg.addrs()) // each cycle dials from fresh addresses
 	err = s.wave(ctx, fl, &sm)
+	if err == nil {
+		// The edge's RSS with the wave's clients connected: live sessions
+		// dominate it, so a leak shows as growth from cycle to cycle, while
+		// the RSS after they left mostly says when the GC last ran.
+		if loaded, rerr := s.read(ctx); rerr == nil {
+			sm.LoadedRSSMB = loaded.RSSMB
+		}
+	}
 	if err == nil && vanish {
 		err = s.vanish(ctx, fl, &sm)
 	}

@@ -75,10 +75,10 @@ func (r *soakReport) table(w io.Writer) error {
 	fmt.Fprintf(w, "soak of %s: %d cycles of %d clients in %d workers (half killed, half reset), acks %s\n",
 		r.Target, r.Cycles, r.Clients, r.Workers, r.Acks)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "cycle\tconnected\treceived\tkilled\treset\tsettle s\tsessions\tfds\tgoroutines\trss MB\tstore MB\t")
+	fmt.Fprintln(tw, "cycle\tconnected\treceived\tkilled\treset\tsettle s\tsessions\tfds\tgoroutines\trss MB\tloaded rss MB\tstore MB\t")
 	row := func(name string, s soakSample) {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.1f\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t\n",
-			name, s.Connected, s.Received, s.Killed, s.Reset, s.SettleS, s.Sessions, s.FDs, s.Goroutines, s.RSSMB, s.StoreMB)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.1f\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t\n",
+			name, s.Connected, s.Received, s.Killed, s.Reset, s.SettleS, s.Sessions, s.FDs, s.Goroutines, s.RSSMB, s.LoadedRSSMB, s.StoreMB)
 	}
 	row("baseline", r.Baseline)
 	for _, s := range r.Samples {

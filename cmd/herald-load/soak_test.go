@@ -12,7 +12,7 @@ func TestJudgeSoak(t *testing.T) {
 	lim := soakLimits{FDFraction: 0.01, FDSlack: 8, RSSGrowth: 0.10}
 	base := soakSample{FDs: 1000, Sessions: 0, RSSMB: 30}
 	good := func(cycle int, fds, rss float64) soakSample {
-		return soakSample{Cycle: cycle, Clients: 100, Connected: 100, Received: 100, Settled: true, FDs: fds, RSSMB: rss}
+		return soakSample{Cycle: cycle, Clients: 100, Connected: 100, Received: 100, Settled: true, FDs: fds, LoadedRSSMB: rss, RSSMB: rss / 2}
 	}
 	last := good(4, 1000, 60)
 	tests := []struct {
@@ -27,7 +27,9 @@ func TestJudgeSoak(t *testing.T) {
 			[]string{"cycle 1: 1100 descriptors open, baseline 1000 (at most 1010)", "cycle 2: 1200 descriptors"}},
 		{"RSS of the warm-up cycle is not judged", []soakSample{good(1, 1000, 50), good(2, 1000, 80)}, last, nil},
 		{"RSS grows after the warm-up", []soakSample{good(1, 1000, 50), good(2, 1000, 60), good(3, 1000, 67)}, last,
-			[]string{"cycle 3: RSS 67.0 MB, 12% more than cycle 2's 60.0 MB"}},
+			[]string{"cycle 3: RSS with the clients connected 67.0 MB, 12% more than cycle 2's 60.0 MB"}},
+		{"RSS after the clients left is reported, not judged", []soakSample{good(1, 1000, 50), good(2, 1000, 60),
+			{Cycle: 3, Clients: 100, Connected: 100, Received: 100, Settled: true, FDs: 1000, LoadedRSSMB: 61, RSSMB: 60}}, last, nil},
 		{"sessions do not return", []soakSample{{Cycle: 1, Clients: 100, Connected: 100, Received: 100, FDs: 1000, Sessions: 40, SettleS: 120}}, last,
 			[]string{"cycle 1: 40 sessions still open after 120s"}},
 		{"a cycle that could not connect", []soakSample{{Cycle: 1, Clients: 100, Connected: 60, Received: 60, Settled: true, FDs: 1000}}, last,
