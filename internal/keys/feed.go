@@ -70,10 +70,5 @@ func (s Space) FeedStream(f Feed) string { return s.p() + "feed:{" + f.Tag() + "
 // FeedMeta is the feed's hash: seq, epoch, last source ids.
 func (s Space) FeedMeta(f Feed) string { return s.p() + "feed:{" + f.Tag() + "}:meta" }
 
-// FeedIdem is the dedup marker of one idempotency key in one feed.
-func (s Space) FeedIdem(f Feed, key string) string {
-	return s.p() + "feed:{" + f.Tag() + "}:idem:" + key
-}
-
 // FeedChannel is the Pub/Sub channel where new entries of the feed appear.
 func (s Space) FeedChannel(f Feed) string { return s.p() + "ch:{" + f.Tag() + "}" }
