@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/heraldrt/herald/internal/progress"
 )
 
 // broadcast publishes --rounds tenant-wide events, one at a time, and
@@ -18,7 +20,7 @@ func (r *runner) broadcast(ctx context.Context) error {
 	target := r.main.totals().Welcomed
 	res := &broadcastResult{Clients: target}
 	pr.res.Broadcast = res
-	prog := newProgress(r.stderr, r.o.rounds, "rounds")
+	prog := progress.New(r.stderr, r.o.rounds, "rounds")
 	stop := r.profile(ctx, pr.res, "broadcast", 0, time.Duration(r.o.rounds)*(r.o.roundGap+50*time.Millisecond))
 	for i := range r.o.rounds {
 		if ctx.Err() != nil {
@@ -27,10 +29,10 @@ func (r *runner) broadcast(ctx context.Context) error {
 		if err = r.round(ctx, res, run, i, target); err != nil {
 			break
 		}
-		prog.update(i + 1)
+		prog.Update(i + 1)
 		sleepUntil(ctx, time.Now().Add(r.o.roundGap))
 	}
-	prog.finish(len(res.Rounds))
+	prog.Finish(len(res.Rounds))
 	stop()
 	m := r.reportsOf(r.end(ctx, pr))
 	r.broadcastTotals(res, pr.res, m)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/heraldrt/herald/internal/progress"
 )
 
 // connect waits until every client of the main fleet (started just
@@ -42,13 +44,13 @@ func (r *runner) connect(ctx context.Context) error {
 // waitConnected waits until count clients of fl have had a welcome, or
 // the connect timeout; a partial connect is in the result, not an error.
 func (r *runner) waitConnected(ctx context.Context, fl *fleet, count int, noun string) (*connectResult, error) {
-	prog := newProgress(r.stderr, count, noun)
+	prog := progress.New(r.stderr, count, noun)
 	start := time.Now()
 	ok, err := fl.waitFor(ctx, start.Add(r.o.connectTimeout),
 		func() bool { return fl.totals().Welcomed >= int64(count) },
-		func() { prog.update(int(fl.totals().Welcomed)) })
+		func() { prog.Update(int(fl.totals().Welcomed)) })
 	t := fl.totals()
-	prog.finish(int(t.Welcomed))
+	prog.Finish(int(t.Welcomed))
 	res := &connectResult{Clients: count, Connected: t.Welcomed, Failures: t.Failures, Closes: t.Closes,
 		ConnectS: round3(time.Since(start).Seconds())}
 	if res.ConnectS > 0 {

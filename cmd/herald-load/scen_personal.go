@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/heraldrt/herald/internal/progress"
 )
 
 // ladder climbs the personal rates in order, each for --duration, and
@@ -94,7 +96,7 @@ func (r *runner) publishAndDrain(ctx context.Context, pb *publisher, noun string
 		defer close(done)
 		pb.run(ctx)
 	}()
-	prog := newProgress(r.stderr, int(pb.first)+pb.total, noun+" delivered") // the phase's earlier events count too
+	prog := progress.New(r.stderr, int(pb.first)+pb.total, noun+" delivered") // the phase's earlier events count too
 	finished := func() bool {
 		select {
 		case <-done:
@@ -104,11 +106,11 @@ func (r *runner) publishAndDrain(ctx context.Context, pb *publisher, noun string
 		}
 	}
 	res := &personalResult{Rate: pb.rate, DurationS: round3(float64(pb.total) / pb.rate)}
-	_, err := r.main.waitFor(ctx, start.Add(r.o.timeout), finished, func() { prog.update(int(r.main.totals().Delivered)) })
+	_, err := r.main.waitFor(ctx, start.Add(r.o.timeout), finished, func() { prog.Update(int(r.main.totals().Delivered)) })
 	<-done // ctx ended or a worker died: run returns soon
 	publishDone(res, pb)
 	if err != nil {
-		prog.finish(int(r.main.totals().Delivered))
+		prog.Finish(int(r.main.totals().Delivered))
 		return res, err
 	}
 	err = r.drain(ctx, res, pb, prog)
@@ -118,7 +120,7 @@ func (r *runner) publishAndDrain(ctx context.Context, pb *publisher, noun string
 
 // drain waits until the workers have every stored event, or nothing more
 // arrives for 3 s, or the drain timeout.
-func (r *runner) drain(ctx context.Context, res *personalResult, pb *publisher, prog *progress) error {
+func (r *runner) drain(ctx context.Context, res *personalResult, pb *publisher, prog *progress.Bar) error {
 	last, lastChange := int64(-1), time.Now()
 	res.DrainEnd = "timeout" // still arriving when the drain timeout ended it
 	_, err := r.main.waitFor(ctx, time.Now().Add(r.o.drainTimeout), func() bool {
@@ -135,15 +137,15 @@ func (r *runner) drain(ctx context.Context, res *personalResult, pb *publisher, 
 			return false
 		}
 		return true
-	}, func() { prog.update(int(r.main.totals().Delivered)) })
-	prog.finish(int(r.main.totals().Delivered))
+	}, func() { prog.Update(int(r.main.totals().Delivered)) })
+	prog.Finish(int(r.main.totals().Delivered))
 	return err
 }
 
 func publishDone(res *personalResult, pb *publisher) {
 	res.Published, res.PublishErrors = pb.sent.Load(), pb.errors.Load()
 	res.PublishS = round3(pb.elapsed.Seconds())
-	res.AchievedRate = round3(perSecond(int(res.Published), pb.elapsed))
+	res.AchievedRate = round3(progress.PerSecond(int(res.Published), pb.elapsed))
 	res.PublishLagMS = round3(float64(pb.maxLagUS.Load()) / 1000)
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/heraldrt/herald/internal/progress"
 )
 
 // storm: every client drops its connection at once (no close frame) and
@@ -66,7 +68,7 @@ func (r *runner) drop(ctx context.Context, res *stormResult) error {
 	if _, err := r.main.do(ctx, cmd, 30*time.Second); err != nil {
 		return err
 	}
-	prog := newProgress(r.stderr, int(res.Clients), "reconnected")
+	prog := progress.New(r.stderr, int(res.Clients), "reconnected")
 	storm := func() int64 {
 		if s := r.main.totals().Storm; s != nil {
 			return s.Welcomes
@@ -74,8 +76,8 @@ func (r *runner) drop(ctx context.Context, res *stormResult) error {
 		return 0
 	}
 	_, err := r.main.waitFor(ctx, at.Add(r.o.connectTimeout), func() bool { return storm() >= res.Clients },
-		func() { prog.update(int(storm())) })
-	prog.finish(int(storm()))
+		func() { prog.Update(int(storm())) })
+	prog.Finish(int(storm()))
 	return err
 }
 

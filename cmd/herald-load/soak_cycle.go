@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/heraldrt/herald/internal/progress"
 )
 
 // cycle runs one wave of clients: connect, one notification each, then
@@ -49,10 +51,10 @@ func (s *soaker) cycle(ctx context.Context, n int, vanish bool) (soakSample, err
 
 // wave connects the fleet's clients and gives each one notification.
 func (s *soaker) wave(ctx context.Context, fl *fleet, sm *soakSample) error {
-	prog := newProgress(s.stderr, s.o.clients, "connected")
+	prog := progress.New(s.stderr, s.o.clients, "connected")
 	fl.waitFor(ctx, time.Now().Add(s.o.connectTimeout), func() bool { return fl.totals().Welcomed >= int64(s.o.clients) },
-		func() { prog.update(int(fl.totals().Welcomed)) })
-	prog.finish(int(fl.totals().Welcomed))
+		func() { prog.Update(int(fl.totals().Welcomed)) })
+	prog.Finish(int(fl.totals().Welcomed))
 	sm.Connected = fl.totals().Welcomed
 	s.phase++
 	run := s.o.run + "c" + strconv.Itoa(s.phase)

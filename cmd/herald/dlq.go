@@ -15,6 +15,7 @@ import (
 	"github.com/heraldrt/herald/dispatcher"
 	"github.com/heraldrt/herald/events"
 	"github.com/heraldrt/herald/internal/keys"
+	"github.com/heraldrt/herald/internal/progress"
 )
 
 func init() {
@@ -63,7 +64,7 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func runDLQ(ctx context.Context, args []string) error {
-	return dlq(ctx, args, dlqIO{os.Stdin, os.Stdout, os.Stderr, isTerminal(os.Stdin)})
+	return dlq(ctx, args, dlqIO{os.Stdin, os.Stdout, os.Stderr, progress.IsTerminal(os.Stdin)})
 }
 
 func dlq(ctx context.Context, args []string, cio dlqIO) error {

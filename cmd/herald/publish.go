@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/events"
+	"github.com/heraldrt/herald/internal/progress"
 	"github.com/heraldrt/herald/producer"
 )
 
@@ -76,7 +77,7 @@ func publish(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		_, err = fmt.Fprintln(stdout, id)
 		return err
 	}
-	return o.publishMany(ctx, p, env, stdout, newProgress(stderr, o.count, "events"))
+	return o.publishMany(ctx, p, env, stdout, progress.New(stderr, o.count, "events"))
 }
 
 func parsePublishFlags(args []string) (*publishFlags, error) {
@@ -116,7 +117,7 @@ func parsePublishFlags(args []string) (*publishFlags, error) {
 // contract before anything connects to Redis.
 func (o *publishFlags) envelope(stdin io.Reader) (events.Envelope, error) {
 	data := []byte(o.data)
-	if o.data == "-" || (o.data == "" && !isTerminal(stdin)) {
+	if o.data == "-" || (o.data == "" && !progress.IsTerminal(stdin)) {
 		// One byte over the limit is enough for validation to say "too large".
 		b, err := io.ReadAll(io.LimitReader(stdin, events.DefaultMaxData+1))
 		if err != nil {
@@ -147,7 +148,7 @@ func (o *publishFlags) envelope(stdin io.Reader) (events.Envelope, error) {
 
 // publishMany publishes count copies of env in pipelined batches, paced to
 // rate, until done or ctx is cancelled, and prints a summary.
-func (o *publishFlags) publishMany(ctx context.Context, p *producer.Producer, env events.Envelope, stdout io.Writer, prog *progress) error {
+func (o *publishFlags) publishMany(ctx context.Context, p *producer.Producer, env events.Envelope, stdout io.Writer, prog *progress.Bar) error {
 	size := o.batch
 	if o.rate > 0 {
 		size = max(1, min(size, o.rate/20)) // at least 20 sends a second keeps the pace even
@@ -172,17 +173,17 @@ func (o *publishFlags) publishMany(ctx context.Context, p *producer.Producer, en
 				done++
 			}
 		}
-		prog.update(done)
+		prog.Update(done)
 		if o.rate > 0 && err == nil {
 			// done events are due by start + done/rate: wait for that.
 			due := start.Add(time.Duration(float64(done) / float64(o.rate) * float64(time.Second)))
 			err = sleepUntil(ctx, due)
 		}
 	}
-	prog.finish(done)
+	prog.Finish(done)
 	elapsed := time.Since(start)
 	interrupted := ctx.Err() != nil && errors.Is(err, ctx.Err())
-	summary := fmt.Sprintf("published %d in %s (%.0f/s)", done, elapsed.Round(time.Millisecond), perSecond(done, elapsed))
+	summary := fmt.Sprintf("published %d in %s (%.0f/s)", done, elapsed.Round(time.Millisecond), progress.PerSecond(done, elapsed))
 	if interrupted {
 		summary += fmt.Sprintf(", interrupted: %d not sent", o.count-done)
 	}

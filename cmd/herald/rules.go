@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/internal/keys"
+	"github.com/heraldrt/herald/internal/progress"
 	"github.com/heraldrt/herald/ratelimit"
 	"github.com/heraldrt/herald/wsedge"
 )
@@ -49,7 +50,7 @@ type rulesFlags struct {
 }
 
 func runRules(ctx context.Context, args []string) error {
-	return rulesCmd(ctx, args, rulesIO{os.Stdin, os.Stdout, os.Stderr, isTerminal(os.Stdin)})
+	return rulesCmd(ctx, args, rulesIO{os.Stdin, os.Stdout, os.Stderr, progress.IsTerminal(os.Stdin)})
 }
 
 func rulesCmd(ctx context.Context, args []string, cio rulesIO) error {

@@ -1,7 +1,6 @@
-package main
+package progress
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -9,10 +8,11 @@ import (
 	"time"
 )
 
-// progress reports how far a phase of a known size is: on a terminal a bar redrawn in place about ten times a second,
+// Bar reports how far a long run of a known size is (herald publish
+// --count, herald-load's phases): on a terminal a bar redrawn in place about ten times a second,
 // otherwise a plain line every few seconds, so logs stay readable. Not safe
 // for concurrent use: one loop owns it.
-type progress struct {
+type Bar struct {
 	w      io.Writer
 	tty    bool
 	noun   string // what is counted, e.g. "events"
@@ -24,9 +24,10 @@ type progress struct {
 	barLen int
 }
 
-func newProgress(w io.Writer, total int, noun string) *progress {
+// New returns a Bar for total things called noun, written to w.
+func New(w io.Writer, total int, noun string) *Bar {
 	now := time.Now()
-	p := &progress{w: w, tty: isTerminal(w), noun: noun, total: total, start: now, last: now, barLen: 30}
+	p := &Bar{w: w, tty: IsTerminal(w), noun: noun, total: total, start: now, last: now, barLen: 30}
 	p.every = 2 * time.Second
 	if p.tty {
 		p.every = 100 * time.Millisecond
@@ -34,8 +35,8 @@ func newProgress(w io.Writer, total int, noun string) *progress {
 	return p
 }
 
-// update reports done of total, at most once per interval.
-func (p *progress) update(done int) {
+// Update reports done of total, at most once per interval.
+func (p *Bar) Update(done int) {
 	now := time.Now()
 	if now.Sub(p.last) < p.every {
 		return
@@ -44,8 +45,8 @@ func (p *progress) update(done int) {
 	p.draw(done, now)
 }
 
-// finish draws the final state on a terminal and ends the bar's line.
-func (p *progress) finish(done int) {
+// Finish draws the final state on a terminal and ends the bar's line.
+func (p *Bar) Finish(done int) {
 	if !p.tty || !p.drawn {
 		return
 	}
@@ -53,10 +54,10 @@ func (p *progress) finish(done int) {
 	fmt.Fprintln(p.w)
 }
 
-func (p *progress) draw(done int, now time.Time) {
+func (p *Bar) draw(done int, now time.Time) {
 	p.drawn = true
 	elapsed := now.Sub(p.start)
-	rate := perSecond(done, elapsed)
+	rate := PerSecond(done, elapsed)
 	pct := 100 * float64(done) / float64(max(p.total, 1))
 	if !p.tty {
 		fmt.Fprintf(p.w, "%d/%d %s (%.0f%%) in %s, %.0f/s\n", done, p.total, p.noun, pct, elapsed.Round(time.Second), rate)
@@ -72,16 +73,17 @@ func (p *progress) draw(done int, now time.Time) {
 	fmt.Fprintf(p.w, "\r[%s] %3.0f%%  %d/%d %s  %.0f/s  eta %s\x1b[K", bar, pct, done, p.total, p.noun, rate, eta)
 }
 
-func perSecond(n int, d time.Duration) float64 {
+// PerSecond is n per second over d (0 for no time).
+func PerSecond(n int, d time.Duration) float64 {
 	if d <= 0 {
 		return 0
 	}
 	return float64(n) / d.Seconds()
 }
 
-// isTerminal reports whether w is a terminal: a character device that is
+// IsTerminal reports whether w is a terminal: a character device that is
 // not /dev/null.
-func isTerminal(w any) bool {
+func IsTerminal(w any) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
@@ -92,20 +94,4 @@ func isTerminal(w any) bool {
 	}
 	null, err := os.Stat(os.DevNull)
 	return err != nil || !os.SameFile(fi, null)
-}
-
-// sleepUntil waits until t or until ctx is done.
-func sleepUntil(ctx context.Context, t time.Time) error {
-	d := time.Until(t)
-	if d <= 0 {
-		return ctx.Err()
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return nil
-	}
 }
