@@ -112,17 +112,22 @@ func (e *Edge) onAck(s *session, id string) {
 		s.sendError("bad_ack", "not a feed of this session: "+clipReason(name))
 		return
 	}
-	fs := c.fs
-	fs.mu.Lock() // before s.mu, as everywhere
 	s.mu.Lock()
-	if epoch == c.epoch && seq > c.sent && seq <= fs.last {
-		// An entry of the feed this session has not sent yet: the client
-		// had it from an earlier session, whose ack was lost when it left,
-		// and the replay has not reached it. Like a resume to it: what the
-		// client has is not sent again.
-		c.sent, c.lastPushed = seq, seq
+	if epoch == c.epoch && seq > c.sent {
+		// Rare: an entry of the feed this session has not sent yet. The
+		// client had it from an earlier session, whose ack was lost when it
+		// left, and the replay has not reached it. Like a resume to it: what
+		// the client has is not sent again. The feed's lock (taken before
+		// s.mu, as everywhere) is needed only here, off the usual ack path.
+		s.mu.Unlock()
+		fs := c.fs
+		fs.mu.Lock()
+		s.mu.Lock()
+		if epoch == c.epoch && seq > c.sent && seq <= fs.last {
+			c.sent, c.lastPushed = seq, seq
+		}
+		fs.mu.Unlock()
 	}
-	fs.mu.Unlock()
 	if epoch != c.epoch || seq > c.sent {
 		s.mu.Unlock()
 		s.sendError("bad_ack", "id "+clipReason(id)+" was not sent to this session")
