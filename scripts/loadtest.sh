@@ -72,12 +72,8 @@ elif [ "$SMALL" = 1 ]; then
 else
 	: "${CLIENTS:=10000}" "${IDLE_CLIENTS:=15000}" "${RATES:=2000,5000,10000,15000,20000}" "${DURATION:=60s}" "${SETTLE:=10s}" "${ROUNDS:=20}" "${REF_RATE:=10000}"
 fi
-# Side by side, events carry no idempotency key by default: Centrifugo's
-# publications cannot (the API client has no such field), so both do the
-# same work; IDEMPOTENCY=true gives Herald's events keys anyway.
-if [ "$COMPARE" = 1 ]; then
-	: "${IDEMPOTENCY:=false}"
-fi
+# Every event carries an idempotency key by default, Herald's and
+# Centrifugo's (its publish API's idempotency_key) alike.
 : "${SCENARIOS:=connect,personal,broadcast,storm}" "${ACKS:=each}" "${IDEMPOTENCY:=true}" "${SLO_MS:=100}"
 RATES=${RATES:-}
 RATES=${RATES// /,}

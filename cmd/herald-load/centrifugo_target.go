@@ -25,7 +25,8 @@ import (
 //   - Personal events: the server API's batch method, parallel, at most one
 //     publication per channel in a request (a pass of the publisher with
 //     more events than users is split into consecutive requests).
-//     Centrifugo's publish has no idempotency key in this package's API.
+//     Each publication carries the event's idempotency key (Centrifugo's
+//     idempotency_key, kept in its Redis for 5 minutes), as Herald's do.
 //   - Broadcast: one broadcast API call into the personal channel of every
 //     client of the run (--clients). That is what a Centrifugo user does
 //     when every user must find the notification in the channel it
@@ -152,7 +153,7 @@ func (t *centrifugoTarget) Name() string {
 	return "centrifugo"
 }
 
-func (t *centrifugoTarget) Traits() Traits { return Traits{Acks: false, Resume: t.history} }
+func (t *centrifugoTarget) Traits() Traits { return Traits{Acks: false, Resume: t.history, Keys: true} }
 
 func (t *centrifugoTarget) Prepare(ctx context.Context) error {
 	_, err := t.o.binary(ctx)
@@ -233,7 +234,7 @@ func (t *centrifugoTarget) PublishPersonal(ctx context.Context, evs []Event) ([]
 		end := distinctUsers(evs, start)
 		cmds := make([]centrifugo.Command, end-start)
 		for i, ev := range evs[start:end] {
-			cmds[i] = centrifugo.Command{Channel: centrifugo.PersonalChannel("u" + strconv.Itoa(ev.User)), Data: ev.Data}
+			cmds[i] = centrifugo.Command{Channel: centrifugo.PersonalChannel("u" + strconv.Itoa(ev.User)), Data: ev.Data, IdempotencyKey: ev.Key}
 		}
 		failed, err := t.api.Batch(ctx, cmds)
 		// A partial failure does not say which commands failed: all of
@@ -268,7 +269,14 @@ func (t *centrifugoTarget) PublishBroadcast(ctx context.Context, ev Event) error
 	if len(t.chans) == 0 {
 		return errors.New("broadcast: no clients")
 	}
-	return t.api.Broadcast(ctx, t.chans, ev.Data)
+	if ev.Key == "" {
+		return t.api.Broadcast(ctx, t.chans, ev.Data)
+	}
+	failed, err := t.api.Batch(ctx, []centrifugo.Command{{Channels: t.chans, Data: ev.Data, IdempotencyKey: ev.Key}})
+	if failed > 0 {
+		return err
+	}
+	return nil
 }
 
 // Processes are the centrifugo node (it holds the connections: role

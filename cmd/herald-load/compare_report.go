@@ -344,7 +344,7 @@ func (c *compareReport) notes(o *runFlags) {
 	}
 	for _, r := range c.Runs {
 		if strings.HasPrefix(r.Target, "centrifugo") {
-			c.Notes = append(c.Notes, "Centrifugo "+centrifugo.Version+": one node, Redis engine, every connection subscribed on the server side to its personal channel (presence on); no acks in its protocol; publications carry no idempotency key (the API client has no such field); a broadcast is one broadcast API call into the personal channel of every client, i.e. one publication per client, where Herald appends one event to the tenant feed.")
+			c.Notes = append(c.Notes, "Centrifugo "+centrifugo.Version+": one node, Redis engine, every connection subscribed on the server side to its personal channel (presence on); no acks in its protocol; every publication carries the event's idempotency key (idempotency_key); a broadcast is one broadcast API call into the personal channel of every client, i.e. one publication per client, where Herald appends one event to the tenant feed.")
 			break
 		}
 	}

@@ -67,17 +67,24 @@ type Command struct {
 	// Data is the publication's data, a JSON value (ErrDataNotJSON
 	// otherwise); it reaches the subscribers as it is.
 	Data []byte
+	// IdempotencyKey, when not empty, has Centrifugo publish the command
+	// once however often it is sent with this key (its idempotency_key:
+	// the result is kept in Redis for idempotent_result_ttl, 5 minutes by
+	// default).
+	IdempotencyKey string
 }
 
 // wire forms of the API's requests and replies.
 type (
 	publishRequest struct {
-		Channel string          `json:"channel"`
-		Data    json.RawMessage `json:"data"`
+		Channel        string          `json:"channel"`
+		Data           json.RawMessage `json:"data"`
+		IdempotencyKey string          `json:"idempotency_key,omitempty"`
 	}
 	broadcastRequest struct {
-		Channels []string        `json:"channels"`
-		Data     json.RawMessage `json:"data"`
+		Channels       []string        `json:"channels"`
+		Data           json.RawMessage `json:"data"`
+		IdempotencyKey string          `json:"idempotency_key,omitempty"`
 	}
 	publishResponse struct {
 		Error  *APIError `json:"error"`
@@ -150,9 +157,9 @@ func (a *API) Batch(ctx context.Context, cmds []Command) (failed int, err error)
 	for i, c := range cmds {
 		switch {
 		case c.Channel != "":
-			req.Commands[i].Publish = &publishRequest{Channel: c.Channel, Data: c.Data}
+			req.Commands[i].Publish = &publishRequest{Channel: c.Channel, Data: c.Data, IdempotencyKey: c.IdempotencyKey}
 		case len(c.Channels) > 0:
-			req.Commands[i].Broadcast = &broadcastRequest{Channels: c.Channels, Data: c.Data}
+			req.Commands[i].Broadcast = &broadcastRequest{Channels: c.Channels, Data: c.Data, IdempotencyKey: c.IdempotencyKey}
 		default:
 			return len(cmds), fmt.Errorf("batch command %d: %w", i, ErrNoCommand)
 		}

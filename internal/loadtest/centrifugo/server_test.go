@@ -342,3 +342,41 @@ func TestStartRejectsPongTimeout(t *testing.T) {
 		t.Fatal("Start accepted a pong timeout equal to the ping interval")
 	}
 }
+
+// TestIdempotencyKey sends each publication twice with the same key, as a
+// retrying publisher would, and checks that the client gets it once: the
+// key reaches Centrifugo and it keeps it in Redis.
+func TestIdempotencyKey(t *testing.T) {
+	rds := redistest.Start(t)
+	srv := startServer(t, rds.Addr(), centrifugo.Config{History: true})
+	c := dial(t, srv, "u1", nil, false)
+	checkConnectReply(t, c.connectReply(), "u1", true)
+	api := srv.API()
+	ch := centrifugo.PersonalChannel("u1")
+	chans := []string{ch}
+	var want []string
+	for n := 1; n <= 3; n++ {
+		key := "k" + string(rune('0'+n))
+		for range 2 {
+			if failed, err := api.Batch(t.Context(), []centrifugo.Command{{Channel: ch, Data: msg("u1", n), IdempotencyKey: key}}); err != nil || failed != 0 {
+				t.Fatalf("publish %d: %d failed: %v", n, failed, err)
+			}
+		}
+		want = append(want, string(msg("u1", n)))
+	}
+	for range 2 {
+		if failed, err := api.Batch(t.Context(), []centrifugo.Command{{Channels: chans, Data: msg("all", 4), IdempotencyKey: "b4"}}); err != nil || failed != 0 {
+			t.Fatalf("broadcast: %d failed: %v", failed, err)
+		}
+	}
+	want = append(want, string(msg("all", 4)))
+	// The fence has no key: once it is there, every duplicate would be too.
+	if _, err := api.Publish(t.Context(), ch, msg("fence", 5)); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, string(msg("fence", 5)))
+	waitFor(t, "fence", func() bool { return slices.Contains(c.data(), string(msg("fence", 5))) })
+	if got := c.data(); !slices.Equal(got, want) {
+		t.Errorf("got\n%q\nwant\n%q", got, want)
+	}
+}
