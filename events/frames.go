@@ -31,6 +31,7 @@ const (
 	FrameReset        = "reset"
 	FramePong         = "pong"
 	FrameError        = "error"
+	FrameUnread       = "unread"
 )
 
 // ErrBadFrame is wrapped by every client frame parse error. The edge closes
@@ -159,6 +160,12 @@ type Reset struct {
 	T      string `json:"t"`
 	Feed   string `json:"feed"`
 	Reason string `json:"reason"`
+}
+
+// UnreadFrame tells a session its user's inbox unread count changed.
+type UnreadFrame struct {
+	T     string `json:"t"`
+	Count int    `json:"count"`
 }
 
 // ErrorFrame reports a problem that does not end the session.

@@ -95,3 +95,36 @@ func (r *Reader) Range(ctx context.Context, f keys.Feed, after uint64, count int
 	}
 	return ep, out, nil
 }
+
+// Newest returns up to count entries with seq < before (every seq when
+// before is 0), newest first, with the feed's epoch, read atomically.
+// ErrNoFeed when the feed does not exist.
+func (r *Reader) Newest(ctx context.Context, f keys.Feed, before uint64, count int64) (string, []Entry, error) {
+	var epoch *redis.StringCmd
+	var msgs *redis.XMessageSliceCmd
+	end := "+"
+	if before > 0 {
+		end = "(" + strconv.FormatUint(before, 10) + "-0"
+	}
+	_, err := r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		epoch = p.HGet(ctx, r.space.FeedMeta(f), "epoch")
+		msgs = p.XRevRangeN(ctx, r.space.FeedStream(f), end, "-", count)
+		return nil
+	})
+	if errors.Is(epoch.Err(), redis.Nil) {
+		return "", nil, ErrNoFeed
+	}
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return "", nil, fmt.Errorf("read feed %s before %d: %w", f.Tag(), before, err)
+	}
+	ep := epoch.Val()
+	out := make([]Entry, 0, len(msgs.Val()))
+	for _, m := range msgs.Val() {
+		e, err := fromStream(ep, m.ID, m.Values)
+		if err != nil {
+			return "", nil, err
+		}
+		out = append(out, e)
+	}
+	return ep, out, nil
+}

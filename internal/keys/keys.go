@@ -110,3 +110,20 @@ func Partition(tenant string, partitions int) uint32 {
 	}
 	return h % uint32(partitions)
 }
+
+// ReadState is the hash of a user's inbox read state, shared by all the
+// user's devices (field "w:<feed>": the read watermark "<epoch>:<seq>";
+// field "s:<feed>": the seqs read above it, ascending, comma-separated),
+// tagged like the user's feed.
+func (s Space) ReadState(tenant, user string) string {
+	return s.p() + "read:{" + tenant + ":u:" + user + "}"
+}
+
+// Online is the hash of a tenant's connection counts (field: edge id,
+// value: the sessions of the tenant that edge holds), written by each edge
+// as its sessions come and go and removed with a dead edge's presence.
+func (s Space) Online(tenant string) string { return s.p() + "online:{" + tenant + ":t}" }
+
+// OnlineUsers is the set of a tenant's users with at least one device
+// online on any edge, tagged like Online.
+func (s Space) OnlineUsers(tenant string) string { return s.p() + "online:{" + tenant + ":t}:users" }
