@@ -206,6 +206,7 @@ func (e *Edge) newSession(conn *websocket.Conn, c auth.Claims, device, remote, i
 	s := &session{
 		e: e, id: e.cfg.EdgeID + "-" + strconv.FormatUint(e.seq.Add(1), 36), conn: conn,
 		tenant: c.Tenant, user: c.Subject, device: device, remote: remote, ip: ip,
+		since: time.Now().UnixMilli(),
 	}
 	s.setClaims(c)
 	s.touch()
@@ -230,6 +231,7 @@ func (e *Edge) register(s *session) (code websocket.StatusCode, reason, why stri
 	e.devices[dk] = s
 	e.perUser[uk]++
 	e.perIP[s.ip]++
+	e.countOnlineLocked(s.tenant, 1)
 	e.mu.Unlock()
 	if old != nil {
 		old.close(StatusReplaced, "replaced by a new session of this device")
@@ -248,6 +250,7 @@ func (e *Edge) unregister(s *session) {
 	if e.perUser[uk]--; e.perUser[uk] <= 0 {
 		delete(e.perUser, uk)
 	}
+	e.countOnlineLocked(s.tenant, -1)
 	if e.perIP[s.ip]--; e.perIP[s.ip] <= 0 {
 		delete(e.perIP, s.ip)
 	}

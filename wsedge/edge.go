@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/heraldrt/herald/internal/inbox"
 	"github.com/heraldrt/herald/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -34,6 +35,7 @@ type Edge struct {
 	log   *slog.Logger
 	m     *metrics
 	hub   *hub
+	inbox *inbox.Inbox
 	mux   *http.ServeMux
 
 	ctx    context.Context // background work; cancelled by Shutdown
@@ -54,6 +56,9 @@ type Edge struct {
 	devices  map[deviceKey]*session
 	perUser  map[userKey]int
 	perIP    map[string]int
+
+	perTenant   map[string]int      // sessions per tenant (online.go)
+	onlineDirty map[string]struct{} // tenants whose count changed since written
 
 	timersMu sync.Mutex
 	timers   map[*time.Timer]struct{}
@@ -89,10 +94,12 @@ func New(rdb redis.UniversalClient, cfg Config) (*Edge, error) {
 		m: newMetrics(), ctx: ctx, cancel: cancel,
 		writeQ: newWorkQueue[*session](), jobQ: newWorkQueue[*cursor](), goneQ: newWorkQueue[gone](),
 		sessions: make(map[*session]struct{}), devices: make(map[deviceKey]*session), perUser: make(map[userKey]int), perIP: make(map[string]int),
+		perTenant: make(map[string]int), onlineDirty: make(map[string]struct{}),
 		limiter: newIPLimiter(cfg.ConnectRatePerIP), timers: make(map[*time.Timer]struct{}),
 		setups: make(chan struct{}, cfg.MaxSetups),
 	}
 	e.flushCtx, e.stopFlush = context.WithCancel(ctx)
+	e.inbox = inbox.New(rdb, cfg.Space, inbox.Config{})
 	e.hub = newHub(rdb, cfg.Space, e.log, e.m, cfg.RingSize)
 	e.hub.call = e.call
 	e.hub.control, e.hub.onControl = cfg.Space.EdgeControl(), e.onControl
@@ -144,6 +151,7 @@ func (e *Edge) Start(ctx context.Context) error {
 	e.spawn(e.presenceLoop)
 	e.spawn(e.pruneLoop)
 	e.spawn(e.presenceReaper)
+	e.spawn(e.onlineLoop)
 	return nil
 }
 

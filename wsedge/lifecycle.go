@@ -141,8 +141,9 @@ func (e *Edge) recover(ctx context.Context) error {
 	for _, ss := range live {
 		s := &session{e: e, id: ss.ID, tenant: ss.Tenant, user: ss.User, device: ss.Device}
 		sp := e.cfg.Space
-		delIfOwner.Run(ctx, e.rdb, []string{sp.Presence(s.tenant, s.user), sp.EdgeSessions(ss.Edge)},
+		left := delIfOwner.Run(ctx, e.rdb, []string{sp.Presence(s.tenant, s.user), sp.EdgeSessions(ss.Edge)},
 			s.device, ss.Edge+" "+s.id, s.presenceMember())
+		e.dropOffline(ctx, offline([]userKey{{s.tenant, s.user}}, []*redis.Cmd{left}))
 		e.store.CloseSession(ss.ID, 0, "edge crashed", time.Now())
 	}
 	if len(live) > 0 {
@@ -173,7 +174,8 @@ func (e *Edge) shutdown(ctx context.Context) error {
 		<-done
 	}
 	e.reapAll(ctx)
-	e.stopFlush() // the paced copy in progress, if any, stops at its next pipeline
+	e.writeOnline(ctx) // every session has ended: removes this edge's counts
+	e.stopFlush()      // the paced copy in progress, if any, stops at its next pipeline
 	ferr := e.store.Flush(ctx)
 	if err := e.flushAcks(ctx, 0); err != nil && ferr == nil {
 		ferr = err

@@ -29,6 +29,7 @@ type metrics struct {
 	resubscribes   prometheus.Counter
 	deadEdges      prometheus.Counter
 	replacedRemote prometheus.Counter
+	unreadFrames   prometheus.Counter
 	audit          *prometheus.CounterVec
 	pruned         prometheus.Counter
 
@@ -75,6 +76,7 @@ func newMetrics() *metrics {
 		resubscribes:         c("resubscribes_total", "Feed channels resubscribed after a reconnect (each is filled from the stream)."),
 		deadEdges:            c("dead_edges_cleaned_total", "Dead edges whose presence this edge removed."),
 		replacedRemote:       c("sessions_replaced_remotely_total", "Sessions closed because their device connected again to another edge."),
+		unreadFrames:         c("unread_frames_total", "Unread frames sent after a user's inbox read state changed."),
 		presenceRemoved:      c("presence_removed_total", "Presence entries of ended sessions removed from Redis (in batches)."),
 		presenceRemoveErrors: c("presence_remove_errors_total", "Presence entries of ended sessions that could not be removed (the device's next connect replaces them; a dead edge's are cleaned by the others)."),
 		pruned:               c("closed_sessions_pruned_total", "Closed-session records deleted from the store after the retention."),
@@ -101,7 +103,7 @@ func (m *metrics) sessionsFn(f func() float64) {
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.connects, m.closes, m.connectSeconds, m.frames, m.flushFrames, m.pushed, m.replayed,
 		m.filled, m.gaps, m.resets, m.slow, m.acks, m.acksFlushed, m.ackFlushErrors, m.upstream,
-		m.ruleSkipped, m.ruleHeld, m.rulePubDenied, m.ruleConnDenied, m.pubsubErrors, m.resubscribes, m.deadEdges, m.replacedRemote, m.audit, m.pruned, m.presenceRemoved, m.presenceRemoveErrors, m.sessions,
+		m.ruleSkipped, m.ruleHeld, m.rulePubDenied, m.ruleConnDenied, m.pubsubErrors, m.resubscribes, m.deadEdges, m.replacedRemote, m.unreadFrames, m.audit, m.pruned, m.presenceRemoved, m.presenceRemoveErrors, m.sessions,
 		m.limited[limitFrames], m.limited[limitBytes], m.limited[limitPubs], m.limited[limitPubBytes],
 		m.limitSubs, m.devicesEvicted, m.positionsForgotten, m.upstreamTrimmed}
 }

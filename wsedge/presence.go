@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/events"
+	"github.com/heraldrt/herald/internal/inbox"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -18,12 +19,25 @@ import (
 
 // delIfOwner removes a presence field only when it still names the session
 // (the device may have moved to another edge meanwhile).
+// ARGV[2] is the owner, "<edge> <session>"; the value goes on with the
+// session's start (" <unix ms>"). It returns how many devices the user
+// still has online.
 var delIfOwner = redis.NewScript(`
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v and (v == ARGV[2] or string.sub(v, 1, #ARGV[2] + 1) == ARGV[2] .. ' ') then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
 redis.call('SREM', KEYS[2], ARGV[3])
-return 1`)
+return redis.call('HLEN', KEYS[1])`)
 
-func (s *session) presenceValue() string { return s.e.cfg.EdgeID + " " + s.id }
+// presenceValue is the session's presence entry: "<edge> <session> <since
+// unix ms>".
+func (s *session) presenceValue() string {
+	return s.presenceOwner() + " " + strconv.FormatInt(s.since, 10)
+}
+
+// presenceOwner is the part of the entry that names the session.
+func (s *session) presenceOwner() string { return s.e.cfg.EdgeID + " " + s.id }
 
 // presenceMember is the edge-set member naming a presence field.
 func (s *session) presenceMember() string {
@@ -54,6 +68,10 @@ const controlReplace = "replace"
 // onControl handles a message on the edges' control channel.
 func (e *Edge) onControl(payload string) {
 	parts := strings.Split(payload, "\x00")
+	if tenant, user, ok := inbox.ParseAnnouncement(parts); ok {
+		e.announceUnread(tenant, user)
+		return
+	}
 	if len(parts) != 5 || parts[0] != controlReplace {
 		e.log.Warn("unknown edge control message", "payload", clipReason(payload))
 		return
@@ -121,6 +139,7 @@ func (e *Edge) connectPositions(ctx context.Context, s *session, announce bool, 
 			prev = p.HGet(ctx, sp.Presence(s.tenant, s.user), s.device)
 			p.HSet(ctx, sp.Presence(s.tenant, s.user), s.device, s.presenceValue())
 			p.SAdd(ctx, sp.EdgeSessions(e.cfg.EdgeID), s.presenceMember())
+			p.SAdd(ctx, sp.OnlineUsers(s.tenant), s.user)
 			over = e.touchDevice(ctx, p, s)
 		}
 		for i := range firsts {
@@ -248,15 +267,23 @@ func (e *Edge) cleanEdge(ctx context.Context, edge string) error {
 	if err != nil {
 		return err
 	}
+	var left []*redis.Cmd
+	var users []userKey
+	tenants := map[string]bool{}
 	_, err = e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, m := range members {
 			parts := strings.Split(m, "\x00")
 			if len(parts) != 4 {
 				continue
 			}
-			delIfOwner.Eval(ctx, p, // Eval: a pipeline cannot fall back from EVALSHA
+			left = append(left, delIfOwner.Eval(ctx, p, // Eval: a pipeline cannot fall back from EVALSHA
 				[]string{sp.Presence(parts[0], parts[1]), sp.EdgeSessions(edge)},
-				parts[2], edge+" "+parts[3], m)
+				parts[2], edge+" "+parts[3], m))
+			users = append(users, userKey{parts[0], parts[1]})
+			tenants[parts[0]] = true
+		}
+		for t := range tenants {
+			p.HDel(ctx, sp.Online(t), edge)
 		}
 		p.Del(ctx, sp.EdgeSessions(edge))
 		p.ZRem(ctx, sp.Edges(), edge)
@@ -265,6 +292,7 @@ func (e *Edge) cleanEdge(ctx context.Context, edge string) error {
 	if err != nil {
 		return err
 	}
+	e.dropOffline(ctx, offline(users, left))
 	e.m.deadEdges.Inc()
 	e.log.Info("cleaned presence of a dead edge", "dead_edge", edge, "entries", len(members))
 	return nil

@@ -27,12 +27,13 @@ var errRetry = errors.New("presence script reloaded: retry")
 // gone is one ended session's presence entry.
 type gone struct {
 	key, edgeSet, device, value, member string
+	user                                userKey
 }
 
 func (s *session) gone() gone {
 	sp := s.e.cfg.Space
 	return gone{key: sp.Presence(s.tenant, s.user), edgeSet: sp.EdgeSessions(s.e.cfg.EdgeID),
-		device: s.device, value: s.presenceValue(), member: s.presenceMember()}
+		device: s.device, value: s.presenceOwner(), member: s.presenceMember(), user: userKey{s.tenant, s.user}}
 }
 
 // presenceReaper sends the queued removals until the edge stops; Shutdown
@@ -71,12 +72,20 @@ func (e *Edge) reap(ctx context.Context, batch []gone) {
 		err := e.call(ctx, "presence", func(ctx context.Context) error {
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
+			left := make([]*redis.Cmd, len(batch))
 			_, err := e.rdb.Pipelined(cctx, func(p redis.Pipeliner) error {
-				for _, g := range batch {
-					delIfOwner.EvalSha(cctx, p, []string{g.key, g.edgeSet}, g.device, g.value, g.member)
+				for i, g := range batch {
+					left[i] = delIfOwner.EvalSha(cctx, p, []string{g.key, g.edgeSet}, g.device, g.value, g.member)
 				}
 				return nil
 			})
+			if err == nil {
+				users := make([]userKey, len(batch))
+				for i, g := range batch {
+					users[i] = g.user
+				}
+				e.dropOffline(cctx, offline(users, left))
+			}
 			if redis.HasErrorPrefix(err, "NOSCRIPT") {
 				err = delIfOwner.Load(cctx, e.rdb).Err()
 				if err == nil {

@@ -25,6 +25,7 @@ type session struct {
 	device string
 	remote string // the TCP peer (host:port)
 	ip     string // the client's address (behind a trusted proxy, the one it names)
+	since  int64  // unix ms when the session started
 
 	topics   []string     // the token's topic globs
 	expires  atomic.Int64 // unix ms of the token's exp
