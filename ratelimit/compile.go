@@ -55,7 +55,7 @@ import (
 // and a changed rule inherits the counters of an old rule with the same
 // resource, interval and capacity.
 
-var ops = [...]Op{OpPush, OpPub, OpConnect}
+var ops = [...]Op{OpPush, OpPub, OpConnect, OpPublish}
 
 // ruleState is one document rule at run time.
 type ruleState struct {

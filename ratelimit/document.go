@@ -41,6 +41,9 @@ const (
 	OpPub Op = "pub"
 	// OpConnect is opening a WebSocket connection.
 	OpConnect Op = "connect"
+	// OpPublish is an event published through the HTTP API
+	// (POST /v1/publish): counted per tenant or in all, refused with 429.
+	OpPublish Op = "publish"
 )
 
 // Bounds of a document. They keep Sentinel's rule set, and the work per

@@ -203,6 +203,12 @@ func (l *Limiter) Connect(tenant string) bool {
 	return l.refuse(l.rules.Load().ops[2].plan(""), tenant, "")
 }
 
+// Publish decides whether an event of type typ for the tenant may be
+// published through the HTTP API.
+func (l *Limiter) Publish(tenant, typ string) bool {
+	return l.refuse(l.rules.Load().ops[3].plan(typ), tenant, "")
+}
+
 func (l *Limiter) refuse(p *plan, tenant, user string) bool {
 	if p.empty() {
 		return true

@@ -149,10 +149,10 @@ func TestParseProblemsNameLineRuleField(t *testing.T) {
 		{"mode", rules(goodRule + "    mode: dry-run\n"), []string{
 			`line 10: rule "r": field mode: "dry-run": want enforce or shadow`}},
 		{"applies_to bad", rules(goodRule + "    applies_to: [push, subscribe, push]\n"), []string{
-			`line 10: rule "r": field applies_to: "subscribe": want push, pub or connect`,
+			`line 10: rule "r": field applies_to: "subscribe": want push, pub, connect or publish`,
 			`line 10: rule "r": field applies_to: "push" is listed twice`}},
 		{"applies_to empty", rules(goodRule + "    applies_to: []\n"), []string{
-			`line 10: rule "r": field applies_to: empty: list push, pub and/or connect (omit it for [push])`}},
+			`line 10: rule "r": field applies_to: empty: list push, pub, connect and/or publish (omit it for [push])`}},
 		{"connect per user", rules(goodRule + "    applies_to: [push, connect]\n"), []string{
 			`line 4: rule "r": field match.type: a connection has no event type: omit match in a rule that applies to connect`,
 			`line 5: rule "r": field per: a connect rule counts per tenant or global (a connection has no user yet)`}},

@@ -104,6 +104,9 @@ func (v *validator) ruleOf(y *ruleYAML) (r Rule, ok bool) {
 		v.add(v.at("mode"), "mode", "%q: want enforce or shadow", y.Mode)
 	}
 	r.Overrides = v.overridesOf(y.Overrides, r.Per)
+	if slices.Contains(r.AppliesTo, OpPublish) && r.Per == PerUser {
+		v.add(v.at("per"), "per", "a publish rule counts per tenant or global (the API key publishes for a tenant, not a user)")
+	}
 	if slices.Contains(r.AppliesTo, OpConnect) {
 		if r.Per == PerUser {
 			v.add(v.at("per"), "per", "a connect rule counts per tenant or global (a connection has no user yet)")
@@ -181,15 +184,15 @@ func (v *validator) appliesOf(list []string) []Op {
 		return []Op{OpPush}
 	}
 	if len(list) == 0 {
-		v.add(v.at("applies_to"), "applies_to", "empty: list push, pub and/or connect (omit it for [push])")
+		v.add(v.at("applies_to"), "applies_to", "empty: list push, pub, connect and/or publish (omit it for [push])")
 		return []Op{OpPush} // for the checks of the other fields
 	}
 	var ops []Op
 	for _, s := range list {
 		op := Op(s)
 		switch {
-		case op != OpPush && op != OpPub && op != OpConnect:
-			v.add(v.at("applies_to"), "applies_to", "%q: want push, pub or connect", s)
+		case op != OpPush && op != OpPub && op != OpConnect && op != OpPublish:
+			v.add(v.at("applies_to"), "applies_to", "%q: want push, pub, connect or publish", s)
 		case slices.Contains(ops, op):
 			v.add(v.at("applies_to"), "applies_to", "%q is listed twice", s)
 		default:

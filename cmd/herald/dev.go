@@ -40,7 +40,6 @@ func runDev(ctx context.Context, args []string) error {
 func devMain(ctx context.Context, args []string, logs io.Writer) error {
 	o := new(edgeFlags)
 	var (
-		partitions  int
 		console     bool
 		consoleAddr string
 	)
@@ -49,7 +48,6 @@ func devMain(ctx context.Context, args []string, logs io.Writer) error {
 	f.logging(&o.log)
 	f.admin(&o.admin, &o.srv)
 	f.edge(o)
-	f.Int(&partitions, "partitions", 0, "ingest partitions (0 or 1: the single stream)")
 	f.Bool(&console, "dev-console", false, "serve the browser console and /dev/token, which sign tokens for any user, on --dev-console-listen; "+
 		"refused with --jwt-hs256-secret, --jwt-keys or --jwt-jwks-url, whose tokens would be real")
 	f.String(&consoleAddr, "dev-console-listen", devConsoleListen, "the console's listener; loopback only: 127.0.0.0/8, [::1] or localhost")
@@ -75,7 +73,7 @@ func devMain(ctx context.Context, args []string, logs io.Writer) error {
 		}
 		defer o.console.Close()
 	}
-	return serveDev(ctx, o, partitions, log)
+	return serveDev(ctx, o, o.partitions, log)
 }
 
 // newDevSecret returns devSecretBytes random bytes, hex-encoded.

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/heraldrt/herald/events"
 	"github.com/heraldrt/herald/internal/keys"
 	"github.com/heraldrt/herald/store"
 	"github.com/heraldrt/herald/wsedge"
@@ -54,10 +56,17 @@ type edgeFlags struct {
 	// trustedProxies: HERALD_TRUSTED_PROXIES, parsed by parsePrefixes.
 	trustedProxies string
 	upstreamMaxLen int
+	// The HTTP API (internal/httpapi) on the public listener.
+	apiKeys    string // HERALD_API_KEYS: the service keys file
+	partitions int    // ingest partitions, as the dispatchers have them
+	maxData    int
 }
 
 func (f *flags) edge(o *edgeFlags) {
-	f.String(&o.listen, "listen", ":8080", "public listener: /ws, /healthz, /readyz")
+	f.String(&o.listen, "listen", ":8080", "public listener: /ws, the HTTP API /v1/, /healthz, /readyz")
+	f.String(&o.apiKeys, "api-keys", "", "file of service keys for the HTTP API's publish, presence and online endpoints, one per line: <name> <key> <tenant or *>; without it they answer 404; SIGHUP re-reads it")
+	f.Int(&o.partitions, "partitions", 0, "ingest partitions (0 or 1: the single stream); must match the dispatchers (the HTTP API publishes as the producer does)")
+	f.Int(&o.maxData, "max-data", events.DefaultMaxData, "largest data field the HTTP API's publish accepts, in bytes (as the dispatchers' --max-data)")
 	f.String(&o.dataDir, "data-dir", "./herald-data", "Pebble store directory (ACK positions, sessions); one edge per directory")
 	f.StringVar(&o.secret, "jwt-hs256-secret", "", "HS256 secret for client tokens, at least 32 bytes (env "+secretEnv+")")
 	f.String(&o.keyFiles, "jwt-keys", "", "comma-separated PEM or JWKS files with RS256/ES256/EdDSA public keys")
@@ -90,6 +99,7 @@ func (f *flags) edge(o *edgeFlags) {
 	f.Int(&o.cfg.SendQueue, "send-queue", 1024, "frames queued per session before it is closed with 4008 (it resumes, nothing is lost)")
 	f.Duration(&o.cfg.Heartbeat, "heartbeat", 25*time.Second, "server ping interval, told to clients in welcome")
 	f.Duration(&o.cfg.WriteTimeout, "write-timeout", 10*time.Second, "longest write of one batch of frames to a client before 4008")
+	f.Duration(&o.cfg.PresenceTTL, "presence-ttl", 30*time.Second, "an edge that has not heartbeated for this long (it heartbeats every third of it) is dead: the others remove its presence entries and online counts")
 	f.String(&o.cfg.EdgeID, "edge-id", "", "this edge's id in presence (default <hostname>-<pid>)")
 	f.Duration(&o.drainTime, "drain-timeout", 30*time.Second, "longest graceful drain on SIGTERM")
 	f.Duration(&o.storeSync, "store-sync-interval", 50*time.Millisecond, "how often ACK positions are committed (fsync) to the store; a crash loses at most this much of them, which means a few notifications pushed again, never lost")
@@ -186,12 +196,19 @@ func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log
 	if err != nil {
 		return err
 	}
+	api, apiKeys, err := o.newAPI(rdb, space, ver, rules, log)
+	if err != nil {
+		return err
+	}
+	stopKeys := watchKeysReload(ctx, apiKeys, log)
+	defer stopKeys()
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
 	reg := newRegistry()
 	reg.MustRegister(e.Collectors()...)
+	reg.MustRegister(api.Collectors()...)
 	reg.MustRegister(st.Collectors()...)
 	reg.MustRegister(rules.collectors()...)
 	if extra != nil {
@@ -210,7 +227,10 @@ func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log
 		ln.Close()
 		return err
 	}
-	srv := o.srv.newHTTPServer(e, log)
+	public := http.NewServeMux()
+	public.Handle("/v1/", api)
+	public.Handle("/", e)
+	srv := o.srv.newHTTPServer(public, log)
 	srv.ConnContext = e.ConnContext
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(e.Listener(ln)) }()

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/heraldrt/herald/events"
+	"github.com/heraldrt/herald/internal/httpapi"
+	"github.com/heraldrt/herald/internal/keys"
+	"github.com/heraldrt/herald/wsedge/auth"
+	"github.com/redis/go-redis/v9"
+)
+
+// newAPI builds the HTTP API served beside /ws, with the service keys of
+// --api-keys (nil without it).
+func (o *edgeFlags) newAPI(rdb redis.UniversalClient, space keys.Space, ver *auth.Verifier, rules *edgeRules, log *slog.Logger) (*httpapi.API, *httpapi.Keys, error) {
+	var ks *httpapi.Keys
+	if o.apiKeys != "" {
+		var err error
+		if ks, err = httpapi.LoadKeys(o.apiKeys); err != nil {
+			return nil, nil, err
+		}
+	}
+	cfg := httpapi.Config{
+		Redis: rdb, Space: space, Verifier: ver, Keys: ks, Partitions: o.partitions,
+		Limits: events.Limits{MaxData: o.maxData}, Logger: log.With("component", "api"),
+	}
+	if rules.limiter != nil {
+		cfg.Allow = rules.limiter.Publish
+	}
+	api, err := httpapi.New(cfg)
+	return api, ks, err
+}
+
+// watchKeysReload re-reads the API keys file on SIGHUP; a bad file is
+// refused with its line and field, and the keys in use stay.
+func watchKeysReload(ctx context.Context, ks *httpapi.Keys, log *slog.Logger) (stop func()) {
+	if ks == nil {
+		return func() {}
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := ks.Reload(); err != nil {
+					log.Error("API keys not reloaded: the keys in use stay", "err", err)
+				} else {
+					log.Info("API keys reloaded")
+				}
+			}
+		}
+	}()
+	return func() { signal.Stop(hup); cancel(); <-done }
+}
