@@ -21,7 +21,7 @@
 -- and device, each followed by '\n', then data, on the channel.
 --
 -- The meta hash holds epoch, seq, expires (unix seconds when the stream and
--- the meta expire, as last set), src:<source stream> (the last source entry
+-- the meta expire, as last set), dx (the last seq with exp or device set), src:<source stream> (the last source entry
 -- id appended from it), and i:<idempotency key> = '<unix seconds>:<seq>'
 -- for the keys appended, with ic, where the pruning of those stands.
 --
@@ -168,9 +168,14 @@ local function append(stream, meta, a)
 
   -- the stream and the meta get their TTL together, so they expire together
   local refresh = (not expires) or expires - now <= refreshBelow
-  if h or refresh or srcID == '' or idemF == '' then
+  -- dx: the last seq whose entry is for one device or expires, so that an
+  -- unread count (internal/inbox) counts the entries after it without
+  -- reading them
+  local filtered = argv[a+6] ~= '' or argv[a+7] ~= ''
+  if h or refresh or srcID == '' or idemF == '' or filtered then
     h = h or {meta}
     h[#h+1] = 'seq'; h[#h+1] = seqText
+    if filtered then h[#h+1] = 'dx'; h[#h+1] = seqText end
     if srcID ~= '' then h[#h+1] = srcF; h[#h+1] = srcID end
     if idemF ~= '' then h[#h+1] = idemF; h[#h+1] = nowText .. ':' .. seqText end
     if refresh then h[#h+1] = 'expires'; h[#h+1] = expiresText end

@@ -185,3 +185,46 @@ func FuzzCursor(f *testing.F) {
 		}
 	})
 }
+
+// TestUnreadCountsWithoutReading covers the counted part of a feed (after
+// the last entry with a device or exp) and a trimmed feed.
+func TestUnreadCountsWithoutReading(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Start(t).Client(t)
+	a := feed.NewAppender(rdb, feed.AppendConfig{MaxLen: 10000})
+	f := keys.UserFeed("acme", "u1")
+	var reqs []feed.Request
+	for i := 1; i <= 25; i++ {
+		r := feed.Request{Feed: f, SourceStream: "s", SourceID: fmt.Sprintf("%d-0", i), Type: "t.x", TS: int64(i), Data: []byte(`{}`)}
+		if i <= 5 {
+			r.Device = "watch"
+		}
+		reqs = append(reqs, r)
+	}
+	if _, err := a.Append(ctx, reqs); err != nil {
+		t.Fatal(err)
+	}
+	ib := inbox.New(rdb, keys.Space{}, inbox.Config{})
+	items := all(t, ib, phone, inbox.Query{Limit: 200})
+	var ids []string
+	for _, it := range items {
+		if it.Seq == 10 || it.Seq == 12 {
+			ids = append(ids, it.ID)
+		}
+	}
+	if n, err := ib.MarkRead(ctx, phone, inbox.Mark{IDs: ids}); err != nil || n != 18 {
+		t.Fatalf("phone after 10 and 12: %d %v", n, err)
+	}
+	watch := phone
+	watch.Device = "watch"
+	if n, err := ib.Unread(ctx, watch); err != nil || n != 23 {
+		t.Fatalf("watch: %d %v", n, err)
+	}
+	// Trim the stream to its last 8 entries (18..25): 12 and older are gone.
+	if err := rdb.XTrimMaxLen(ctx, keys.Space{}.FeedStream(f), 8).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ib.Unread(ctx, phone); err != nil || n != 8 {
+		t.Fatalf("phone after the trim: %d %v", n, err)
+	}
+}
