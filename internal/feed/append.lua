@@ -42,7 +42,7 @@
 -- and idempotency keys: what it appended before is still a duplicate.
 local argv, keys = ARGV, KEYS
 local call, unpack, tonumber, tostring = redis.call, unpack, tonumber, tostring
-local find, sub = string.find, string.sub
+local find, sub, byte = string.find, string.sub, string.byte
 local maxlen, feedTTL, nowText, newEpoch = argv[1], argv[2], argv[4], argv[6]
 local now, refreshBelow = tonumber(nowText), tonumber(argv[5])
 local expiresText = tostring(now + tonumber(feedTTL))
@@ -162,7 +162,9 @@ local function append(stream, meta, a)
     end
     xadd(stream, false, '1-0', a)
     expires = nil -- the new stream has no TTL yet
-  elseif seq % 64 == 0 then
+  elseif (seq + byte(epoch)) % 64 == 0 then
+    -- every 64th append, at an offset taken from the epoch, so that feeds
+    -- created together (a broadcast, a load test) do not all prune at once
     h = {meta, 'ic', prune(meta)}
   end
 
