@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -160,6 +161,25 @@ func TestAPIInbox(t *testing.T) {
 	a := call(t, e1, "POST", "/v1/publish/batch", apiKeyAcme, map[string]any{"events": batch})
 	if a.status != 202 || len(a.body["stream_ids"].([]any)) != 251 {
 		t.Fatalf("batch publish: %d %s", a.status, a.raw)
+	}
+	// The batch arrives on the live sockets: 250 on the laptop, 251 on the
+	// phone (the last is the phone's alone).
+	for _, d := range []struct {
+		p    *probe
+		name string
+		want int
+	}{{laptop, "laptop", 250}, {phone, "phone", 251}} {
+		got := map[string]bool{}
+		for len(got) < d.want {
+			f, _, err := d.p.read(20 * time.Second)
+			if err != nil {
+				t.Fatalf("%s: %d of %d notifications, then %v", d.name, len(got), d.want, err)
+			}
+			if f.T == "n" {
+				got[f.ID] = true
+				d.p.conn.Write(t.Context(), websocket.MessageText, []byte(`{"t":"ack","id":"`+f.ID+`"}`))
+			}
+		}
 	}
 	laptopTok, phoneTok := userToken(t, "acme", "u1", "laptop"), userToken(t, "acme", "u1", "phone")
 	eventually(t, 20*time.Second, "the inbox holds 250 for the laptop", func() bool {
