@@ -18,9 +18,14 @@ import (
 // --api-keys (nil without it).
 func (o *edgeFlags) newAPI(rdb redis.UniversalClient, space keys.Space, ver *auth.Verifier, rules *edgeRules, log *slog.Logger) (*httpapi.API, *httpapi.Keys, error) {
 	var ks *httpapi.Keys
-	if o.apiKeys != "" {
-		var err error
+	var err error
+	switch {
+	case o.apiKeys != "":
 		if ks, err = httpapi.LoadKeys(o.apiKeys); err != nil {
+			return nil, nil, err
+		}
+	case o.console != nil: // herald dev --dev-console: a key for this run, for the console's admin panel
+		if ks, err = httpapi.ParseKeys("dev console", []byte("dev-console "+o.console.apiKey+" *\n")); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -32,6 +37,9 @@ func (o *edgeFlags) newAPI(rdb redis.UniversalClient, space keys.Space, ver *aut
 		cfg.Allow = rules.limiter.Publish
 	}
 	api, err := httpapi.New(cfg)
+	if o.apiKeys == "" {
+		ks = nil // nothing to reload on SIGHUP
+	}
 	return api, ks, err
 }
 

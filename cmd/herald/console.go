@@ -16,8 +16,15 @@ import (
 	"github.com/heraldrt/herald/wsedge/auth"
 )
 
-//go:embed web/console.html
-var consoleHTML []byte
+// The notification centre page, and the TypeScript SDK's build
+// (clients/js, copied here by `go tool task js:build`; a test checks the
+// copy is current).
+var (
+	//go:embed web/centre.html
+	centreHTML []byte
+	//go:embed web/herald-client.js
+	sdkJS []byte
+)
 
 // devConsole is herald dev's browser console: a page at / that connects as
 // any user, the token endpoint that signs its tokens (/dev/token), and the
@@ -27,6 +34,7 @@ var consoleHTML []byte
 type devConsole struct {
 	ln     net.Listener
 	secret []byte
+	apiKey string // a service key for this run: the admin panel publishes with it
 }
 
 // openDevConsole listens on addr, which must be loopback, at once, so that
@@ -43,7 +51,7 @@ func openDevConsole(addr, secret string) (*devConsole, error) {
 		ln.Close()
 		return nil, fmt.Errorf("%w: --dev-console-listen %q is bound to %s, not loopback", errUsage, addr, ln.Addr())
 	}
-	return &devConsole{ln: ln, secret: []byte(secret)}, nil
+	return &devConsole{ln: ln, secret: []byte(secret), apiKey: "dev-" + newDevSecret()}, nil
 }
 
 // Addr returns the address the console listens on.
@@ -58,11 +66,11 @@ func (c *devConsole) Close() {
 
 // serve serves the console beside e until the returned stop is called. A
 // nil console serves nothing.
-func (c *devConsole) serve(e *wsedge.Edge, o serverOptions, log *slog.Logger) (stop func()) {
+func (c *devConsole) serve(e *wsedge.Edge, public http.Handler, o serverOptions, log *slog.Logger) (stop func()) {
 	if c == nil {
 		return func() {}
 	}
-	srv := o.newHTTPServer(c.handler(e), log)
+	srv := o.newHTTPServer(c.handler(public), log)
 	srv.ConnContext = e.ConnContext
 	done := make(chan struct{})
 	go func() {
@@ -80,17 +88,26 @@ func (c *devConsole) serve(e *wsedge.Edge, o serverOptions, log *slog.Logger) (s
 	}
 }
 
-// handler serves the console page, the token endpoint and, for the rest,
-// the edge, to requests addressed to a loopback host: a web page whose
-// name an attacker re-pointed at 127.0.0.1 (DNS rebinding) gets 421.
-func (c *devConsole) handler(edge http.Handler) http.Handler {
+// handler serves the notification centre page, the SDK, the token and API
+// key endpoints and, for the rest, the public listener's routes (/ws, /v1/),
+// to requests addressed to a loopback host: a web page whose name an
+// attacker re-pointed at 127.0.0.1 (DNS rebinding) gets 421.
+func (c *devConsole) handler(public http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/", edge)
+	mux.Handle("/", public)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write(consoleHTML)
+		w.Write(centreHTML)
+	})
+	mux.HandleFunc("GET /herald-client.js", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		w.Write(sdkJS)
 	})
 	mux.HandleFunc("GET /dev/token", c.token)
+	mux.HandleFunc("GET /dev/apikey", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte(c.apiKey))
+	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !loopbackHost(r.Host) {
 			http.Error(w, "the dev console answers only to localhost and loopback addresses", http.StatusMisdirectedRequest)

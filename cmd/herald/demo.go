@@ -22,8 +22,11 @@ func init() {
 
 const demoHelp = `Starts a throwaway redis-server, herald dev (dispatcher + edge), a producer
 that emits shop events for alice, bob and carol, and a listener connected as
-alice that prints what she receives. Open the console URL it prints (a
-loopback listener of its own) to watch from a browser as any user. Tokens
+alice that prints what she receives. Open the notification centre URL it
+prints (a loopback listener of its own) in a browser, in two tabs with
+different device names: a bell with the unread badge, the inbox with
+mark-read, a "log in as" picker and an admin panel that publishes through
+the HTTP API. Tokens
 are signed with a secret generated for the run. Ctrl-C stops everything and
 deletes the data.`
 
@@ -96,7 +99,7 @@ func banner(w io.Writer, redisAddr, listen, console string) {
 	fmt.Fprintf(w, `Herald demo
   redis-server   %s (throwaway)
   herald dev     ws://%s/ws  (dispatcher + edge)
-  browser        http://%s/  (dev console, this machine only: connect as alice, bob or carol)
+  browser        http://%s/  (notification centre, this machine only: log in as alice, bob or carol; open two tabs)
   producer       shop events: order.placed, order.shipped, payment.failed, marketing.promotion
   below          what alice's terminal device receives, live; Ctrl-C to stop
 `, redisAddr, listen, console)

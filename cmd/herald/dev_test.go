@@ -91,8 +91,24 @@ func TestDevConsole(t *testing.T) {
 		if d.console == "" || d.console == d.listen {
 			t.Fatalf("console %q, public %q: want a listener of its own\n%s", d.console, d.listen, d.logs.String())
 		}
-		if code, body := httpGet(t, "http://"+d.console+"/"); code != 200 || !strings.Contains(body, "Herald console") {
+		if code, body := httpGet(t, "http://"+d.console+"/"); code != 200 || !strings.Contains(body, "Herald notification centre") {
 			t.Errorf("console page: %d", code)
+		}
+		if code, body := httpGet(t, "http://"+d.console+"/herald-client.js"); code != 200 || !strings.Contains(body, "class HeraldClient") {
+			t.Errorf("the SDK on the console: %d", code)
+		}
+		// The admin panel's key publishes through the console's /v1/.
+		_, key := httpGet(t, "http://"+d.console+"/dev/apikey")
+		preq, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+d.console+"/v1/publish",
+			strings.NewReader(`{"type":"order.placed","tenant":"acme","to":"user:alice","data":{}}`))
+		preq.Header.Set("Authorization", "Bearer "+key)
+		if resp, err := http.DefaultClient.Do(preq); err != nil || resp.StatusCode != http.StatusAccepted {
+			t.Errorf("publish with the console's key: %v %v", resp, err)
+		} else {
+			resp.Body.Close()
+		}
+		if code := getWith(t, "http://"+d.listen+"/dev/apikey"); code != 404 {
+			t.Errorf("public listener /dev/apikey: %d, want 404", code)
 		}
 		code, tok := httpGet(t, "http://"+d.console+"/dev/token?user=alice")
 		if code != 200 || strings.Count(tok, ".") != 2 {

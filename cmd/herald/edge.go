@@ -234,7 +234,7 @@ func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log
 	srv.ConnContext = e.ConnContext
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(e.Listener(ln)) }()
-	stopConsole := o.console.serve(e, o.srv, log) // herald dev --dev-console
+	stopConsole := o.console.serve(e, public, o.srv, log) // herald dev --dev-console
 	defer stopConsole()
 	stopExtra := extra.start(ctx)
 	stopWatch := (&component{run: rules.watch}).start(ctx)

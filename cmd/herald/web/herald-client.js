@@ -1,0 +1,448 @@
+// herald-client: the browser and Node client of Herald's WebSocket
+// protocol 1 and of its HTTP inbox API. No runtime dependencies.
+/** The protocol version this client speaks. */
+export const PROTOCOL = 1;
+// Close codes of protocol 1.
+const CLOSE = {
+    normal: 1000, idle: 1001, protocol: 1008, tooBig: 1009, internal: 1011, restart: 1012, tryLater: 1013,
+    unauthorized: 4001, forbidden: 4003, expired: 4004, slow: 4008, tooMany: 4029,
+};
+/**
+ * HeraldClient keeps one WebSocket session to a Herald edge: it reconnects
+ * with backoff and jitter as the close codes say, resumes from what it has
+ * seen, drops duplicates, acks in batches, refreshes the token, and
+ * re-subscribes its topics.
+ */
+export class HeraldClient {
+    constructor(opts) {
+        this.handlers = {
+            notification: new Set(), state: new Set(), unread: new Set(), reset: new Set(), error: new Set(),
+        };
+        this.ws = null;
+        this.token = "";
+        this.st = "disconnected";
+        this.stopped = true;
+        this.attempt = 0;
+        this.positions = new Map();
+        this.pendingAcks = new Map();
+        this.ackTimer = null;
+        this.retryTimer = null;
+        this.refreshTimer = null;
+        this.topics = new Set();
+        this.unreadCount = null;
+        this.firstWelcome = null;
+        this.counting = false; // GET /v1/inbox/unread in flight
+        this.arrived = 0; // notifications of the inbox feeds seen
+        this.opts = { ackInterval: 100, minBackoff: 500, maxBackoff: 30000, refreshBefore: 60000, ...opts };
+        const WS = opts.WebSocket ?? globalThis.WebSocket;
+        if (!WS)
+            throw new Error("herald-client: no WebSocket: pass one (in Node, the ws package)");
+        if (!opts.token && !opts.getToken)
+            throw new Error("herald-client: give token or getToken");
+        this.WS = WS;
+        this.token = opts.token ?? "";
+        this.inbox = new Inbox(this);
+    }
+    /** Registers a handler; returns a function that removes it. */
+    on(event, fn) {
+        this.handlers[event].add(fn);
+        return () => this.handlers[event].delete(fn);
+    }
+    get state() {
+        return this.st;
+    }
+    /** Connects; resolves at the first welcome, rejects if the edge refuses for good first. */
+    connect() {
+        if (!this.stopped)
+            return Promise.resolve();
+        this.stopped = false;
+        const p = new Promise((resolve, reject) => (this.firstWelcome = { resolve, reject }));
+        void this.open();
+        return p;
+    }
+    /** Sends the acks still pending, then closes for good. */
+    close() {
+        this.stopped = true;
+        this.flushAcks();
+        this.clearTimers();
+        if (this.ws) {
+            this.ws.close(CLOSE.normal, "client closed");
+            this.ws = null;
+        }
+        this.setState("closed");
+    }
+    /** Subscribes to a topic now and after every reconnect. */
+    subscribe(topic) {
+        this.topics.add(topic);
+        this.send({ t: "sub", topic });
+    }
+    unsubscribe(topic) {
+        this.topics.delete(topic);
+        this.send({ t: "unsub", topic });
+    }
+    /** Publishes an upstream event (the edge appends it with the verified user). */
+    publish(type, data) {
+        if (!this.send({ t: "pub", type, data }))
+            throw new Error("herald-client: not connected");
+    }
+    /** The current token (for the inbox calls). */
+    async currentToken() {
+        if (!this.token && this.opts.getToken)
+            this.token = await this.opts.getToken();
+        return this.token;
+    }
+    /** The HTTP API's base URL: the edge's host over http(s). */
+    apiBase() {
+        const u = new URL(this.opts.url);
+        u.protocol = u.protocol === "wss:" ? "https:" : "http:";
+        return u.origin;
+    }
+    get device() {
+        return this.opts.device;
+    }
+    get fetchImpl() {
+        if (this.opts.fetch)
+            return this.opts.fetch;
+        if (!globalThis.fetch)
+            throw new Error("herald-client: no fetch for the inbox API");
+        // A browser's fetch must be called on the window, not on this client.
+        return globalThis.fetch.bind(globalThis);
+    }
+    // --- connection --------------------------------------------------------
+    async open() {
+        if (this.stopped)
+            return;
+        this.setState("connecting");
+        let token;
+        try {
+            token = await this.currentToken();
+        }
+        catch (e) {
+            this.emitError({ code: "token", message: "getToken failed: " + String(e), fatal: false });
+            this.retry(this.backoff());
+            return;
+        }
+        if (this.stopped)
+            return;
+        const u = new URL(this.opts.url);
+        u.searchParams.set("token", token);
+        if (this.opts.device)
+            u.searchParams.set("device", this.opts.device);
+        const ws = new this.WS(u.toString());
+        this.ws = ws;
+        let welcomed = false;
+        ws.onmessage = (ev) => {
+            if (this.ws !== ws)
+                return;
+            let f;
+            try {
+                f = JSON.parse(typeof ev.data === "string" ? ev.data : String(ev.data));
+            }
+            catch {
+                return;
+            }
+            if (f.t === "welcome")
+                welcomed = true;
+            this.onFrame(f);
+        };
+        ws.onclose = (ev) => {
+            if (this.ws !== ws)
+                return;
+            this.ws = null;
+            this.onClose(ev.code, ev.reason, welcomed);
+        };
+        ws.onerror = () => {
+            /* onclose follows */
+        };
+    }
+    onFrame(f) {
+        switch (f.t) {
+            case "welcome":
+                this.attempt = 0;
+                this.setState("connected");
+                this.afterWelcome();
+                break;
+            case "n":
+                this.onNotification(f);
+                break;
+            case "reset":
+                this.emit("reset", { feed: String(f.feed), reason: String(f.reason), action: "fetch-inbox" });
+                break;
+            case "unread":
+                this.setUnread(Number(f.count));
+                break;
+            case "error":
+                this.emitError({ code: String(f.code), message: String(f.msg), fatal: false });
+                break;
+        }
+    }
+    afterWelcome() {
+        // Resume from what the application has seen: exact even for what was
+        // seen but not yet acked. Without positions the edge replays from the
+        // device's stored ACK position.
+        if (this.positions.size > 0) {
+            const feeds = {};
+            for (const [feed, p] of this.positions)
+                feeds[feed] = p;
+            this.send({ t: "resume", feeds });
+        }
+        for (const topic of this.topics)
+            this.send({ t: "sub", topic });
+        this.scheduleRefresh();
+        if (this.firstWelcome) {
+            this.firstWelcome.resolve();
+            this.firstWelcome = null;
+        }
+        if (this.unreadCount === null)
+            this.fetchUnread();
+    }
+    onNotification(f) {
+        const n = {
+            id: String(f.id), feed: String(f.feed), seq: Number(f.seq), type: String(f.type), ts: Number(f.ts), data: f.data,
+        };
+        const epoch = n.id.slice(0, n.id.indexOf("-"));
+        const seen = this.positions.get(n.feed);
+        if (seen && seen.epoch === epoch && n.seq <= seen.seq) {
+            this.ack(n.feed, n.id); // a duplicate: the edge may not know we have it
+            return;
+        }
+        this.positions.set(n.feed, { epoch, seq: n.seq });
+        this.emit("notification", n);
+        if (n.feed === "user" || n.feed === "tenant") {
+            this.arrived++;
+            // Counted once the first count is in; while it is being read, the
+            // server's answer may or may not include this one: read it again.
+            if (this.unreadCount !== null && !this.counting)
+                this.setUnread(this.unreadCount + 1);
+        }
+        this.ack(n.feed, n.id);
+    }
+    onClose(code, reason, welcomed) {
+        this.clearTimers();
+        if (this.stopped)
+            return;
+        this.setState("disconnected");
+        const fatal = (message) => {
+            this.stopped = true;
+            this.setState("closed");
+            const e = { code: "closed", message, closeCode: code, fatal: true };
+            this.emitError(e);
+            if (this.firstWelcome) {
+                this.firstWelcome.reject(new Error(message));
+                this.firstWelcome = null;
+            }
+        };
+        switch (code) {
+            case CLOSE.normal: // replaced by a newer session of this device
+                fatal("replaced: " + reason);
+                return;
+            case CLOSE.unauthorized:
+            case CLOSE.forbidden:
+                if (!this.opts.getToken) {
+                    fatal(`refused (${code}): ${reason}`);
+                    return;
+                }
+                this.emitError({ code: "refused", message: reason, closeCode: code, fatal: false });
+                void this.waitNewToken();
+                return;
+            case CLOSE.expired:
+                this.token = "";
+                if (!this.opts.getToken) {
+                    fatal("token expired and no getToken to renew it");
+                    return;
+                }
+                this.retry(welcomed ? 0 : this.backoff());
+                return;
+            case CLOSE.tooMany:
+                this.retry(Math.max(5000, this.backoff() * 4));
+                return;
+            case CLOSE.protocol:
+            case CLOSE.tooBig:
+                this.emitError({ code: "protocol", message: reason, closeCode: code, fatal: false });
+                this.retry(this.backoff());
+                return;
+            default: // 4008, 1012, 1013, 1001, 1006, 1011: reconnect and resume
+                this.retry(welcomed && code === CLOSE.restart ? Math.random() * this.opts.minBackoff : this.backoff());
+        }
+    }
+    /** 4001/4003: stop until getToken gives another token. */
+    async waitNewToken() {
+        const old = this.token;
+        while (!this.stopped) {
+            await sleep(this.backoff());
+            if (this.stopped)
+                return;
+            try {
+                const t = await this.opts.getToken();
+                if (t && t !== old) {
+                    this.token = t;
+                    void this.open();
+                    return;
+                }
+            }
+            catch {
+                /* keep waiting */
+            }
+        }
+    }
+    backoff() {
+        const cap = Math.min(this.opts.maxBackoff, this.opts.minBackoff * 2 ** this.attempt);
+        this.attempt = Math.min(this.attempt + 1, 16);
+        return this.opts.minBackoff / 2 + Math.random() * cap; // full jitter above a floor
+    }
+    retry(ms) {
+        if (this.stopped)
+            return;
+        this.retryTimer = setTimeout(() => {
+            this.retryTimer = null;
+            void this.open();
+        }, ms);
+    }
+    // --- acks, refresh ------------------------------------------------------
+    ack(feed, id) {
+        this.pendingAcks.set(feed, id);
+        if (!this.ackTimer)
+            this.ackTimer = setTimeout(() => this.flushAcks(), this.opts.ackInterval);
+    }
+    flushAcks() {
+        if (this.ackTimer)
+            clearTimeout(this.ackTimer);
+        this.ackTimer = null;
+        for (const [feed, id] of this.pendingAcks) {
+            if (this.send({ t: "ack", id }))
+                this.pendingAcks.delete(feed);
+        }
+    }
+    scheduleRefresh() {
+        if (!this.opts.getToken)
+            return;
+        const exp = tokenExpiry(this.token);
+        if (!exp)
+            return;
+        const wait = Math.max(1000, exp - Date.now() - this.opts.refreshBefore);
+        this.refreshTimer = setTimeout(async () => {
+            this.refreshTimer = null;
+            try {
+                const t = await this.opts.getToken();
+                this.token = t;
+                this.send({ t: "refresh", token: t });
+                this.scheduleRefresh();
+            }
+            catch (e) {
+                this.emitError({ code: "token", message: "refresh failed: " + String(e), fatal: false });
+            }
+        }, wait);
+    }
+    clearTimers() {
+        for (const t of [this.retryTimer, this.refreshTimer, this.ackTimer])
+            if (t)
+                clearTimeout(t);
+        this.retryTimer = this.refreshTimer = this.ackTimer = null;
+    }
+    // --- plumbing -------------------------------------------------------------
+    send(frame) {
+        if (!this.ws || this.ws.readyState !== 1 || this.st !== "connected")
+            return false;
+        this.ws.send(JSON.stringify(frame));
+        return true;
+    }
+    /** Reads the unread count, again if notifications arrived meanwhile. */
+    fetchUnread() {
+        if (this.counting)
+            return;
+        this.counting = true;
+        const before = this.arrived;
+        this.inbox.unread().then((n) => {
+            this.counting = false;
+            this.setUnread(n);
+            if (this.arrived !== before && !this.stopped)
+                this.fetchUnread();
+        }, () => {
+            this.counting = false; // no HTTP API: no count
+        });
+    }
+    /** Sets the unread count and tells the application. */
+    setUnread(n) {
+        if (!Number.isFinite(n))
+            return;
+        this.unreadCount = n;
+        this.emit("unread", n);
+    }
+    setState(s) {
+        if (this.st === s)
+            return;
+        this.st = s;
+        this.emit("state", s);
+    }
+    emitError(e) {
+        this.emit("error", e);
+    }
+    emit(event, ...args) {
+        for (const fn of this.handlers[event]) {
+            try {
+                fn(...args);
+            }
+            catch (e) {
+                if (event !== "error")
+                    this.emitError({ code: "handler", message: String(e), fatal: false });
+            }
+        }
+    }
+}
+/** The inbox API (GET /v1/inbox, /v1/inbox/unread, POST /v1/inbox/read). */
+export class Inbox {
+    constructor(c) {
+        this.c = c;
+    }
+    async list(opts = {}) {
+        const q = new URLSearchParams();
+        if (opts.limit)
+            q.set("limit", String(opts.limit));
+        if (opts.before)
+            q.set("before", opts.before);
+        if (opts.unread)
+            q.set("unread", "true");
+        return (await this.call("GET", "/v1/inbox?" + q.toString()));
+    }
+    async unread() {
+        return (await this.call("GET", "/v1/inbox/unread?")).unread;
+    }
+    /** Marks read for all the user's devices; resolves to this device's new unread count. */
+    async markRead(m) {
+        const body = "ids" in m ? { ids: m.ids } : "upTo" in m ? { up_to: m.upTo } : { all: true };
+        const n = (await this.call("POST", "/v1/inbox/read?", body)).unread;
+        this.c.setUnread(n);
+        return n;
+    }
+    async call(method, path, body) {
+        const dev = this.c.device ? "&device=" + encodeURIComponent(this.c.device) : "";
+        const resp = await this.c.fetchImpl(this.c.apiBase() + path + dev, {
+            method,
+            headers: { Authorization: "Bearer " + (await this.c.currentToken()), "Content-Type": "application/json" },
+            body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        const json = (await resp.json());
+        if (!resp.ok) {
+            const e = new Error(`${method} ${path.split("?")[0]}: ${resp.status} ${json.error?.message ?? ""}`);
+            e.status = resp.status;
+            e.code = json.error?.code;
+            throw e;
+        }
+        return json;
+    }
+}
+/** The exp claim of a JWT, in unix ms, or 0. */
+function tokenExpiry(token) {
+    try {
+        const part = token.split(".")[1];
+        const json = atob(part.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((part.length + 3) % 4));
+        const exp = JSON.parse(json).exp;
+        return typeof exp === "number" ? exp * 1000 : 0;
+    }
+    catch {
+        return 0;
+    }
+}
+function sleep(ms) {
+    return new Promise((r) => setTimeout(r, ms));
+}
