@@ -1,11 +1,7 @@
 package main
 
 import (
-	"context"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/heraldrt/herald/events"
 	"github.com/heraldrt/herald/internal/httpapi"
@@ -43,30 +39,14 @@ func (o *edgeFlags) newAPI(rdb redis.UniversalClient, space keys.Space, ver *aut
 	return api, ks, err
 }
 
-// watchKeysReload re-reads the API keys file on SIGHUP; a bad file is
+// reloadAPIKeys re-reads the API keys file (on SIGHUP); a bad file is
 // refused with its line and field, and the keys in use stay.
-func watchKeysReload(ctx context.Context, ks *httpapi.Keys, log *slog.Logger) (stop func()) {
-	if ks == nil {
-		return func() {}
-	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				if err := ks.Reload(); err != nil {
-					log.Error("API keys not reloaded: the keys in use stay", "err", err)
-				} else {
-					log.Info("API keys reloaded")
-				}
-			}
+func reloadAPIKeys(ks *httpapi.Keys, log *slog.Logger) func() {
+	return func() {
+		if err := ks.Reload(); err != nil {
+			log.Error("API keys not reloaded on SIGHUP: the keys in use stay", "err", err)
+			return
 		}
-	}()
-	return func() { signal.Stop(hup); cancel(); <-done }
+		log.Info("API keys reloaded on SIGHUP")
+	}
 }

@@ -155,7 +155,8 @@ func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log
 	if err != nil {
 		return err
 	}
-	stopReload := watchReload(ctx, ver, log) // SIGHUP; closes ver when serveEdge returns
+	hooks := &reloadHooks{}
+	stopReload := watchReload(ctx, ver, hooks, log) // SIGHUP; closes ver when serveEdge returns
 	defer stopReload()
 	setGCPercent(o.gcPercent)
 	st, err := store.Open(o.dataDir, store.Config{Logger: log.With("component", "store"), FlushInterval: o.storeSync})
@@ -200,8 +201,9 @@ func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log
 	if err != nil {
 		return err
 	}
-	stopKeys := watchKeysReload(ctx, apiKeys, log)
-	defer stopKeys()
+	if apiKeys != nil {
+		hooks.add(reloadAPIKeys(apiKeys, log))
+	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)

@@ -20,7 +20,8 @@ import (
 // The SIGHUP handler stays installed until stop, after ctx has ended too:
 // a SIGHUP during the drain is ignored rather than killing the process
 // (SIGHUP's default action).
-func watchReload(ctx context.Context, ver *auth.Verifier, log *slog.Logger) (stop func()) {
+// Other reloads (the API keys) join with hooks.add.
+func watchReload(ctx context.Context, ver *auth.Verifier, hooks *reloadHooks, log *slog.Logger) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	done := make(chan struct{})
@@ -35,6 +36,7 @@ func watchReload(ctx context.Context, ver *auth.Verifier, log *slog.Logger) (sto
 				return
 			case <-hup:
 				reloadKeys(ver, log)
+				hooks.run()
 			}
 		}
 	}()
@@ -46,6 +48,30 @@ func watchReload(ctx context.Context, ver *auth.Verifier, log *slog.Logger) (sto
 			signal.Stop(hup)
 			ver.Close()
 		})
+	}
+}
+
+// reloadHooks are more things SIGHUP reloads, added as they are built.
+type reloadHooks struct {
+	mu sync.Mutex
+	fs []func()
+}
+
+func (h *reloadHooks) add(f func()) {
+	h.mu.Lock()
+	h.fs = append(h.fs, f)
+	h.mu.Unlock()
+}
+
+func (h *reloadHooks) run() {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	fs := h.fs
+	h.mu.Unlock()
+	for _, f := range fs {
+		f()
 	}
 }
 

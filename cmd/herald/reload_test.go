@@ -34,7 +34,7 @@ func TestWatchReloadOnSIGHUP(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs lockedBuffer
-	stop := watchReload(context.Background(), ver, slog.New(slog.NewTextHandler(&logs, nil)))
+	stop := watchReload(context.Background(), ver, nil, slog.New(slog.NewTextHandler(&logs, nil)))
 	defer stop()
 
 	writeKey(t, file, key2)

@@ -67,55 +67,42 @@ func (r *Reader) Head(ctx context.Context, f keys.Feed) (Head, error) {
 // with the feed's epoch, read atomically. ErrNoFeed when the feed does not
 // exist.
 func (r *Reader) Range(ctx context.Context, f keys.Feed, after uint64, count int64) (string, []Entry, error) {
-	var epoch *redis.StringCmd
-	var msgs *redis.XMessageSliceCmd
 	start := "(" + strconv.FormatUint(after, 10) + "-0"
 	if after == 0 {
 		start = "-"
 	}
-	_, err := r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		epoch = p.HGet(ctx, r.space.FeedMeta(f), "epoch")
-		msgs = p.XRangeN(ctx, r.space.FeedStream(f), start, "+", count)
-		return nil
-	})
-	if errors.Is(epoch.Err(), redis.Nil) {
-		return "", nil, ErrNoFeed
-	}
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return "", nil, fmt.Errorf("read feed %s after %d: %w", f.Tag(), after, err)
-	}
-	ep := epoch.Val()
-	out := make([]Entry, 0, len(msgs.Val()))
-	for _, m := range msgs.Val() {
-		e, err := fromStream(ep, m.ID, m.Values)
-		if err != nil {
-			return "", nil, err
-		}
-		out = append(out, e)
-	}
-	return ep, out, nil
+	return r.read(ctx, f, func(p redis.Pipeliner) *redis.XMessageSliceCmd {
+		return p.XRangeN(ctx, r.space.FeedStream(f), start, "+", count)
+	}, "after", after)
 }
 
 // Newest returns up to count entries with seq < before (every seq when
 // before is 0), newest first, with the feed's epoch, read atomically.
 // ErrNoFeed when the feed does not exist.
 func (r *Reader) Newest(ctx context.Context, f keys.Feed, before uint64, count int64) (string, []Entry, error) {
-	var epoch *redis.StringCmd
-	var msgs *redis.XMessageSliceCmd
 	end := "+"
 	if before > 0 {
 		end = "(" + strconv.FormatUint(before, 10) + "-0"
 	}
+	return r.read(ctx, f, func(p redis.Pipeliner) *redis.XMessageSliceCmd {
+		return p.XRevRangeN(ctx, r.space.FeedStream(f), end, "-", count)
+	}, "before", before)
+}
+
+// read reads the feed's epoch and the entries xr asks for in one MULTI.
+func (r *Reader) read(ctx context.Context, f keys.Feed, xr func(redis.Pipeliner) *redis.XMessageSliceCmd, rel string, seq uint64) (string, []Entry, error) {
+	var epoch *redis.StringCmd
+	var msgs *redis.XMessageSliceCmd
 	_, err := r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		epoch = p.HGet(ctx, r.space.FeedMeta(f), "epoch")
-		msgs = p.XRevRangeN(ctx, r.space.FeedStream(f), end, "-", count)
+		msgs = xr(p)
 		return nil
 	})
 	if errors.Is(epoch.Err(), redis.Nil) {
 		return "", nil, ErrNoFeed
 	}
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return "", nil, fmt.Errorf("read feed %s before %d: %w", f.Tag(), before, err)
+		return "", nil, fmt.Errorf("read feed %s %s %d: %w", f.Tag(), rel, seq, err)
 	}
 	ep := epoch.Val()
 	out := make([]Entry, 0, len(msgs.Val()))

@@ -51,8 +51,23 @@ func LoadKeys(file string) (*Keys, error) {
 	return k, nil
 }
 
+// ParseKeys reads keys in the file's format from raw, named source in
+// errors; such a set has no file to Reload from.
+func ParseKeys(source string, raw []byte) (*Keys, error) {
+	set, err := parseKeys(source, raw)
+	if err != nil {
+		return nil, err
+	}
+	k := &Keys{}
+	k.set.Store(&set)
+	return k, nil
+}
+
 // Reload reads the file again; on any error the keys in use stay.
 func (k *Keys) Reload() error {
+	if k.file == "" {
+		return errors.New("API keys: not read from a file")
+	}
 	raw, err := os.ReadFile(k.file)
 	if err != nil {
 		return fmt.Errorf("API keys: %w", err)

@@ -82,7 +82,7 @@ func FuzzParseKeys(f *testing.F) {
 func TestFieldValue(t *testing.T) {
 	for _, tc := range []struct {
 		name, raw, want string
-		ok             bool
+		ok              bool
 	}{
 		{"type", `"a.b"`, "a.b", true},
 		{"type", `3`, "", false},
