@@ -29,8 +29,8 @@ var secret = []byte("test-secret-of-at-least-32-bytes!!")
 // dispatcher, and edges on real loopback listeners.
 type env struct {
 	t     *testing.T
-	redis *redistest.Server
-	rdb   *redis.Client
+	redis *redistest.Server // nil on a cluster (newClusterEnv)
+	rdb   redis.UniversalClient
 	app   *feed.Appender
 	src   atomic.Int64
 }
@@ -39,6 +39,12 @@ func newEnv(t *testing.T) *env {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
 	return &env{t: t, redis: srv, rdb: rdb, app: feed.NewAppender(rdb, feed.AppendConfig{})}
+}
+
+// newClusterEnv is newEnv on a real three-master Redis Cluster.
+func newClusterEnv(t *testing.T) *env {
+	rdb := redistest.StartCluster(t, 3).Client(t)
+	return &env{t: t, rdb: rdb, app: feed.NewAppender(rdb, feed.AppendConfig{})}
 }
 
 type edge struct {

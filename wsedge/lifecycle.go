@@ -141,8 +141,8 @@ func (e *Edge) recover(ctx context.Context) error {
 	for _, ss := range live {
 		s := &session{e: e, id: ss.ID, tenant: ss.Tenant, user: ss.User, device: ss.Device}
 		sp := e.cfg.Space
-		left := delIfOwner.Run(ctx, e.rdb, []string{sp.Presence(s.tenant, s.user), sp.EdgeSessions(ss.Edge)},
-			s.device, ss.Edge+" "+s.id, s.presenceMember())
+		left := delIfOwner.Run(ctx, e.rdb, []string{sp.Presence(s.tenant, s.user)}, s.device, ss.Edge+" "+s.id)
+		e.rdb.SRem(ctx, sp.EdgeSessions(ss.Edge), s.presenceMember())
 		e.dropOffline(ctx, offline([]userKey{{s.tenant, s.user}}, []*redis.Cmd{left}))
 		e.store.CloseSession(ss.ID, 0, "edge crashed", time.Now())
 	}

@@ -18,16 +18,17 @@ import (
 // edge removes its entries.
 
 // delIfOwner removes a presence field only when it still names the session
-// (the device may have moved to another edge meanwhile).
-// ARGV[2] is the owner, "<edge> <session>"; the value goes on with the
-// session's start (" <unix ms>"). It returns how many devices the user
-// still has online.
+// (the device may have moved to another edge meanwhile). KEYS[1] is the
+// user's presence hash, the only key, so the script runs on a Redis
+// Cluster too (the edge's set of its entries, keys.EdgeSessions, is in
+// another slot: callers SREM it beside the script). ARGV[2] is the owner,
+// "<edge> <session>"; the value goes on with the session's start
+// (" <unix ms>"). It returns how many devices the user still has online.
 var delIfOwner = redis.NewScript(`
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if v and (v == ARGV[2] or string.sub(v, 1, #ARGV[2] + 1) == ARGV[2] .. ' ') then
   redis.call('HDEL', KEYS[1], ARGV[1])
 end
-redis.call('SREM', KEYS[2], ARGV[3])
 return redis.call('HLEN', KEYS[1])`)
 
 // presenceValue is the session's presence entry: "<edge> <session> <since
@@ -277,8 +278,7 @@ func (e *Edge) cleanEdge(ctx context.Context, edge string) error {
 				continue
 			}
 			left = append(left, delIfOwner.Eval(ctx, p, // Eval: a pipeline cannot fall back from EVALSHA
-				[]string{sp.Presence(parts[0], parts[1]), sp.EdgeSessions(edge)},
-				parts[2], edge+" "+parts[3], m))
+				[]string{sp.Presence(parts[0], parts[1])}, parts[2], edge+" "+parts[3]))
 			users = append(users, userKey{parts[0], parts[1]})
 			tenants[parts[0]] = true
 		}

@@ -75,7 +75,8 @@ func (e *Edge) reap(ctx context.Context, batch []gone) {
 			left := make([]*redis.Cmd, len(batch))
 			_, err := e.rdb.Pipelined(cctx, func(p redis.Pipeliner) error {
 				for i, g := range batch {
-					left[i] = delIfOwner.EvalSha(cctx, p, []string{g.key, g.edgeSet}, g.device, g.value, g.member)
+					left[i] = delIfOwner.EvalSha(cctx, p, []string{g.key}, g.device, g.value)
+					p.SRem(cctx, g.edgeSet, g.member)
 				}
 				return nil
 			})
@@ -101,7 +102,7 @@ func (e *Edge) reap(ctx context.Context, batch []gone) {
 		if ctx.Err() != nil {
 			break
 		}
-		e.log.Debug("remove presence", "entries", len(batch), "err", err)
+		e.log.Warn("could not remove presence entries of ended sessions", "entries", len(batch), "attempt", attempt+1, "err", err)
 	}
 	e.m.presenceRemoveErrors.Add(float64(len(batch)))
 }
