@@ -123,9 +123,11 @@ export class HeraldClient {
   private refreshTimer: ReturnType<typeof setTimeout> | null = null;
   private topics = new Set<string>();
   private unreadCount: number | null = null;
-  private firstWelcome: { resolve: () => void; reject: (e: Error) => void } | null = null;
+  private firstWelcome: { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } | null = null;
   private counting = false; // GET /v1/inbox/unread in flight
   private arrived = 0; // notifications of the inbox feeds seen
+  private unreadVersion = 0; // bumped by every setUnread
+  private gen = 0; // bumped by every open() and close(): stale async work checks it
 
   constructor(opts: Options) {
     this.opts = { ackInterval: 100, minBackoff: 500, maxBackoff: 30000, refreshBefore: 60000, ...opts };
@@ -149,21 +151,28 @@ export class HeraldClient {
 
   /** Connects; resolves at the first welcome, rejects if the edge refuses for good first. */
   connect(): Promise<void> {
-    if (!this.stopped) return Promise.resolve();
+    if (!this.stopped) return this.firstWelcome ? this.firstWelcome.promise : Promise.resolve();
     this.stopped = false;
-    const p = new Promise<void>((resolve, reject) => (this.firstWelcome = { resolve, reject }));
+    let resolve!: () => void, reject!: (e: Error) => void;
+    const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+    this.firstWelcome = { promise, resolve, reject };
     void this.open();
-    return p;
+    return promise;
   }
 
-  /** Sends the acks still pending, then closes for good. */
+  /** Sends the acks still pending, then closes for good (connect() may start it again). */
   close(): void {
-    this.stopped = true;
     this.flushAcks();
+    this.stopped = true;
+    this.gen++;
     this.clearTimers();
     if (this.ws) {
       this.ws.close(CLOSE.normal, "client closed");
       this.ws = null;
+    }
+    if (this.firstWelcome) {
+      this.firstWelcome.reject(new Error("herald-client: closed before the first welcome"));
+      this.firstWelcome = null;
     }
     this.setState("closed");
   }
@@ -177,6 +186,9 @@ export class HeraldClient {
   unsubscribe(topic: string): void {
     this.topics.delete(topic);
     this.send({ t: "unsub", topic });
+    // The edge forgets the device's position in it: so does the client.
+    this.positions.delete("topic:" + topic);
+    this.pendingAcks.delete("topic:" + topic);
   }
 
   /** Publishes an upstream event (the edge appends it with the verified user). */
@@ -202,7 +214,7 @@ export class HeraldClient {
   }
 
   get fetchImpl(): typeof fetch {
-    if (this.opts.fetch) return this.opts.fetch;
+    if (this.opts.fetch) return this.opts.fetch.bind(globalThis);
     if (!globalThis.fetch) throw new Error("herald-client: no fetch for the inbox API");
     // A browser's fetch must be called on the window, not on this client.
     return globalThis.fetch.bind(globalThis);
@@ -212,20 +224,28 @@ export class HeraldClient {
 
   private async open(): Promise<void> {
     if (this.stopped) return;
+    const gen = ++this.gen;
     this.setState("connecting");
     let token: string;
     try {
       token = await this.currentToken();
     } catch (e) {
+      if (gen !== this.gen) return;
       this.emitError({ code: "token", message: "getToken failed: " + String(e), fatal: false });
       this.retry(this.backoff());
       return;
     }
-    if (this.stopped) return;
-    const u = new URL(this.opts.url);
-    u.searchParams.set("token", token);
-    if (this.opts.device) u.searchParams.set("device", this.opts.device);
-    const ws = new this.WS(u.toString());
+    if (this.stopped || gen !== this.gen) return; // closed, or another open() took over
+    let ws: WebSocketLike;
+    try {
+      const u = new URL(this.opts.url);
+      u.searchParams.set("token", token);
+      if (this.opts.device) u.searchParams.set("device", this.opts.device);
+      ws = new this.WS(u.toString());
+    } catch (e) {
+      this.fail("cannot open a WebSocket to " + this.opts.url + ": " + String(e));
+      return;
+    }
     this.ws = ws;
     let welcomed = false;
     ws.onmessage = (ev) => {
@@ -275,18 +295,21 @@ export class HeraldClient {
     // Resume from what the application has seen: exact even for what was
     // seen but not yet acked. Without positions the edge replays from the
     // device's stored ACK position.
+    // Topics first: the edge attaches a topic's feed at sub, and resume
+    // may only name attached feeds.
+    for (const topic of this.topics) this.send({ t: "sub", topic });
     if (this.positions.size > 0) {
       const feeds: Record<string, Position> = {};
       for (const [feed, p] of this.positions) feeds[feed] = p;
       this.send({ t: "resume", feeds });
     }
-    for (const topic of this.topics) this.send({ t: "sub", topic });
+    this.flushAcks(); // what the last session could not send
     this.scheduleRefresh();
     if (this.firstWelcome) {
       this.firstWelcome.resolve();
       this.firstWelcome = null;
     }
-    if (this.unreadCount === null) this.fetchUnread();
+    this.fetchUnread(); // read again after every welcome: frames may have been missed
   }
 
   private onNotification(f: Record<string, unknown>): void {
@@ -314,16 +337,7 @@ export class HeraldClient {
     this.clearTimers();
     if (this.stopped) return;
     this.setState("disconnected");
-    const fatal = (message: string) => {
-      this.stopped = true;
-      this.setState("closed");
-      const e = { code: "closed", message, closeCode: code, fatal: true };
-      this.emitError(e);
-      if (this.firstWelcome) {
-        this.firstWelcome.reject(new Error(message));
-        this.firstWelcome = null;
-      }
-    };
+    const fatal = (message: string) => this.fail(message, code);
     switch (code) {
       case CLOSE.normal: // replaced by a newer session of this device
         fatal("replaced: " + reason);
@@ -335,7 +349,7 @@ export class HeraldClient {
           return;
         }
         this.emitError({ code: "refused", message: reason, closeCode: code, fatal: false });
-        void this.waitNewToken();
+        this.waitNewToken();
         return;
       case CLOSE.expired:
         this.token = "";
@@ -350,8 +364,7 @@ export class HeraldClient {
         return;
       case CLOSE.protocol:
       case CLOSE.tooBig:
-        this.emitError({ code: "protocol", message: reason, closeCode: code, fatal: false });
-        this.retry(this.backoff());
+        fatal(`the edge refused this client's frames (${code}): ${reason}`);
         return;
       default: // 4008, 1012, 1013, 1001, 1006, 1011: reconnect and resume
         this.retry(welcomed && code === CLOSE.restart ? Math.random() * this.opts.minBackoff : this.backoff());
@@ -359,21 +372,40 @@ export class HeraldClient {
   }
 
   /** 4001/4003: stop until getToken gives another token. */
-  private async waitNewToken(): Promise<void> {
+  private waitNewToken(): void {
     const old = this.token;
-    while (!this.stopped) {
-      await sleep(this.backoff());
-      if (this.stopped) return;
-      try {
-        const t = await this.opts.getToken!();
+    const gen = this.gen;
+    const attempt = () => {
+      this.retryTimer = setTimeout(async () => {
+        this.retryTimer = null;
+        let t = "";
+        try {
+          t = await this.opts.getToken!();
+        } catch {
+          /* keep waiting */
+        }
+        if (this.stopped || gen !== this.gen) return;
         if (t && t !== old) {
           this.token = t;
           void this.open();
-          return;
+        } else {
+          attempt();
         }
-      } catch {
-        /* keep waiting */
-      }
+      }, this.backoff());
+    };
+    attempt();
+  }
+
+  /** Ends the client with a fatal error. */
+  private fail(message: string, closeCode?: number): void {
+    this.stopped = true;
+    this.gen++;
+    this.clearTimers();
+    this.setState("closed");
+    this.emitError({ code: "closed", message, closeCode, fatal: true });
+    if (this.firstWelcome) {
+      this.firstWelcome.reject(new Error(message));
+      this.firstWelcome = null;
     }
   }
 
@@ -398,29 +430,47 @@ export class HeraldClient {
     if (!this.ackTimer) this.ackTimer = setTimeout(() => this.flushAcks(), this.opts.ackInterval);
   }
 
+  /** Sends the pending acks, at most maxAckFrames; the rest go next time. */
   private flushAcks(): void {
     if (this.ackTimer) clearTimeout(this.ackTimer);
     this.ackTimer = null;
+    let sent = 0;
     for (const [feed, id] of this.pendingAcks) {
-      if (this.send({ t: "ack", id })) this.pendingAcks.delete(feed);
+      if (sent >= maxAckFrames || !this.send({ t: "ack", id })) break;
+      this.pendingAcks.delete(feed);
+      sent++;
+    }
+    if (this.pendingAcks.size > 0 && this.st === "connected") {
+      this.ackTimer = setTimeout(() => this.flushAcks(), this.opts.ackInterval);
     }
   }
 
+  /** With getToken, sends refresh refreshBefore the token's exp (or half-way, for short tokens). */
   private scheduleRefresh(): void {
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
     if (!this.opts.getToken) return;
     const exp = tokenExpiry(this.token);
     if (!exp) return;
-    const wait = Math.max(1000, exp - Date.now() - this.opts.refreshBefore);
+    const left = exp - Date.now();
+    let wait = left > this.opts.refreshBefore ? left - this.opts.refreshBefore : left / 2;
+    wait = Math.min(Math.max(wait, 1000), maxTimer);
+    const gen = this.gen;
     this.refreshTimer = setTimeout(async () => {
       this.refreshTimer = null;
+      let t: string;
       try {
-        const t = await this.opts.getToken!();
+        t = await this.opts.getToken!();
+      } catch (e) {
+        if (gen === this.gen) this.emitError({ code: "token", message: "refresh failed: " + String(e), fatal: false });
+        return;
+      }
+      if (this.stopped || gen !== this.gen) return; // closed or reconnected meanwhile
+      if (t && t !== this.token) {
         this.token = t;
         this.send({ t: "refresh", token: t });
-        this.scheduleRefresh();
-      } catch (e) {
-        this.emitError({ code: "token", message: "refresh failed: " + String(e), fatal: false });
       }
+      this.scheduleRefresh();
     }, wait);
   }
 
@@ -442,11 +492,14 @@ export class HeraldClient {
     if (this.counting) return;
     this.counting = true;
     const before = this.arrived;
+    const version = this.unreadVersion;
     this.inbox.unread().then(
       (n) => {
         this.counting = false;
-        this.setUnread(n);
-        if (this.arrived !== before && !this.stopped) this.fetchUnread();
+        if (this.stopped) return;
+        // A newer exact count (an unread frame, markRead) wins over this one.
+        if (this.unreadVersion === version) this.setUnread(n);
+        if (this.arrived !== before) this.fetchUnread();
       },
       () => {
         this.counting = false; // no HTTP API: no count
@@ -457,6 +510,7 @@ export class HeraldClient {
   /** Sets the unread count and tells the application. */
   setUnread(n: number): void {
     if (!Number.isFinite(n)) return;
+    this.unreadVersion++;
     this.unreadCount = n;
     this.emit("unread", n);
   }
@@ -508,7 +562,8 @@ export class Inbox {
 
   private async call(method: string, path: string, body?: unknown): Promise<unknown> {
     const dev = this.c.device ? "&device=" + encodeURIComponent(this.c.device) : "";
-    const resp = await this.c.fetchImpl(this.c.apiBase() + path + dev, {
+    const f = this.c.fetchImpl;
+    const resp = await f(this.c.apiBase() + path + dev, {
       method,
       headers: { Authorization: "Bearer " + (await this.c.currentToken()), "Content-Type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -536,6 +591,9 @@ function tokenExpiry(token: string): number {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
+// The longest setTimeout delay (about 24.8 days).
+const maxTimer = 2 ** 31 - 1;
+
+// At most this many ack frames per ackInterval: far below the edge's
+// frame limit (200/s) with many busy topic feeds.
+const maxAckFrames = 10;

@@ -99,3 +99,27 @@ test("inbox, unread count and mark-read", async (t) => {
   await until("the unread frame", () => counts.at(-1) === 0);
   await assert.rejects(c.inbox.list({ limit: 500 }), /400/);
 });
+
+test("topics are subscribed again after a reconnect", async (t) => {
+  const stack = await startStack(t);
+  const c = new HeraldClient({ url: stack.url(), token: token({ sub: "u6", tenant: "acme", topics: ["news"] }), WebSocket, minBackoff: 100, maxBackoff: 1000 });
+  t.after(() => c.close());
+  const got = [];
+  c.on("notification", (n) => n.feed === "topic:news" && got.push(n.data.n));
+  await c.connect();
+  c.subscribe("news");
+  const news = (n) => ({ type: "news.posted", tenant: "acme", to: "topic:news", data: { n }, id: "news-" + n });
+  // The subscription is in place once a publication arrives.
+  for (let n = 1; got.length === 0 && n < 50; n++) {
+    await publish(stack, [news(n)]);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const before = got.length;
+  assert.ok(before > 0, "the first subscription delivered nothing");
+  await stack.stop();
+  await until("disconnected", () => c.state !== "connected");
+  await stack.start();
+  await until("connected again", () => c.state === "connected");
+  await publish(stack, [news(1000)]);
+  await until("the topic's notification after the reconnect", () => got.includes(1000));
+});

@@ -33,6 +33,8 @@ export class HeraldClient {
         this.firstWelcome = null;
         this.counting = false; // GET /v1/inbox/unread in flight
         this.arrived = 0; // notifications of the inbox feeds seen
+        this.unreadVersion = 0; // bumped by every setUnread
+        this.gen = 0; // bumped by every open() and close(): stale async work checks it
         this.opts = { ackInterval: 100, minBackoff: 500, maxBackoff: 30000, refreshBefore: 60000, ...opts };
         const WS = opts.WebSocket ?? globalThis.WebSocket;
         if (!WS)
@@ -54,20 +56,27 @@ export class HeraldClient {
     /** Connects; resolves at the first welcome, rejects if the edge refuses for good first. */
     connect() {
         if (!this.stopped)
-            return Promise.resolve();
+            return this.firstWelcome ? this.firstWelcome.promise : Promise.resolve();
         this.stopped = false;
-        const p = new Promise((resolve, reject) => (this.firstWelcome = { resolve, reject }));
+        let resolve, reject;
+        const promise = new Promise((res, rej) => ((resolve = res), (reject = rej)));
+        this.firstWelcome = { promise, resolve, reject };
         void this.open();
-        return p;
+        return promise;
     }
-    /** Sends the acks still pending, then closes for good. */
+    /** Sends the acks still pending, then closes for good (connect() may start it again). */
     close() {
-        this.stopped = true;
         this.flushAcks();
+        this.stopped = true;
+        this.gen++;
         this.clearTimers();
         if (this.ws) {
             this.ws.close(CLOSE.normal, "client closed");
             this.ws = null;
+        }
+        if (this.firstWelcome) {
+            this.firstWelcome.reject(new Error("herald-client: closed before the first welcome"));
+            this.firstWelcome = null;
         }
         this.setState("closed");
     }
@@ -79,6 +88,9 @@ export class HeraldClient {
     unsubscribe(topic) {
         this.topics.delete(topic);
         this.send({ t: "unsub", topic });
+        // The edge forgets the device's position in it: so does the client.
+        this.positions.delete("topic:" + topic);
+        this.pendingAcks.delete("topic:" + topic);
     }
     /** Publishes an upstream event (the edge appends it with the verified user). */
     publish(type, data) {
@@ -102,7 +114,7 @@ export class HeraldClient {
     }
     get fetchImpl() {
         if (this.opts.fetch)
-            return this.opts.fetch;
+            return this.opts.fetch.bind(globalThis);
         if (!globalThis.fetch)
             throw new Error("herald-client: no fetch for the inbox API");
         // A browser's fetch must be called on the window, not on this client.
@@ -112,23 +124,33 @@ export class HeraldClient {
     async open() {
         if (this.stopped)
             return;
+        const gen = ++this.gen;
         this.setState("connecting");
         let token;
         try {
             token = await this.currentToken();
         }
         catch (e) {
+            if (gen !== this.gen)
+                return;
             this.emitError({ code: "token", message: "getToken failed: " + String(e), fatal: false });
             this.retry(this.backoff());
             return;
         }
-        if (this.stopped)
+        if (this.stopped || gen !== this.gen)
+            return; // closed, or another open() took over
+        let ws;
+        try {
+            const u = new URL(this.opts.url);
+            u.searchParams.set("token", token);
+            if (this.opts.device)
+                u.searchParams.set("device", this.opts.device);
+            ws = new this.WS(u.toString());
+        }
+        catch (e) {
+            this.fail("cannot open a WebSocket to " + this.opts.url + ": " + String(e));
             return;
-        const u = new URL(this.opts.url);
-        u.searchParams.set("token", token);
-        if (this.opts.device)
-            u.searchParams.set("device", this.opts.device);
-        const ws = new this.WS(u.toString());
+        }
         this.ws = ws;
         let welcomed = false;
         ws.onmessage = (ev) => {
@@ -180,21 +202,23 @@ export class HeraldClient {
         // Resume from what the application has seen: exact even for what was
         // seen but not yet acked. Without positions the edge replays from the
         // device's stored ACK position.
+        // Topics first: the edge attaches a topic's feed at sub, and resume
+        // may only name attached feeds.
+        for (const topic of this.topics)
+            this.send({ t: "sub", topic });
         if (this.positions.size > 0) {
             const feeds = {};
             for (const [feed, p] of this.positions)
                 feeds[feed] = p;
             this.send({ t: "resume", feeds });
         }
-        for (const topic of this.topics)
-            this.send({ t: "sub", topic });
+        this.flushAcks(); // what the last session could not send
         this.scheduleRefresh();
         if (this.firstWelcome) {
             this.firstWelcome.resolve();
             this.firstWelcome = null;
         }
-        if (this.unreadCount === null)
-            this.fetchUnread();
+        this.fetchUnread(); // read again after every welcome: frames may have been missed
     }
     onNotification(f) {
         const n = {
@@ -222,16 +246,7 @@ export class HeraldClient {
         if (this.stopped)
             return;
         this.setState("disconnected");
-        const fatal = (message) => {
-            this.stopped = true;
-            this.setState("closed");
-            const e = { code: "closed", message, closeCode: code, fatal: true };
-            this.emitError(e);
-            if (this.firstWelcome) {
-                this.firstWelcome.reject(new Error(message));
-                this.firstWelcome = null;
-            }
-        };
+        const fatal = (message) => this.fail(message, code);
         switch (code) {
             case CLOSE.normal: // replaced by a newer session of this device
                 fatal("replaced: " + reason);
@@ -243,7 +258,7 @@ export class HeraldClient {
                     return;
                 }
                 this.emitError({ code: "refused", message: reason, closeCode: code, fatal: false });
-                void this.waitNewToken();
+                this.waitNewToken();
                 return;
             case CLOSE.expired:
                 this.token = "";
@@ -258,31 +273,49 @@ export class HeraldClient {
                 return;
             case CLOSE.protocol:
             case CLOSE.tooBig:
-                this.emitError({ code: "protocol", message: reason, closeCode: code, fatal: false });
-                this.retry(this.backoff());
+                fatal(`the edge refused this client's frames (${code}): ${reason}`);
                 return;
             default: // 4008, 1012, 1013, 1001, 1006, 1011: reconnect and resume
                 this.retry(welcomed && code === CLOSE.restart ? Math.random() * this.opts.minBackoff : this.backoff());
         }
     }
     /** 4001/4003: stop until getToken gives another token. */
-    async waitNewToken() {
+    waitNewToken() {
         const old = this.token;
-        while (!this.stopped) {
-            await sleep(this.backoff());
-            if (this.stopped)
-                return;
-            try {
-                const t = await this.opts.getToken();
+        const gen = this.gen;
+        const attempt = () => {
+            this.retryTimer = setTimeout(async () => {
+                this.retryTimer = null;
+                let t = "";
+                try {
+                    t = await this.opts.getToken();
+                }
+                catch {
+                    /* keep waiting */
+                }
+                if (this.stopped || gen !== this.gen)
+                    return;
                 if (t && t !== old) {
                     this.token = t;
                     void this.open();
-                    return;
                 }
-            }
-            catch {
-                /* keep waiting */
-            }
+                else {
+                    attempt();
+                }
+            }, this.backoff());
+        };
+        attempt();
+    }
+    /** Ends the client with a fatal error. */
+    fail(message, closeCode) {
+        this.stopped = true;
+        this.gen++;
+        this.clearTimers();
+        this.setState("closed");
+        this.emitError({ code: "closed", message, closeCode, fatal: true });
+        if (this.firstWelcome) {
+            this.firstWelcome.reject(new Error(message));
+            this.firstWelcome = null;
         }
     }
     backoff() {
@@ -304,33 +337,54 @@ export class HeraldClient {
         if (!this.ackTimer)
             this.ackTimer = setTimeout(() => this.flushAcks(), this.opts.ackInterval);
     }
+    /** Sends the pending acks, at most maxAckFrames; the rest go next time. */
     flushAcks() {
         if (this.ackTimer)
             clearTimeout(this.ackTimer);
         this.ackTimer = null;
+        let sent = 0;
         for (const [feed, id] of this.pendingAcks) {
-            if (this.send({ t: "ack", id }))
-                this.pendingAcks.delete(feed);
+            if (sent >= maxAckFrames || !this.send({ t: "ack", id }))
+                break;
+            this.pendingAcks.delete(feed);
+            sent++;
+        }
+        if (this.pendingAcks.size > 0 && this.st === "connected") {
+            this.ackTimer = setTimeout(() => this.flushAcks(), this.opts.ackInterval);
         }
     }
+    /** With getToken, sends refresh refreshBefore the token's exp (or half-way, for short tokens). */
     scheduleRefresh() {
+        if (this.refreshTimer)
+            clearTimeout(this.refreshTimer);
+        this.refreshTimer = null;
         if (!this.opts.getToken)
             return;
         const exp = tokenExpiry(this.token);
         if (!exp)
             return;
-        const wait = Math.max(1000, exp - Date.now() - this.opts.refreshBefore);
+        const left = exp - Date.now();
+        let wait = left > this.opts.refreshBefore ? left - this.opts.refreshBefore : left / 2;
+        wait = Math.min(Math.max(wait, 1000), maxTimer);
+        const gen = this.gen;
         this.refreshTimer = setTimeout(async () => {
             this.refreshTimer = null;
+            let t;
             try {
-                const t = await this.opts.getToken();
-                this.token = t;
-                this.send({ t: "refresh", token: t });
-                this.scheduleRefresh();
+                t = await this.opts.getToken();
             }
             catch (e) {
-                this.emitError({ code: "token", message: "refresh failed: " + String(e), fatal: false });
+                if (gen === this.gen)
+                    this.emitError({ code: "token", message: "refresh failed: " + String(e), fatal: false });
+                return;
             }
+            if (this.stopped || gen !== this.gen)
+                return; // closed or reconnected meanwhile
+            if (t && t !== this.token) {
+                this.token = t;
+                this.send({ t: "refresh", token: t });
+            }
+            this.scheduleRefresh();
         }, wait);
     }
     clearTimers() {
@@ -352,10 +406,15 @@ export class HeraldClient {
             return;
         this.counting = true;
         const before = this.arrived;
+        const version = this.unreadVersion;
         this.inbox.unread().then((n) => {
             this.counting = false;
-            this.setUnread(n);
-            if (this.arrived !== before && !this.stopped)
+            if (this.stopped)
+                return;
+            // A newer exact count (an unread frame, markRead) wins over this one.
+            if (this.unreadVersion === version)
+                this.setUnread(n);
+            if (this.arrived !== before)
                 this.fetchUnread();
         }, () => {
             this.counting = false; // no HTTP API: no count
@@ -365,6 +424,7 @@ export class HeraldClient {
     setUnread(n) {
         if (!Number.isFinite(n))
             return;
+        this.unreadVersion++;
         this.unreadCount = n;
         this.emit("unread", n);
     }
@@ -416,7 +476,8 @@ export class Inbox {
     }
     async call(method, path, body) {
         const dev = this.c.device ? "&device=" + encodeURIComponent(this.c.device) : "";
-        const resp = await this.c.fetchImpl(this.c.apiBase() + path + dev, {
+        const f = this.c.fetchImpl;
+        const resp = await f(this.c.apiBase() + path + dev, {
             method,
             headers: { Authorization: "Bearer " + (await this.c.currentToken()), "Content-Type": "application/json" },
             body: body === undefined ? undefined : JSON.stringify(body),
@@ -443,6 +504,8 @@ function tokenExpiry(token) {
         return 0;
     }
 }
-function sleep(ms) {
-    return new Promise((r) => setTimeout(r, ms));
-}
+// The longest setTimeout delay (about 24.8 days).
+const maxTimer = 2 ** 31 - 1;
+// At most this many ack frames per ackInterval: far below the edge's
+// frame limit (200/s) with many busy topic feeds.
+const maxAckFrames = 10;
