@@ -311,6 +311,7 @@ func (e *Edge) setUp(ctx context.Context, s *session) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.enqueueLocked(b)
+	s.welcomed = true
 	for _, c := range attached {
 		c.catching = false
 		s.startCatchUpLocked(c)

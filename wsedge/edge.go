@@ -57,6 +57,7 @@ type Edge struct {
 	perUser  map[userKey]int
 	perIP    map[string]int
 
+	onlineMu    sync.Mutex          // one writeOnline at a time
 	perTenant   map[string]int      // sessions per tenant (online.go)
 	onlineDirty map[string]struct{} // tenants whose count changed since written
 

@@ -13,8 +13,8 @@ import (
 //   - connections: each edge writes how many sessions of each tenant it
 //     holds into the field named after itself of keys.Online(tenant), at
 //     most once a second for the tenants whose count changed, and removes
-//     its fields when it drains; a dead edge's fields go with its presence
-//     (cleanEdge). The sum of the fields is the tenant's connections.
+//     its fields when it drains; keys.EdgeTenants lists the tenants it
+//     wrote, so that a dead edge's fields go with its presence (cleanEdge). The sum of the fields is the tenant's connections.
 //   - users: keys.OnlineUsers(tenant) holds the users with a device online.
 //     Every set-up adds its user (in the pipeline it sends anyway); the
 //     removal of a presence entry that leaves the user no device removes
@@ -50,6 +50,8 @@ func (e *Edge) onlineLoop() {
 // writeOnline writes the counts of the tenants that changed since the last
 // write in one pipeline; after a failure they are written next time.
 func (e *Edge) writeOnline(ctx context.Context) {
+	e.onlineMu.Lock() // one write at a time: the drain's last one lands last
+	defer e.onlineMu.Unlock()
 	e.mu.Lock()
 	if len(e.onlineDirty) == 0 {
 		e.mu.Unlock()
@@ -66,6 +68,8 @@ func (e *Edge) writeOnline(ctx context.Context) {
 			for t, n := range counts {
 				if n > 0 {
 					p.HSet(ctx, e.cfg.Space.Online(t), e.cfg.EdgeID, strconv.Itoa(n))
+					// so that whoever cleans up after this edge finds every tenant it counted
+					p.SAdd(ctx, e.cfg.Space.EdgeTenants(e.cfg.EdgeID), t)
 				} else {
 					p.HDel(ctx, e.cfg.Space.Online(t), e.cfg.EdgeID)
 				}
@@ -96,8 +100,10 @@ func offline(users []userKey, left []*redis.Cmd) []userKey {
 	return out
 }
 
-// dropOffline removes users from their tenant's online set, each only if
-// the user still has no device online (one may have connected since).
+// dropOffline removes users from their tenant's online set, then adds
+// back those that have a device online again (one may have connected
+// since their last device left): removing first means a connect that lands
+// in between is seen by the check.
 func (e *Edge) dropOffline(ctx context.Context, users []userKey) {
 	if len(users) == 0 {
 		return
@@ -105,24 +111,34 @@ func (e *Edge) dropOffline(ctx context.Context, users []userKey) {
 	sp := e.cfg.Space
 	lens := make([]*redis.IntCmd, len(users))
 	_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, u := range users {
+			p.SRem(ctx, sp.OnlineUsers(u.tenant), u.user)
+		}
 		for i, u := range users {
 			lens[i] = p.HLen(ctx, sp.Presence(u.tenant, u.user))
 		}
 		return nil
 	})
 	if err != nil {
-		e.log.Debug("check users offline", "users", len(users), "err", err)
+		e.log.Warn("could not remove users gone offline from the online counts", "users", len(users), "err", err)
+		return
+	}
+	var back []userKey
+	for i, u := range users {
+		if lens[i].Val() > 0 {
+			back = append(back, u)
+		}
+	}
+	if len(back) == 0 {
 		return
 	}
 	_, err = e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, u := range users {
-			if lens[i].Val() == 0 {
-				p.SRem(ctx, sp.OnlineUsers(u.tenant), u.user)
-			}
+		for _, u := range back {
+			p.SAdd(ctx, sp.OnlineUsers(u.tenant), u.user)
 		}
 		return nil
 	})
 	if err != nil {
-		e.log.Debug("remove users offline", "users", len(users), "err", err)
+		e.log.Warn("could not count users online again", "users", len(back), "err", err)
 	}
 }

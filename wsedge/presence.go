@@ -268,9 +268,16 @@ func (e *Edge) cleanEdge(ctx context.Context, edge string) error {
 	if err != nil {
 		return err
 	}
+	counted, err := e.rdb.SMembers(ctx, sp.EdgeTenants(edge)).Result()
+	if err != nil {
+		return err
+	}
 	var left []*redis.Cmd
 	var users []userKey
 	tenants := map[string]bool{}
+	for _, t := range counted {
+		tenants[t] = true
+	}
 	_, err = e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, m := range members {
 			parts := strings.Split(m, "\x00")
@@ -286,6 +293,7 @@ func (e *Edge) cleanEdge(ctx context.Context, edge string) error {
 			p.HDel(ctx, sp.Online(t), edge)
 		}
 		p.Del(ctx, sp.EdgeSessions(edge))
+		p.Del(ctx, sp.EdgeTenants(edge)) // apart: two slots on a cluster
 		p.ZRem(ctx, sp.Edges(), edge)
 		return nil
 	})

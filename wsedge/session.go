@@ -37,6 +37,7 @@ type session struct {
 	spare       [][]byte
 	scheduled   bool // in the writer queue or being written
 	closed      bool
+	welcomed    bool // welcome is queued: other frames may follow
 	closeCode   websocket.StatusCode
 	closeReason string
 	cursors     []*cursor

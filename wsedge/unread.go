@@ -41,9 +41,13 @@ func (e *Edge) announceUnread(tenant, user string) {
 			}
 			b, _ := json.Marshal(events.UnreadFrame{T: events.FrameUnread, Count: n})
 			s.mu.Lock()
-			s.enqueueLocked(b)
+			// welcome comes first; a session still setting up reads the
+			// count itself once welcomed
+			if s.welcomed {
+				s.enqueueLocked(b)
+				e.m.unreadFrames.Inc()
+			}
 			s.mu.Unlock()
-			e.m.unreadFrames.Inc()
 		}
 	}()
 }

@@ -152,19 +152,21 @@ local function append(stream, meta, a)
     call('DEL', stream, meta)
     xadd(stream, false, '1-0', a)
     epoch, seq, seqText, expires, m[4] = newEpoch, 1, '1', nil, false
-    h = {meta, 'epoch', epoch}
+    h = {meta, 'epoch', epoch, 'dx', '0'}
   elseif not xadd(stream, true, seqText .. '-0', a) then
     -- the stream is gone (deleted, evicted): its history is lost, unless
     -- it never had any (seq 1)
     if seq > 1 then
       epoch, seq, seqText = newEpoch, 1, '1'
-      h = {meta, 'epoch', epoch}
+      h = {meta, 'epoch', epoch, 'dx', '0'}
     end
     xadd(stream, false, '1-0', a)
     expires = nil -- the new stream has no TTL yet
-  elseif (seq + byte(epoch)) % 64 == 0 then
-    -- every 64th append, at an offset taken from the epoch, so that feeds
-    -- created together (a broadcast, a load test) do not all prune at once
+  elseif (seq + byte(epoch) + byte(meta, -7) + 7 * byte(meta, -8)) % 64 == 0 then
+    -- every 64th append, at an offset taken from the epoch and the last
+    -- two characters of the feed's tag (bytes -8 and -7 of '...}:meta'), so
+    -- that feeds created together (a broadcast, a load test) do not all
+    -- prune at once
     h = {meta, 'ic', prune(meta)}
   end
 

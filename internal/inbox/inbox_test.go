@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -226,5 +227,46 @@ func TestUnreadCountsWithoutReading(t *testing.T) {
 	}
 	if n, err := ib.Unread(ctx, phone); err != nil || n != 8 {
 		t.Fatalf("phone after the trim: %d %v", n, err)
+	}
+}
+
+// TestNewArrivalsStayOffOlderPages: a feed the first page read but took
+// nothing from keeps its snapshot, and an id or up_to past a feed's newest
+// seq marks nothing in advance.
+func TestNewArrivalsStayOffOlderPages(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Start(t).Client(t)
+	a := feed.NewAppender(rdb, feed.AppendConfig{})
+	add := func(f keys.Feed, src string, ts int64) {
+		if _, err := a.Append(ctx, []feed.Request{{Feed: f, SourceStream: "s", SourceID: src, Type: "t.x", TS: ts, Data: []byte(`{}`)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(keys.TenantFeed("acme"), "1-0", 100) // old tenant news
+	for i := 2; i <= 6; i++ {
+		add(keys.UserFeed("acme", "u1"), fmt.Sprintf("%d-0", i), int64(1000+i))
+	}
+	ib := inbox.New(rdb, keys.Space{}, inbox.Config{})
+	p1, err := ib.List(ctx, phone, inbox.Query{Limit: 2})
+	if err != nil || p1.Next == nil {
+		t.Fatalf("page 1: %+v %v", p1, err)
+	}
+	add(keys.TenantFeed("acme"), "7-0", 5000) // newer than everything on page 1
+	rest := all(t, ib, phone, inbox.Query{Limit: 2, Before: *p1.Next})
+	for _, it := range rest {
+		if it.TS == 5000 {
+			t.Fatal("a notification newer than page 1 showed on a later page")
+		}
+	}
+	if len(rest) != 4 {
+		t.Fatalf("later pages: %d items, want 4", len(rest))
+	}
+	epoch := p1.Items[0].ID[:strings.Index(p1.Items[0].ID, "-")]
+	if n, err := ib.MarkRead(ctx, phone, inbox.Mark{UpTo: epoch + "-999-user"}); err != nil || n != 2 {
+		t.Fatalf("up_to past the newest: %d unread, %v (want the 5 user ones read, 2 tenant unread)", n, err)
+	}
+	add(keys.UserFeed("acme", "u1"), "8-0", 6000)
+	if n, _ := ib.Unread(ctx, phone); n != 3 {
+		t.Fatalf("a notification after up_to: %d unread, want 3", n)
 	}
 }

@@ -180,6 +180,9 @@ func (l *lister) next(ctx context.Context, srcs [2]*source) (*source, error) {
 			return nil, err
 		}
 		if len(s.buf) == 0 {
+			if !s.pos.done && !s.last {
+				return nil, nil // out of reads with this feed unknown: stop the page here, in order
+			}
 			continue
 		}
 		if best == nil || s.buf[0].TS > best.buf[0].TS {
@@ -221,6 +224,11 @@ func (l *lister) head(ctx context.Context, s *source) error {
 			// epoch from its newest entry.
 			s.pos.epoch, s.pos.before = epoch, 0
 			continue
+		}
+		if s.pos.before == 0 && len(es) > 0 {
+			// The page starts from this snapshot: what arrives later is on
+			// a new first page, never on an older one.
+			s.pos.before = es[0].Seq + 1
 		}
 		s.pos.epoch = epoch
 		s.buf, s.last = es, int64(len(es)) < l.chunk

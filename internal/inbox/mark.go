@@ -68,6 +68,7 @@ func (ib *Inbox) MarkRead(ctx context.Context, u User, m Mark) (int, error) {
 type feedMark struct {
 	epoch   string // the feed's current epoch; "" when the feed is gone
 	first   uint64 // its oldest retained seq
+	last    uint64 // its newest seq: nothing after it can be marked
 	atLeast uint64
 	seqs    []uint64
 }
@@ -87,7 +88,7 @@ func (ib *Inbox) plan(ctx context.Context, u User, m Mark) (map[string]feedMark,
 		case err != nil:
 			return nil, err
 		}
-		fm := feedMark{epoch: h.Epoch, first: h.FirstSeq}
+		fm := feedMark{epoch: h.Epoch, first: h.FirstSeq, last: h.LastSeq}
 		if m.All {
 			fm.atLeast = h.LastSeq
 		}
@@ -100,7 +101,7 @@ func (ib *Inbox) plan(ctx context.Context, u User, m Mark) (map[string]feedMark,
 			if err != nil {
 				return nil, invalid("ids", "ids[%d]: %v", i, err)
 			}
-			if fm := plan[name]; fm.epoch == epoch {
+			if fm := plan[name]; fm.epoch == epoch && seq <= fm.last {
 				fm.seqs = append(fm.seqs, seq)
 				plan[name] = fm
 			}
@@ -124,7 +125,7 @@ func (ib *Inbox) planUpTo(ctx context.Context, u User, id string, plan map[strin
 	if fm.epoch != epoch {
 		return nil // history of another epoch: nothing left to mark
 	}
-	fm.atLeast = seq
+	fm.atLeast = min(seq, fm.last)
 	plan[name] = fm
 	_, es, err := ib.reader.Range(ctx, u.feed(name), seq-1, 1)
 	if err != nil || len(es) == 0 || es[0].Seq != seq {

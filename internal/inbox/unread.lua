@@ -19,7 +19,9 @@ if m[1] == ARGV[1] then
   mark = tonumber(ARGV[2]) or 0
   for s in string.gmatch(ARGV[5], '%d+') do read[tonumber(s)] = true end
 end
-local last, dx = tonumber(m[2]) or 0, tonumber(m[3]) or 0
+local last = tonumber(m[2]) or 0
+-- a feed written before dx existed has none: read all of it
+local dx = tonumber(m[3]) or last
 local head = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
 if not head then return 0 end
 local first = tonumber(string.sub(head[1], 1, string.find(head[1], '-', 1, true) - 1))

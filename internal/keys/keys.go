@@ -72,6 +72,10 @@ func (s Space) Presence(tenant, user string) string {
 	return s.p() + "presence:{" + tenant + ":u:" + user + "}"
 }
 
+// EdgeTenants is the set of tenants whose online counts an edge wrote, so
+// that a survivor removes them all after the edge died.
+func (s Space) EdgeTenants(edge string) string { return s.p() + "edge:" + edge + ":tenants" }
+
 // EdgeSessions is the set of presence entries an edge owns, so a survivor
 // can clean up after an edge that crashed.
 func (s Space) EdgeSessions(edge string) string { return s.p() + "edge:" + edge + ":sessions" }
