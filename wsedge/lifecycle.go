@@ -178,7 +178,7 @@ func (e *Edge) shutdown(ctx context.Context) error {
 	e.writeOnline(octx) // every session has ended: removes this edge's counts, even past the drain's deadline
 	e.rdb.Del(octx, e.cfg.Space.EdgeTenants(e.cfg.EdgeID))
 	ocancel()
-	e.stopFlush()      // the paced copy in progress, if any, stops at its next pipeline
+	e.stopFlush() // the paced copy in progress, if any, stops at its next pipeline
 	ferr := e.store.Flush(ctx)
 	if err := e.flushAcks(ctx, 0); err != nil && ferr == nil {
 		ferr = err
