@@ -57,7 +57,9 @@ type Edge struct {
 	perUser  map[userKey]int
 	perIP    map[string]int
 
-	onlineMu    sync.Mutex          // one writeOnline at a time
+	onlineMu    sync.Mutex // one writeOnline at a time
+	unreadMu    sync.Mutex
+	unreadAgain map[userKey]bool    // users being counted (unread.go): true = count again
 	perTenant   map[string]int      // sessions per tenant (online.go)
 	onlineDirty map[string]struct{} // tenants whose count changed since written
 
@@ -95,7 +97,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Edge, error) {
 		m: newMetrics(), ctx: ctx, cancel: cancel,
 		writeQ: newWorkQueue[*session](), jobQ: newWorkQueue[*cursor](), goneQ: newWorkQueue[gone](),
 		sessions: make(map[*session]struct{}), devices: make(map[deviceKey]*session), perUser: make(map[userKey]int), perIP: make(map[string]int),
-		perTenant: make(map[string]int), onlineDirty: make(map[string]struct{}),
+		perTenant: make(map[string]int), onlineDirty: make(map[string]struct{}), unreadAgain: make(map[userKey]bool),
 		limiter: newIPLimiter(cfg.ConnectRatePerIP), timers: make(map[*time.Timer]struct{}),
 		setups: make(chan struct{}, cfg.MaxSetups),
 	}
