@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -157,7 +158,7 @@ type apiError struct {
 func (e *apiError) Error() string { return e.Message }
 
 func badRequest(field, format string, args ...any) *apiError {
-	return &apiError{status: http.StatusBadRequest, Code: "invalid", Message: sprintf(format, args...), Field: field}
+	return &apiError{status: http.StatusBadRequest, Code: "invalid", Message: fmt.Sprintf(format, args...), Field: field}
 }
 
 // asAPIError turns what a handler returned into an answer: input errors

@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/heraldrt/herald/internal/inbox"
 )
@@ -93,11 +95,11 @@ func jsonError(err error) error {
 	var se *json.SyntaxError
 	var mbe *http.MaxBytesError
 	switch {
-	case asErr(err, &mbe):
+	case errors.As(err, &mbe):
 		return err
-	case asErr(err, &te):
+	case errors.As(err, &te):
 		return badRequest(te.Field, "field %q: %s is not a %s", te.Field, te.Value, te.Type)
-	case asErr(err, &se):
+	case errors.As(err, &se):
 		return badRequest("", "the body is not valid JSON: %v", err)
 	}
 	msg := err.Error()
@@ -105,4 +107,14 @@ func jsonError(err error) error {
 		return badRequest(f, "unknown field %q", f)
 	}
 	return badRequest("", "the body is not a valid JSON object: %s", clip(msg))
+}
+
+// unknownField reads the field out of encoding/json's
+// `json: unknown field "x"`.
+func unknownField(msg string) (string, bool) {
+	const p = `json: unknown field "`
+	if !strings.HasPrefix(msg, p) || !strings.HasSuffix(msg, `"`) {
+		return "", false
+	}
+	return msg[len(p) : len(msg)-1], true
 }

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"fmt"
 	"strconv"
 	"time"
 
@@ -35,5 +34,3 @@ func (m metrics) observe(endpoint string, status int, d time.Duration) {
 func (m metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.requests, m.latency}
 }
-
-func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

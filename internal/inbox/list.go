@@ -48,7 +48,10 @@ type Page struct {
 
 // cursor is where a listing stands in each feed: the next page has the
 // entries with seq below before (0: from the newest; done: none left).
-type cursor [2]struct {
+type cursor [2]feedPos
+
+// feedPos is where a listing stands in one feed.
+type feedPos struct {
 	epoch  string
 	before uint64
 	done   bool
@@ -100,13 +103,7 @@ type source struct {
 	name string
 	buf  []feed.Entry
 	last bool // buf holds the oldest entries of the feed
-	pos  cursorPos
-}
-
-type cursorPos = struct {
-	epoch  string
-	before uint64
-	done   bool
+	pos  feedPos
 }
 
 // List returns a page of u's inbox: the entries of the user's feed and the
