@@ -29,14 +29,26 @@ type clusterConfig struct {
 	edgeArgs    []string // extra flags of every edge
 	edgeEnv     []string // extra environment of every edge
 	dispArgs    []string // extra flags of every dispatcher
+	// redisCluster runs Redis Cluster (3 masters) instead of one Redis,
+	// with replicas replicas per master; dispatchers and the publisher
+	// then use clusterPartitions ingest partitions.
+	redisCluster bool
+	replicas     int
 }
 
-// cluster is one Redis (AOF, appendfsync always), its dispatchers and its
-// edges, all real processes.
+// clusterPartitions is the number of ingest partitions on Redis Cluster
+// (a partition's stream and its lease share a slot from 2 on).
+const clusterPartitions = 4
+
+// cluster is one Redis (AOF, appendfsync always) or a Redis Cluster, its
+// dispatchers and its edges, all real processes.
 type cluster struct {
 	t           *testing.T
-	redis       *redistest.Server
-	rdb         *redis.Client
+	cfg         clusterConfig
+	redis       *redistest.Server  // one Redis; nil on Redis Cluster
+	rc          *redistest.Cluster // Redis Cluster; nil on one Redis
+	redisURL    string
+	rdb         redis.UniversalClient
 	space       keys.Space
 	dispatchers []*proc
 	edges       []*edge
@@ -56,8 +68,15 @@ func (e *edge) url() string { return "ws://" + e.listen + "/ws" }
 
 func startCluster(t *testing.T, cfg clusterConfig) *cluster {
 	t.Helper()
-	srv := redistest.Start(t, redistest.WithAOF())
-	c := &cluster{t: t, redis: srv, rdb: srv.Client(t)}
+	c := &cluster{t: t, cfg: cfg}
+	if cfg.redisCluster {
+		c.rc = redistest.StartCluster(t, 3, redistest.WithReplicas(cfg.replicas),
+			redistest.WithNodeArgs("--appendonly", "yes", "--appendfsync", "everysec"))
+		c.rdb, c.redisURL = c.rc.Client(t), c.rc.URL()
+	} else {
+		c.redis = redistest.Start(t, redistest.WithAOF())
+		c.rdb, c.redisURL = c.redis.Client(t), c.redis.URL()
+	}
 	for i := range max(cfg.dispatchers, 2) {
 		c.startDispatcher(fmt.Sprintf("d%d", i+1), cfg.dispArgs)
 	}
@@ -75,8 +94,11 @@ func (c *cluster) startDispatcher(consumer string, extra []string) *proc {
 		"--batch-size", "100", "--block", "500ms", "--feed-maxlen", "100000",
 		"--admin-listen", "127.0.0.1:0", "--log-format", "json",
 	}, extra...)
+	if c.cfg.redisCluster {
+		args = append(args, "--partitions", fmt.Sprint(clusterPartitions))
+	}
 	p, _ := startProc(c.t, "dispatcher-"+consumer, "dispatcher ready", args,
-		[]string{"HERALD_REDIS_URL=" + c.redis.URL()})
+		[]string{"HERALD_REDIS_URL=" + c.redisURL})
 	c.dispatchers = append(c.dispatchers, p)
 	return p
 }
@@ -89,7 +111,7 @@ func (c *cluster) startEdge(id string, extra, env []string) *edge {
 		"--edge-id", id, "--data-dir", dir, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
 		"--log-format", "json",
 	}, extra...)
-	env = append([]string{"HERALD_REDIS_URL=" + c.redis.URL(), "HERALD_JWT_HS256_SECRET=" + string(secret),
+	env = append([]string{"HERALD_REDIS_URL=" + c.redisURL, "HERALD_JWT_HS256_SECRET=" + string(secret),
 		"HERALD_CONNECT_RATE_PER_IP=0"}, env...)
 	p, ready := startProc(c.t, "edge-"+id, "edge ready", args, env)
 	e := &edge{proc: p, id: id, dir: dir, listen: fmt.Sprint(ready["listen"]), admin: fmt.Sprint(ready["admin"])}

@@ -90,7 +90,7 @@ func broadcastMix(p float64) mixFunc {
 // idempotency key, so a batch retried after an error of unknown outcome
 // (Redis killed, frozen) is delivered once.
 type publisher struct {
-	rdb   *redis.Client
+	rdb   redis.UniversalClient
 	prod  *producer.Producer
 	led   *ledger
 	fleet *fleet
@@ -107,9 +107,17 @@ type publisher struct {
 func newPublisher(c *cluster, f *fleet, led *ledger, mix mixFunc) *publisher {
 	// No retries inside go-redis and short timeouts: the publisher retries
 	// whole batches itself, and the idempotency keys make that safe.
-	rdb := redis.NewClient(&redis.Options{Addr: c.redis.Addr(), MaxRetries: -1,
-		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second})
-	p := &publisher{rdb: rdb, prod: producer.New(rdb), led: led, fleet: f, rng: rand.New(rand.NewPCG(1, 2)), next: 1,
+	var rdb redis.UniversalClient
+	var opts []producer.Option
+	if c.rc != nil {
+		rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.rc.Addrs(), MaxRetries: -1,
+			DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second})
+		opts = append(opts, producer.WithPartitions(clusterPartitions))
+	} else {
+		rdb = redis.NewClient(&redis.Options{Addr: c.redis.Addr(), MaxRetries: -1,
+			DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second})
+	}
+	p := &publisher{rdb: rdb, prod: producer.New(rdb, opts...), led: led, fleet: f, rng: rand.New(rand.NewPCG(1, 2)), next: 1,
 		quit: make(chan struct{})}
 	p.setMix(mix)
 	return p
@@ -201,7 +209,7 @@ func (p *publisher) batch(n int) error {
 
 // publishRaw adds one raw entry to the ingest stream (bad input), returning
 // its entry id.
-func publishRaw(ctx context.Context, rdb *redis.Client, stream string, fields ...string) (string, error) {
+func publishRaw(ctx context.Context, rdb redis.UniversalClient, stream string, fields ...string) (string, error) {
 	vals := make([]any, len(fields))
 	for i, f := range fields {
 		vals[i] = f

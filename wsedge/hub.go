@@ -10,6 +10,7 @@ import (
 	"github.com/heraldrt/herald/events"
 	"github.com/heraldrt/herald/internal/feed"
 	"github.com/heraldrt/herald/internal/keys"
+	"github.com/heraldrt/herald/internal/pubsub"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -24,7 +25,7 @@ type hub struct {
 	ring   int
 	call   func(ctx context.Context, name string, fn func(context.Context) error) error
 
-	ps *redis.PubSub
+	ps pubsub.Subscriber
 	// psMu orders SUBSCRIBE and UNSUBSCRIBE commands as the feed map
 	// changes: a feed released by its last session and acquired again at
 	// once (a device that reconnects within milliseconds) must have its
@@ -74,7 +75,7 @@ func newHub(rdb redis.UniversalClient, space keys.Space, log *slog.Logger, m *me
 	return &hub{
 		rdb: rdb, space: space, reader: feed.NewReader(rdb, space), log: log, m: m, ring: ring,
 		feeds: make(map[keys.Feed]*feedState), byChannel: make(map[string]*feedState),
-		ps: rdb.Subscribe(context.Background()), // no channel yet: connects on first use
+		ps: pubsub.NewSubscriber(rdb, pubsub.Config{Logger: log, OnShardError: func(error) { m.pubsubErrors.Inc() }}),
 	}
 }
 
@@ -108,7 +109,7 @@ func (h *hub) run(ctx context.Context) error {
 			}
 			h.onMessage(ctx, v)
 		case *redis.Subscription:
-			if v.Kind == "subscribe" {
+			if v.Kind == "subscribe" || v.Kind == "ssubscribe" {
 				h.onSubscribed(ctx, v.Channel)
 			}
 		}

@@ -72,7 +72,7 @@ func newMetrics() *metrics {
 		ruleHeld:             c("rule_held_total", "Times a rate rule held a notification to push it later."),
 		rulePubDenied:        c("rule_pub_denied_total", "Client pub frames refused by a rate rule."),
 		ruleConnDenied:       c("rule_connect_denied_total", "Connections refused by a per-tenant rate rule."),
-		pubsubErrors:         c("pubsub_errors_total", "Redis Pub/Sub receive errors (each followed by a reconnect)."),
+		pubsubErrors:         c("pubsub_errors_total", "Redis Pub/Sub receive errors and lost cluster shard connections (each followed by a reconnect, or a move of its channels)."),
 		resubscribes:         c("resubscribes_total", "Feed channels resubscribed after a reconnect (each is filled from the stream)."),
 		deadEdges:            c("dead_edges_cleaned_total", "Dead edges whose presence this edge removed."),
 		replacedRemote:       c("sessions_replaced_remotely_total", "Sessions closed because their device connected again to another edge."),

@@ -9,6 +9,7 @@ import (
 
 	"github.com/heraldrt/herald/events"
 	"github.com/heraldrt/herald/internal/inbox"
+	"github.com/heraldrt/herald/internal/pubsub"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -56,7 +57,7 @@ func (e *Edge) replaceElsewhere(s *session, prev string) {
 	}
 	msg := controlReplace + "\x00" + s.tenant + "\x00" + s.user + "\x00" + s.device + "\x00" + prev
 	err := e.call(e.ctx, "edges.control", func(ctx context.Context) error {
-		return e.rdb.Publish(ctx, e.cfg.Space.EdgeControl(), msg).Err()
+		return pubsub.Publish(ctx, e.rdb, e.cfg.Space.EdgeControl(), msg)
 	})
 	if err != nil {
 		e.log.Warn("could not ask other edges to close a replaced session", "session", s.id, "err", err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/internal/keys"
+	"github.com/heraldrt/herald/internal/pubsub"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -17,6 +18,11 @@ import (
 var appendSrc string
 
 var appendScript = redis.NewScript(appendSrc)
+
+// shardedAppendScript is the script for Redis Cluster: SPUBLISH instead of
+// PUBLISH, so that a notification goes to the one shard that owns its
+// feed's channel (which carries the feed's hash tag) and not to every node.
+var shardedAppendScript = redis.NewScript(strings.Replace(appendSrc, "call('PUBLISH',", "call('SPUBLISH',", 1))
 
 // Grouping says which requests may share one call of the append script.
 type Grouping uint8
@@ -119,20 +125,25 @@ type Result struct {
 
 // Appender appends notifications to feeds with append.lua.
 type Appender struct {
-	rdb redis.UniversalClient
-	cfg AppendConfig
+	rdb    redis.UniversalClient
+	cfg    AppendConfig
+	script *redis.Script
 }
 
 // NewAppender returns an Appender; call Load before the first Append to
 // surface a Redis problem early (Append also loads on NOSCRIPT).
 func NewAppender(rdb redis.UniversalClient, cfg AppendConfig) *Appender {
 	cfg.fill(rdb)
-	return &Appender{rdb: rdb, cfg: cfg}
+	a := &Appender{rdb: rdb, cfg: cfg, script: appendScript}
+	if pubsub.Sharded(rdb) {
+		a.script = shardedAppendScript
+	}
+	return a
 }
 
 // Load loads the script into Redis.
 func (a *Appender) Load(ctx context.Context) error {
-	if err := appendScript.Load(ctx, a.rdb).Err(); err != nil {
+	if err := a.script.Load(ctx, a.rdb).Err(); err != nil {
 		return fmt.Errorf("load feed append script: %w", err)
 	}
 	return nil
@@ -189,7 +200,7 @@ func (a *Appender) run(ctx context.Context, reqs []Request, calls []call, out []
 		// only ever compared with others of the same feed, and one call
 		// resets a feed at most once.
 		k, args := a.args(reqs, calls[i].idx, now, NewEpoch())
-		cmds[i] = appendScript.EvalSha(ctx, pipe, k, args...)
+		cmds[i] = a.script.EvalSha(ctx, pipe, k, args...)
 	}
 	_, _ = pipe.Exec(ctx)
 	var noScript []call

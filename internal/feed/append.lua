@@ -18,7 +18,8 @@
 --
 -- The stream's entries have id '<seq>-0' and fields type, ts, data, and
 -- exp and device when set. Each append publishes epoch, seq, type, ts, exp
--- and device, each followed by '\n', then data, on the channel.
+-- and device, each followed by '\n', then data, on the channel (SPUBLISH on
+-- Redis Cluster: the Go side swaps the command, see shardedAppendScript).
 --
 -- The meta hash holds epoch, seq, expires (unix seconds when the stream and
 -- the meta expire, as last set), dx (the last seq with exp or device set), src:<source stream> (the last source entry

@@ -9,6 +9,7 @@ import (
 
 	"github.com/heraldrt/herald/internal/feed"
 	"github.com/heraldrt/herald/internal/keys"
+	"github.com/heraldrt/herald/internal/pubsub"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -169,7 +170,7 @@ const controlUnread = "unread"
 // frame.
 func (ib *Inbox) Announce(ctx context.Context, tenant, user string) error {
 	msg := controlUnread + "\x00" + tenant + "\x00" + user
-	if err := ib.rdb.Publish(ctx, ib.space.EdgeControl(), msg).Err(); err != nil {
+	if err := pubsub.Publish(ctx, ib.rdb, ib.space.EdgeControl(), msg); err != nil {
 		return fmt.Errorf("announce read state of %s/%s: %w", tenant, user, err)
 	}
 	return nil
