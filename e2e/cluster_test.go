@@ -97,6 +97,9 @@ func (c *cluster) startDispatcher(consumer string, extra []string) *proc {
 	if c.cfg.redisCluster {
 		args = append(args, "--partitions", fmt.Sprint(clusterPartitions))
 	}
+	if c.cfg.replicas > 0 {
+		args = append(args, "--replica-acks", "1", "--replica-ack-timeout", "500ms")
+	}
 	p, _ := startProc(c.t, "dispatcher-"+consumer, "dispatcher ready", args,
 		[]string{"HERALD_REDIS_URL=" + c.redisURL})
 	c.dispatchers = append(c.dispatchers, p)

@@ -113,6 +113,9 @@ func newPublisher(c *cluster, f *fleet, led *ledger, mix mixFunc) *publisher {
 		rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.rc.Addrs(), MaxRetries: -1,
 			DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second})
 		opts = append(opts, producer.WithPartitions(clusterPartitions))
+		if c.cfg.replicas > 0 {
+			opts = append(opts, producer.WithReplicaAcks(1, 500*time.Millisecond))
+		}
 	} else {
 		rdb = redis.NewClient(&redis.Options{Addr: c.redis.Addr(), MaxRetries: -1,
 			DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second})

@@ -4,7 +4,11 @@ import (
 	"context"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // TestSteadyTrafficOnRedisCluster is the baseline scenario on a real
@@ -37,4 +41,53 @@ func checkSharded(r *run) {
 			r.t.Errorf("master %d: %d SPUBLISH and %d PUBLISH, want some and none", i, calls["spublish"], calls["publish"])
 		}
 	}
+}
+
+// TestRedisClusterMasterKilled kills, with SIGKILL during traffic, the
+// master that holds the ingest partition in use (and a third of the
+// feeds); its replica is promoted, and the killed node comes back as a
+// replica. Every event the publisher was told was stored is delivered:
+// 0 lost; duplicates, if any, are counted.
+func TestRedisClusterMasterKilled(t *testing.T) {
+	scenario{name: "redis-cluster-failover", cluster: clusterConfig{redisCluster: true, replicas: 1},
+		fault: func(r *run) {
+			ctx := context.Background()
+			r.at(4 * time.Second)
+			victim := -1
+			for _, s := range r.c.space.IngestStreams(clusterPartitions) {
+				if r.c.rdb.XLen(ctx, s).Val() == 0 {
+					continue
+				}
+				m, err := r.c.rdb.(*redis.ClusterClient).MasterForKey(ctx, s)
+				if err != nil {
+					r.t.Fatal(err)
+				}
+				for i, n := range r.c.rc.Nodes[:r.c.rc.Masters] {
+					if n.Addr() == m.Options().Addr {
+						victim = i
+					}
+				}
+			}
+			if victim < 0 {
+				r.t.Fatal("no master holds an ingest partition with entries")
+			}
+			node := r.c.rc.Nodes[victim]
+			if err := node.Kill(); err != nil {
+				r.t.Fatal(err)
+			}
+			killed := time.Now()
+			replica := r.c.rc.Nodes[r.c.rc.Masters+victim]
+			at, ok := waitUntil(20*time.Second, func() bool {
+				info, err := replica.Client(r.t).Info(ctx, "replication").Result()
+				return err == nil && strings.Contains(info, "role:master")
+			})
+			if !ok {
+				r.t.Fatalf("the replica of master %d was not promoted within 20s", victim)
+			}
+			r.t.Logf("SIGKILL to master %d (%s); its replica promoted %v later", victim, node.Addr(), at.Sub(killed).Round(time.Millisecond))
+			r.at(10 * time.Second)
+			if err := node.Restart(ctx); err != nil {
+				r.t.Fatal(err)
+			}
+		}}.run(t)
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/heraldrt/herald/events"
 	"github.com/heraldrt/herald/internal/keys"
+	"github.com/heraldrt/herald/internal/replicas"
 )
 
 // DefaultMaxLen is the approximate length the ingest stream is trimmed to
@@ -91,3 +92,13 @@ func TTL(d time.Duration) PublishOption { return func(o *publishOptions) { o.ttl
 // At sets the producer time (ts). The default is the producer's clock at
 // publish time.
 func At(t time.Time) PublishOption { return func(o *publishOptions) { o.at = t } }
+
+// WithReplicaAcks makes Publish and PublishBatch return an entry id only
+// once n replicas of its stream's master have the entry (Redis WAIT, up to
+// timeout; 0 means 1s), so that a failover cannot lose an event the caller
+// was told is stored. Otherwise they fail with an error wrapping
+// replicas.ErrNotReplicated (the entry may be stored: send it again with
+// the same idempotency key). n 0 (the default) waits for none.
+func WithReplicaAcks(n int, timeout time.Duration) Option {
+	return func(p *Producer) { p.replicas = replicas.Policy{Replicas: n, Timeout: timeout} }
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/heraldrt/herald/events"
 	"github.com/heraldrt/herald/internal/keys"
+	"github.com/heraldrt/herald/internal/replicas"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -21,6 +22,7 @@ type Producer struct {
 	maxLen     int64
 	minIDAge   time.Duration
 	limits     events.Limits
+	replicas   replicas.Policy
 	now        func() time.Time
 
 	// Filled in by New: the ingest streams by partition, also boxed as
@@ -88,7 +90,16 @@ func (p *Producer) publish(ctx context.Context, m Message) (string, error) {
 		return "", publishErr(e.typ, e.stream, err)
 	}
 	cmd := e.cmd(ctx)
-	if err := p.rdb.Process(ctx, cmd); err != nil {
+	if p.replicas.On() {
+		err = replicas.Exec(ctx, p.rdb, p.replicas, 1, func(int) string { return e.stream },
+			func(pipe redis.Pipeliner, _ int) { _ = pipe.Process(ctx, cmd) })
+		if err == nil {
+			err = cmd.Err()
+		}
+	} else {
+		err = p.rdb.Process(ctx, cmd)
+	}
+	if err != nil {
 		return "", publishErr(e.typ, e.stream, err)
 	}
 	return cmd.Val(), nil
@@ -117,12 +128,20 @@ func (p *Producer) PublishBatch(ctx context.Context, msgs []Message) ([]string, 
 		return nil, fmt.Errorf("publish batch: %w", err)
 	}
 	cmds := make([]*redis.StringCmd, len(entries))
-	pipe := p.rdb.Pipeline()
 	for i, e := range entries {
 		cmds[i] = e.cmd(ctx)
-		_ = pipe.Process(ctx, cmds[i]) // queues; errors come from Exec
 	}
-	_, _ = pipe.Exec(ctx) // each command carries its own error
+	var waitErr error
+	if p.replicas.On() {
+		waitErr = replicas.Exec(ctx, p.rdb, p.replicas, len(cmds), func(i int) string { return entries[i].stream },
+			func(pipe redis.Pipeliner, i int) { _ = pipe.Process(ctx, cmds[i]) })
+	} else {
+		pipe := p.rdb.Pipeline()
+		for _, c := range cmds {
+			_ = pipe.Process(ctx, c) // queues; errors come from Exec
+		}
+		_, _ = pipe.Exec(ctx) // each command carries its own error
+	}
 	ids := make([]string, len(cmds))
 	var first error
 	for i, c := range cmds {
@@ -131,6 +150,11 @@ func (p *Producer) PublishBatch(ctx context.Context, msgs []Message) ([]string, 
 			first = &BatchError{Index: i, Type: entries[i].typ, Stream: entries[i].stream, Err: err}
 		}
 		ids[i] = id
+	}
+	if first == nil && waitErr != nil {
+		// stored, but maybe not on a replica: not stored as far as a
+		// failover goes
+		return make([]string, len(cmds)), fmt.Errorf("publish batch: %w", waitErr)
 	}
 	return ids, first
 }

@@ -103,6 +103,8 @@ func parseDispatcherFlags(args []string) (*dispatcherFlags, error) {
 	f.Int(&o.feedMax, "feed-maxlen", 1000, "entries kept per feed, approximately")
 	f.Duration(&c.Append.FeedTTL, "feed-ttl", 7*24*time.Hour, "a feed without appends expires after this")
 	f.Duration(&c.Append.IdemTTL, "idem-ttl", 24*time.Hour, "dedup window of idempotency keys")
+	f.Int(&c.Append.Replicas.Replicas, "replica-acks", 0, "replicas that must have a batch's feed appends (Redis WAIT) before its events are acknowledged; 0: none (see docs/scaling.md)")
+	f.Duration(&c.Append.Replicas.Timeout, "replica-ack-timeout", time.Second, "longest wait for --replica-acks; a batch not replicated by then is appended again")
 	f.Int(&o.maxData, "max-data", events.DefaultMaxData, "largest data field accepted, in bytes")
 	f.Int(&o.gc, "gc-percent", 400, "Go GC target percentage (GOGC); a dispatcher's live heap is a few MB, so a high value trades a little memory for CPU; the GOGC variable wins")
 	if err := f.parse(args); err != nil {
@@ -112,7 +114,7 @@ func parseDispatcherFlags(args []string) (*dispatcherFlags, error) {
 		return nil, fmt.Errorf("%w: unexpected argument %q", errUsage, f.Arg(0))
 	}
 	for name, v := range map[string]int{"partitions": c.Partitions, "batch-size": c.BatchSize, "max-deliveries": c.MaxDeliveries,
-		"dlq-maxlen": o.dlqMax, "feed-maxlen": o.feedMax, "max-data": o.maxData, "gc-percent": o.gc} {
+		"dlq-maxlen": o.dlqMax, "feed-maxlen": o.feedMax, "max-data": o.maxData, "gc-percent": o.gc, "replica-acks": c.Append.Replicas.Replicas} {
 		if v < 0 {
 			return nil, fmt.Errorf("%w: --%s %d must not be negative", errUsage, name, v)
 		}
@@ -125,7 +127,8 @@ func parseDispatcherFlags(args []string) (*dispatcherFlags, error) {
 	}
 	c.Space = keys.Space{Prefix: o.redis.prefix}
 	c.DLQMaxLen = int64(o.dlqMax)
-	c.Append = feed.AppendConfig{MaxLen: int64(o.feedMax), FeedTTL: c.Append.FeedTTL, IdemTTL: c.Append.IdemTTL}
+	c.Append = feed.AppendConfig{MaxLen: int64(o.feedMax), FeedTTL: c.Append.FeedTTL, IdemTTL: c.Append.IdemTTL,
+		Replicas: c.Append.Replicas}
 	c.Limits = events.Limits{MaxData: o.maxData}
 	return o, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/heraldrt/herald/internal/keys"
 	"github.com/heraldrt/herald/internal/pubsub"
+	"github.com/heraldrt/herald/internal/replicas"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -67,6 +68,14 @@ type AppendConfig struct {
 	// A call also stops growing past 1 MiB of data. All the requests for
 	// one feed in an Append share a call, though, however many there are.
 	BatchSize int
+
+	// Replicas, when on, makes each Append return only once that many
+	// replicas of every master it wrote to have its writes (WAIT after
+	// the script calls, on their connection), and fail with an error
+	// wrapping replicas.ErrNotReplicated otherwise: a dispatcher then
+	// acknowledges nothing and appends again (idempotent), so a master's
+	// failover cannot lose a notification whose event was acknowledged.
+	Replicas replicas.Policy
 
 	// Now is the clock that decides when TTLs are set again; nil means
 	// time.Now. A clock behind the one that last set them delays that by
@@ -189,20 +198,34 @@ var errNoScript = errors.New("NOSCRIPT")
 // returns the calls that failed with NOSCRIPT, in order, or the first other
 // failure.
 func (a *Appender) run(ctx context.Context, reqs []Request, calls []call, out []Result) ([]call, error) {
-	pipe := a.rdb.Pipeline()
-	if a.cfg.Grouping == GroupNone {
-		pipe = a.rdb.TxPipeline()
-	}
 	cmds := make([]*redis.Cmd, len(calls))
 	now := a.cfg.Now().Unix()
-	for i := range calls {
+	queue := func(pipe redis.Pipeliner, i int) {
 		// Feeds created or reset in one call share its epoch: an epoch is
 		// only ever compared with others of the same feed, and one call
 		// resets a feed at most once.
 		k, args := a.args(reqs, calls[i].idx, now, NewEpoch())
 		cmds[i] = a.script.EvalSha(ctx, pipe, k, args...)
 	}
-	_, _ = pipe.Exec(ctx)
+	var waitErr error
+	if a.cfg.Replicas.On() {
+		waitErr = replicas.Exec(ctx, a.rdb, a.cfg.Replicas, len(calls),
+			func(i int) string { return a.cfg.Space.FeedStream(reqs[calls[i].idx[0]].Feed) }, queue)
+	} else {
+		pipe := a.rdb.Pipeline()
+		if a.cfg.Grouping == GroupNone {
+			pipe = a.rdb.TxPipeline()
+		}
+		for i := range calls {
+			queue(pipe, i)
+		}
+		_, _ = pipe.Exec(ctx)
+	}
+	if waitErr != nil {
+		// the scripts may have run: the caller appends again, which
+		// changes nothing that is already there
+		return nil, fmt.Errorf("append to feeds: %w", waitErr)
+	}
 	var noScript []call
 	for i, c := range cmds {
 		err := parseResults(c, calls[i].idx, out)

@@ -1,0 +1,91 @@
+package replicas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrNotReplicated is returned when fewer replicas than asked acknowledged
+// the writes within the timeout. The writes were made on the master; the
+// caller should send them again (they are idempotent in Herald) rather
+// than report them stored.
+var ErrNotReplicated = errors.New("not acknowledged by enough replicas")
+
+// Policy says how many replicas must have a write before it counts as
+// stored. The zero Policy waits for none.
+type Policy struct {
+	Replicas int           // replicas that must acknowledge; 0 means none
+	Timeout  time.Duration // longest wait for them; 0 means 1s
+}
+
+// On reports whether p waits for replicas.
+func (p Policy) On() bool { return p.Replicas > 0 }
+
+// Exec queues n commands (queue(pipe, i) queues command i, whose key is
+// key(i)) in one pipeline per master, each followed by WAIT, and runs them.
+// The commands carry their own results and errors; Exec returns an error
+// wrapping ErrNotReplicated when a master's WAIT counted too few replicas,
+// or the WAIT's own error.
+func Exec(ctx context.Context, rdb redis.UniversalClient, p Policy, n int, key func(i int) string, queue func(pipe redis.Pipeliner, i int)) error {
+	groups, clients, err := byMaster(ctx, rdb, n, key)
+	if err != nil {
+		return err
+	}
+	timeout := p.Timeout
+	if timeout <= 0 {
+		timeout = time.Second
+	}
+	var first error
+	for addr, idx := range groups {
+		pipe := clients[addr].Pipeline()
+		for _, i := range idx {
+			queue(pipe, i)
+		}
+		wait := pipe.Do(ctx, "WAIT", p.Replicas, timeout.Milliseconds())
+		_, _ = pipe.Exec(ctx) // each command carries its own error
+		got, err := wait.Int()
+		switch {
+		case err != nil && first == nil:
+			first = fmt.Errorf("wait for replicas of %s: %w", addr, err)
+		case err == nil && got < p.Replicas && first == nil:
+			first = fmt.Errorf("wait for replicas of %s: %d of %d: %w", addr, got, p.Replicas, ErrNotReplicated)
+		}
+	}
+	if first != nil {
+		if cl, ok := rdb.(*redis.ClusterClient); ok {
+			cl.ReloadState(ctx) // a failover may have moved the masters
+		}
+	}
+	return first
+}
+
+// pipeliner is what Exec needs of a client for one master.
+type pipeliner interface{ Pipeline() redis.Pipeliner }
+
+// byMaster groups the n commands by the master of their key: all in one
+// group on a single Redis.
+func byMaster(ctx context.Context, rdb redis.UniversalClient, n int, key func(int) string) (map[string][]int, map[string]pipeliner, error) {
+	cl, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		all := make([]int, n)
+		for i := range all {
+			all[i] = i
+		}
+		return map[string][]int{"": all}, map[string]pipeliner{"": rdb}, nil
+	}
+	groups, clients := map[string][]int{}, map[string]pipeliner{}
+	for i := range n {
+		node, err := cl.MasterForKey(ctx, key(i))
+		if err != nil {
+			return nil, nil, fmt.Errorf("find the master of %s: %w", key(i), err)
+		}
+		addr := node.Options().Addr
+		groups[addr] = append(groups[addr], i)
+		clients[addr] = node
+	}
+	return groups, clients, nil
+}
