@@ -1,0 +1,74 @@
+package dispatcher_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/heraldrt/herald/events"
+	"github.com/heraldrt/herald/internal/keys"
+	"github.com/heraldrt/herald/internal/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+// TestDispatcherOnRedisCluster runs two dispatchers on a real three-master
+// cluster through every script they use: the leases of the partitions
+// (heartbeat, renewal, release at shutdown: heartbeat.lua, renew.lua,
+// release.lua), the removal of an idle consumer (delconsumer.lua) and the
+// feed appends (append.lua, SPUBLISH). A script whose keys were in two
+// slots would fail with CROSSSLOT.
+func TestDispatcherOnRedisCluster(t *testing.T) {
+	rdb := redistest.StartCluster(t, 3).Client(t)
+	space := keys.Space{}
+	ctx := context.Background()
+	const partitions = 4
+	streams := space.IngestStreams(partitions)
+	// an idle consumer with nothing pending in one partition's group
+	if err := rdb.XGroupCreateMkStream(ctx, streams[0], "herald-dispatchers", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb.XGroupCreateConsumer(ctx, streams[0], "herald-dispatchers", "idle")
+
+	var ds []*running
+	for _, name := range []string{"c1", "c2"} {
+		cfg := testConfig(t, space, name)
+		cfg.Partitions = partitions
+		cfg.ClaimInterval = 50 * time.Millisecond
+		cfg.ConsumerIdleTimeout = 100 * time.Millisecond
+		ds = append(ds, startDispatcher(t, rdb, cfg))
+	}
+	waitFor(t, 10*time.Second, "the partitions shared out", func() bool {
+		return len(ds[0].Streams())+len(ds[1].Streams()) == partitions
+	})
+	var envs []events.Envelope
+	for i := range 400 {
+		envs = append(envs, numbered([]string{"acme", "globex", "initech", "umbrella"}[i%4], events.ToUser("u"+string(rune('a'+i%7))), i))
+	}
+	publish(t, rdb, space, partitions, envs)
+	waitFor(t, 10*time.Second, "every partition drained", func() bool { return drained(t, rdb, streams) })
+	total := 0
+	for _, tenant := range []string{"acme", "globex", "initech", "umbrella"} {
+		for u := range 7 {
+			total += len(readFeed(t, rdb, space, keys.UserFeed(tenant, "u"+string(rune('a'+u)))))
+		}
+	}
+	if total != len(envs) {
+		t.Fatalf("%d notifications in the feeds, want %d", total, len(envs))
+	}
+	waitFor(t, 10*time.Second, "the idle consumer removed", func() bool {
+		for _, c := range rdb.XInfoConsumers(ctx, streams[0], "herald-dispatchers").Val() {
+			if c.Name == "idle" {
+				return false
+			}
+		}
+		return true
+	})
+	for _, d := range ds {
+		d.stop(t)
+	}
+	for _, s := range streams {
+		if err := rdb.Get(ctx, space.Lease(s)).Err(); err != redis.Nil {
+			t.Errorf("lease of %s still held after shutdown (err %v)", s, err)
+		}
+	}
+}
