@@ -84,16 +84,16 @@ func freezeMidBatch(r *run) (int, int64) {
 // directory (it recovers what its store held), and then the other edge is
 // killed too, so that every device moves back to the restarted one, whose
 // local positions are stale.
-func TestEdgeKilled(t *testing.T) {
-	scenario{name: "edge-sigkill", fault: func(r *run) {
-		r.at(3 * time.Second)
-		killAndMove(r, r.c.edges[0])
-		r.at(6 * time.Second)
-		r.c.restartEdge(r.c.edges[0])
-		r.at(8 * time.Second)
-		killAndMove(r, r.c.edges[1])
-	}}.run(t)
-}
+func TestEdgeKilled(t *testing.T) { edgeKilled.run(t) }
+
+var edgeKilled = scenario{name: "edge-sigkill", fault: func(r *run) {
+	r.at(3 * time.Second)
+	killAndMove(r, r.c.edges[0])
+	r.at(6 * time.Second)
+	r.c.restartEdge(r.c.edges[0])
+	r.at(8 * time.Second)
+	killAndMove(r, r.c.edges[1])
+}}
 
 // killAndMove kills e and waits until every client is on the other edges.
 func killAndMove(r *run, e *edge) {
@@ -196,63 +196,63 @@ func TestSlowClient(t *testing.T) {
 // TestRandomReconnects drops 20 random connections a second, half with a
 // close handshake and half by just closing the socket; every client
 // reconnects (sometimes to the other edge) and resumes.
-func TestRandomReconnects(t *testing.T) {
-	scenario{name: "random-reconnects", fault: func(r *run) {
-		rng := rand.New(rand.NewPCG(3, 4))
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		drops := 0
-		for end := r.start.Add(11 * time.Second); time.Now().Before(end); {
-			<-tick.C // pacing the disconnects
-			for range 2 {
-				c := r.f.clients[rng.IntN(len(r.f.clients))]
-				if rng.IntN(2) == 0 {
-					r.f.spawn(func() { c.drop(true) })
-				} else {
-					c.drop(false)
-				}
-				drops++
+func TestRandomReconnects(t *testing.T) { randomReconnects.run(t) }
+
+var randomReconnects = scenario{name: "random-reconnects", fault: func(r *run) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	drops := 0
+	for end := r.start.Add(11 * time.Second); time.Now().Before(end); {
+		<-tick.C // pacing the disconnects
+		for range 2 {
+			c := r.f.clients[rng.IntN(len(r.f.clients))]
+			if rng.IntN(2) == 0 {
+				r.f.spawn(func() { c.drop(true) })
+			} else {
+				c.drop(false)
 			}
+			drops++
 		}
-		r.t.Logf("%d random disconnects", drops)
-	}}.run(t)
-}
+	}
+	r.t.Logf("%d random disconnects", drops)
+}}
 
 // TestEdgeDrained stops an edge with SIGTERM during traffic: it closes its
 // sessions with 1012 in waves, flushes ACK positions and exits 0; its
 // clients move to the other edge and resume.
-func TestEdgeDrained(t *testing.T) {
-	scenario{
-		name: "edge-sigterm-drain",
-		fault: func(r *run) {
-			r.at(4 * time.Second)
-			start := time.Now()
-			if err := r.c.edges[0].term(); err != nil {
-				r.t.Errorf("drain: %v", err)
-			}
-			r.t.Logf("edge %s drained and exited in %v", r.c.edges[0].id, time.Since(start).Round(time.Millisecond))
-		},
-		verify: func(r *run, res *result) {
-			n := r.f.closes(1012)
-			r.t.Logf("%d sessions closed with 1012", n)
-			if n < len(r.f.clients)/4 {
-				r.t.Errorf("only %d sessions were closed with 1012, want about half of %d", n, len(r.f.clients))
-			}
-		},
-	}.run(t)
+func TestEdgeDrained(t *testing.T) { edgeDrained.run(t) }
+
+var edgeDrained = scenario{
+	name: "edge-sigterm-drain",
+	fault: func(r *run) {
+		r.at(4 * time.Second)
+		start := time.Now()
+		if err := r.c.edges[0].term(); err != nil {
+			r.t.Errorf("drain: %v", err)
+		}
+		r.t.Logf("edge %s drained and exited in %v", r.c.edges[0].id, time.Since(start).Round(time.Millisecond))
+	},
+	verify: func(r *run, res *result) {
+		n := r.f.closes(1012)
+		r.t.Logf("%d sessions closed with 1012", n)
+		if n < len(r.f.clients)/4 {
+			r.t.Errorf("only %d sessions were closed with 1012, want about half of %d", n, len(r.f.clients))
+		}
+	},
 }
 
 // TestTenantBroadcastDuringEdgeCrash sends one event in 25 to a whole
 // tenant (about 180 devices each) and kills an edge with SIGKILL in the
 // middle: every device ends with every broadcast of its tenant once.
-func TestTenantBroadcastDuringEdgeCrash(t *testing.T) {
-	scenario{name: "broadcast-edge-crash", mix: broadcastMix(0.04), fault: func(r *run) {
-		r.at(4 * time.Second)
-		killAndMove(r, r.c.edges[1])
-		r.at(9 * time.Second)
-		r.c.restartEdge(r.c.edges[1])
-	}}.run(t)
-}
+func TestTenantBroadcastDuringEdgeCrash(t *testing.T) { broadcastEdgeCrash.run(t) }
+
+var broadcastEdgeCrash = scenario{name: "broadcast-edge-crash", mix: broadcastMix(0.04), fault: func(r *run) {
+	r.at(4 * time.Second)
+	killAndMove(r, r.c.edges[1])
+	r.at(9 * time.Second)
+	r.c.restartEdge(r.c.edges[1])
+}}
 
 // TestDispatcherFrozen freezes the lease holder with SIGSTOP for 5 seconds,
 // with a batch read and not acknowledged, longer than its lease: the

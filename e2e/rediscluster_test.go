@@ -91,3 +91,54 @@ func TestRedisClusterMasterKilled(t *testing.T) {
 			}
 		}}.run(t)
 }
+
+// TestFaultsOnRedisCluster runs the edge fault scenarios on a three-master
+// cluster: each edge's sharded subscriptions follow its sessions from edge
+// to edge as they do on one Redis.
+func TestFaultsOnRedisCluster(t *testing.T) {
+	for _, s := range []scenario{edgeKilled, randomReconnects, edgeDrained, broadcastEdgeCrash} {
+		s.name += "-redis-cluster"
+		s.cluster.redisCluster = true
+		t.Run(s.name, func(t *testing.T) { s.run(t) })
+	}
+}
+
+// TestDispatcherKilledOnRedisCluster kills, with SIGKILL, the dispatcher
+// holding the lease of the ingest partition in use; the other one takes
+// that partition over once the lease expires and claims what the dead one
+// had read; the killed one comes back and stands by.
+func TestDispatcherKilledOnRedisCluster(t *testing.T) {
+	scenario{name: "dispatcher-sigkill-redis-cluster", cluster: clusterConfig{redisCluster: true},
+		fault: func(r *run) {
+			ctx := context.Background()
+			r.at(4 * time.Second)
+			holder := func() (string, int) {
+				for _, s := range r.c.space.IngestStreams(clusterPartitions) {
+					if r.c.rdb.XLen(ctx, s).Val() == 0 {
+						continue
+					}
+					v, _ := r.c.rdb.Get(ctx, r.c.space.Lease(s)).Result()
+					consumer, _, _ := strings.Cut(v, "/")
+					n, err := strconv.Atoi(strings.TrimPrefix(consumer, "d"))
+					if err != nil || n < 1 || n > len(r.c.dispatchers) {
+						return s, -1
+					}
+					return s, n - 1
+				}
+				return "", -1
+			}
+			stream, i := holder()
+			if i < 0 {
+				r.t.Fatalf("no dispatcher holds the lease of the partition in use (%q)", stream)
+			}
+			r.c.dispatchers[i].kill()
+			killed := time.Now()
+			at, ok := waitUntil(15*time.Second, func() bool { _, h := holder(); return h >= 0 && h != i })
+			if !ok {
+				r.t.Fatalf("no other dispatcher took the lease of %s within 15s of the SIGKILL", stream)
+			}
+			r.t.Logf("SIGKILL to dispatcher d%d holding %s; lease taken over %v later", i+1, stream, at.Sub(killed).Round(time.Millisecond))
+			r.at(9 * time.Second)
+			r.c.dispatchers[i].restart(r.t, "dispatcher ready")
+		}}.run(t)
+}
