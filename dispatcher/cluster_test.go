@@ -23,6 +23,17 @@ func TestDispatcherOnRedisCluster(t *testing.T) {
 	ctx := context.Background()
 	const partitions = 4
 	streams := space.IngestStreams(partitions)
+	masters := map[string]bool{}
+	for _, s := range streams {
+		m, err := rdb.MasterForKey(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		masters[m.Options().Addr] = true
+	}
+	if len(masters) < 2 {
+		t.Fatalf("the %d partitions all live on one master", partitions)
+	}
 	// an idle consumer with nothing pending in one partition's group
 	if err := rdb.XGroupCreateMkStream(ctx, streams[0], "herald-dispatchers", "0").Err(); err != nil {
 		t.Fatal(err)
