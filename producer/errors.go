@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/heraldrt/herald/internal/replicas"
 )
 
 // ErrNilEvent is returned when Publish or a batch message is given a nil
@@ -38,3 +40,9 @@ func (e *BatchError) Error() string {
 }
 
 func (e *BatchError) Unwrap() error { return e.Err }
+
+// ErrNotReplicated is wrapped by Publish's and PublishBatch's error under
+// WithReplicaAcks when fewer replicas than asked had the entries in time.
+// The entries may be stored: send them again with the same idempotency
+// keys.
+var ErrNotReplicated = replicas.ErrNotReplicated

@@ -97,7 +97,7 @@ func At(t time.Time) PublishOption { return func(o *publishOptions) { o.at = t }
 // once n replicas of its stream's master have the entry (Redis WAIT, up to
 // timeout; 0 means 1s), so that a failover cannot lose an event the caller
 // was told is stored. Otherwise they fail with an error wrapping
-// replicas.ErrNotReplicated (the entry may be stored: send it again with
+// ErrNotReplicated (the entry may be stored: send it again with
 // the same idempotency key). n 0 (the default) waits for none.
 func WithReplicaAcks(n int, timeout time.Duration) Option {
 	return func(p *Producer) { p.replicas = replicas.Policy{Replicas: n, Timeout: timeout} }
