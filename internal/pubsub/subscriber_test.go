@@ -240,6 +240,14 @@ func TestShardedSlotMoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	await(t, c.confirmed, 1, "confirmation")
+	// a second client whose view of the slots is taken now, before the move
+	stale := cl.Client(t)
+	if _, err := stale.MasterForKey(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	var movedErrs atomic.Int32
+	sub2 := pubsub.NewSubscriber(stale, pubsub.Config{OnShardError: func(error) { movedErrs.Add(1) }})
+	c2 := collect(t, sub2)
 	slot, err := rdb.ClusterKeySlot(ctx, ch).Result()
 	if err != nil {
 		t.Fatal(err)
@@ -279,5 +287,36 @@ func TestShardedSlotMoved(t *testing.T) {
 	m := await(t, c.messages, 1, "message after the move")[0]
 	if m.Payload != "after" {
 		t.Fatalf("got %q", m.Payload)
+	}
+
+	// The second client's subscriber, by its stale view, sends SSUBSCRIBE
+	// to the old owner, which answers MOVED: it asks the cluster again and
+	// subscribes the channel on the new owner.
+	other := "herald:other:{t1:u0}"
+	if s, _ := rdb.ClusterKeySlot(ctx, other).Result(); s != slot {
+		t.Fatalf("%s is in slot %d, not %d", other, s, slot)
+	}
+	if err := sub2.Subscribe(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if got := await(t, c2.confirmed, 1, "confirmation of a channel sent to the old owner")[0]; got != other {
+		t.Fatalf("confirmed %s", got)
+	}
+	if movedErrs.Load() == 0 {
+		t.Fatal("no MOVED reported: the subscription did not go to the old owner first")
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		n, err := target.SPublish(ctx, other, "other").Result()
+		if err == nil && n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SPUBLISH of %s on the new owner reached %d subscribers (err %v), want 1", other, n, err)
+		}
+		time.Sleep(50 * time.Millisecond) // the subscription is being moved
+	}
+	if m := await(t, c2.messages, 1, "message on the second channel")[0]; m.Payload != "other" {
+		t.Fatalf("got %q on %s", m.Payload, m.Channel)
 	}
 }
