@@ -6,6 +6,8 @@
 # connects them (one worker process per 18,000 clients, from many 127.x
 # source addresses), holds them idle, then sends personal notifications and
 # broadcasts to all of them. Redis CPU is read from each master's INFO.
+# Then the feed appends' throughput on one Redis and on a three-master
+# cluster (BenchmarkAppendSingleVsCluster), side by side.
 #
 #   go tool task bench:scale        (or: CLIENTS=50000 RATES=2000 scripts/scale.sh)
 #
@@ -133,6 +135,15 @@ t1=$(date +%s.%N)
 	for i in 1 2 3; do
 		echo "edge e$i: $(grep -c 'level=WARN' "$work/edge$i.log" || true) warnings logged"
 	done
+} >>"$OUT"
+# The same appends on one Redis and on a three-master cluster, in this run.
+{
+	echo
+	echo "Append throughput, one Redis against a three-master cluster (\`go test -run '^\$' -bench AppendSingleVsCluster -benchtime 300x -count 2 ./internal/feed/\`):"
+	echo
+	echo '```'
+	go test -run '^$' -bench AppendSingleVsCluster -benchtime 300x -count 2 ./internal/feed/ 2>&1 | grep -E '^Benchmark' || true
+	echo '```'
 } >>"$OUT"
 echo "scale: report in $OUT"
 exit $status
