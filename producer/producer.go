@@ -91,7 +91,7 @@ func (p *Producer) publish(ctx context.Context, m Message) (string, error) {
 	}
 	cmd := e.cmd(ctx)
 	if p.replicas.On() {
-		err = replicas.Exec(ctx, p.rdb, p.replicas, 1, func(int) string { return e.stream },
+		err = replicas.Exec(ctx, p.rdb, p.replicas, 1, false, func(int) string { return e.stream },
 			func(pipe redis.Pipeliner, _ int) { _ = pipe.Process(ctx, cmd) })
 		if err == nil {
 			err = cmd.Err()
@@ -133,7 +133,7 @@ func (p *Producer) PublishBatch(ctx context.Context, msgs []Message) ([]string, 
 	}
 	var waitErr error
 	if p.replicas.On() {
-		waitErr = replicas.Exec(ctx, p.rdb, p.replicas, len(cmds), func(i int) string { return entries[i].stream },
+		waitErr = replicas.Exec(ctx, p.rdb, p.replicas, len(cmds), false, func(i int) string { return entries[i].stream },
 			func(pipe redis.Pipeliner, i int) { _ = pipe.Process(ctx, cmds[i]) })
 	} else {
 		pipe := p.rdb.Pipeline()
@@ -151,10 +151,10 @@ func (p *Producer) PublishBatch(ctx context.Context, msgs []Message) ([]string, 
 		}
 		ids[i] = id
 	}
-	if first == nil && waitErr != nil {
-		// stored, but maybe not on a replica: not stored as far as a
-		// failover goes
-		return make([]string, len(cmds)), fmt.Errorf("publish batch: %w", waitErr)
+	if waitErr != nil {
+		// stored, maybe, but not known to be on a replica: not stored as
+		// far as a failover goes
+		return make([]string, len(cmds)), errors.Join(first, fmt.Errorf("publish batch: %w", waitErr))
 	}
 	return ids, first
 }

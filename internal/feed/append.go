@@ -209,7 +209,7 @@ func (a *Appender) run(ctx context.Context, reqs []Request, calls []call, out []
 	}
 	var waitErr error
 	if a.cfg.Replicas.On() {
-		waitErr = replicas.Exec(ctx, a.rdb, a.cfg.Replicas, len(calls),
+		waitErr = replicas.Exec(ctx, a.rdb, a.cfg.Replicas, len(calls), a.cfg.Grouping == GroupNone,
 			func(i int) string { return a.cfg.Space.FeedStream(reqs[calls[i].idx[0]].Feed) }, queue)
 	} else {
 		pipe := a.rdb.Pipeline()

@@ -131,3 +131,8 @@ func (s Space) Online(tenant string) string { return s.p() + "online:{" + tenant
 // OnlineUsers is the set of a tenant's users with at least one device
 // online on any edge, tagged like Online.
 func (s Space) OnlineUsers(tenant string) string { return s.p() + "online:{" + tenant + ":t}:users" }
+
+// WaitMark is the key written beside key (in its slot) before a WAIT, so
+// that the WAIT covers every write its master made before it
+// (internal/replicas). It expires by itself.
+func WaitMark(key string) string { return key + ":wait" }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +14,9 @@ import (
 
 // ErrClosed is returned by a Subscriber's methods after Close.
 var ErrClosed = errors.New("pubsub: subscriber closed")
+
+// errSilent is a shard that answered no PING in three intervals.
+var errSilent = errors.New("pubsub: shard answered no PING")
 
 // Subscriber listens on channels. Receive returns *redis.Message for each
 // message and *redis.Subscription for each confirmation ("subscribe" on one
@@ -28,10 +33,19 @@ type Subscriber interface {
 type Config struct {
 	// Logger gets a warning for each shard connection lost; nil discards.
 	Logger *slog.Logger
-	// OnShardError is called for each shard connection lost or MOVED reply,
-	// for a metric; nil means none.
+	// OnShardError is called for each shard connection given up (closed,
+	// silent, failed to write) and each MOVED reply, for a metric; nil
+	// means none.
 	OnShardError func(error)
+	// PingInterval is how often each shard connection is sent a PING; one
+	// that answers nothing for three intervals is given up and its
+	// channels placed again. 0 means 5s.
+	PingInterval time.Duration
 }
+
+// opTimeout bounds one SSUBSCRIBE or SUNSUBSCRIBE write, and one lookup of
+// a channel's master.
+const opTimeout = 2 * time.Second
 
 // NewSubscriber returns a Subscriber on rdb: go-redis's own PubSub on one
 // Redis (it reconnects and resubscribes by itself), or a sharded one on a
@@ -47,12 +61,16 @@ func NewSubscriber(rdb redis.UniversalClient, cfg Config) Subscriber {
 	if cfg.OnShardError == nil {
 		cfg.OnShardError = func(error) {}
 	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = 5 * time.Second
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &sharded{
 		cl: cl, cfg: cfg, ctx: ctx, cancel: cancel,
 		out:    make(chan any, 64),
 		wake:   make(chan struct{}, 1),
 		want:   make(map[string]*shard),
+		hint:   make(map[string]hint),
 		shards: make(map[string]*shard),
 	}
 	s.wg.Add(1)
@@ -60,8 +78,10 @@ func NewSubscriber(rdb redis.UniversalClient, cfg Config) Subscriber {
 	return s
 }
 
-// sharded keeps one PubSub per master that owns a wanted channel's slot.
-// Lock order: sharded.mu before go-redis's PubSub locks.
+// sharded keeps one connection per master that owns a wanted channel's
+// slot. No network call is made under mu: each shard has a writer
+// goroutine that sends its queued SSUBSCRIBEs and SUNSUBSCRIBEs in order,
+// and a reader goroutine; the placer looks masters up outside the lock.
 type sharded struct {
 	cl     *redis.ClusterClient
 	cfg    Config
@@ -74,45 +94,75 @@ type sharded struct {
 	mu     sync.Mutex
 	closed bool
 	want   map[string]*shard // wanted channels; nil while not placed
+	hint   map[string]hint   // where Redis said a channel lives (MOVED), until the slot map agrees
 	shards map[string]*shard // live shards by master address
 }
 
-// shard is one connection to one master.
+// shard is one connection to one master. ops and unsubs are guarded by
+// sharded.mu.
 type shard struct {
-	addr string
-	ps   *redis.PubSub
+	addr  string
+	ps    *redis.PubSub
+	kick  chan struct{} // tells the writer there are ops
+	heard chan struct{} // the reader heard something (buffered 1)
+	quit  chan struct{} // closed when the shard is given up
+
+	ops    []op
+	unsubs map[string]int // our SUNSUBSCRIBEs whose confirmation is still to come
+	gone   bool
+}
+
+// hint is the master a MOVED reply named, believed until the slot map
+// agrees or until it is too old to trust (that master may be gone too).
+type hint struct {
+	addr  string
+	until time.Time
+}
+
+type op struct {
+	subscribe bool
+	channel   string
 }
 
 func (s *sharded) Subscribe(ctx context.Context, channels ...string) error {
+	addrs := make([]string, len(channels))
+	nodes := make([]*redis.Client, len(channels))
+	for i, ch := range channels {
+		nodes[i], addrs[i] = s.master(ctx, ch)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return ErrClosed
 	}
-	for _, ch := range channels {
+	for i, ch := range channels {
 		s.want[ch] = nil
-		s.placeLocked(ctx, ch, nil)
+		delete(s.hint, ch)
+		if nodes[i] == nil {
+			s.later()
+			continue
+		}
+		s.placeLocked(ch, addrs[i], nodes[i])
 	}
 	return nil
 }
 
-func (s *sharded) Unsubscribe(ctx context.Context, channels ...string) error {
+func (s *sharded) Unsubscribe(_ context.Context, channels ...string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return ErrClosed
 	}
-	var first error
 	for _, ch := range channels {
 		sh, ok := s.want[ch]
 		delete(s.want, ch)
+		delete(s.hint, ch)
 		if ok && sh != nil {
-			if err := sh.ps.SUnsubscribe(ctx, ch); err != nil && first == nil {
-				first = err
-			}
+			sh.unsubs[ch]++
+			sh.queueLocked(op{false, ch})
 		}
 	}
-	return first
+	return nil
 }
 
 func (s *sharded) Receive(ctx context.Context) (any, error) {
@@ -144,34 +194,41 @@ func (s *sharded) Close() error {
 	return nil
 }
 
-// placeLocked subscribes ch on the master that owns its slot, or leaves it
-// to the placer when that master cannot be found or written to now. Masters
-// in failed (if not nil) are not tried again; one that fails is added.
-func (s *sharded) placeLocked(ctx context.Context, ch string, failed map[string]bool) {
+// master looks up the master of ch's slot in the client's slot map; nil
+// when it cannot be found now.
+func (s *sharded) master(ctx context.Context, ch string) (*redis.Client, string) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
 	node, err := s.cl.MasterForKey(ctx, ch)
 	if err != nil {
-		s.later()
-		return
+		return nil, ""
 	}
-	addr := node.Options().Addr
-	if failed[addr] {
-		return
-	}
+	return node, node.Options().Addr
+}
+
+// placeLocked puts ch on the shard of addr, starting it if need be, and
+// queues its SSUBSCRIBE.
+func (s *sharded) placeLocked(ch, addr string, node *redis.Client) {
 	sh := s.shards[addr]
 	if sh == nil {
-		sh = &shard{addr: addr, ps: node.SSubscribe(s.ctx)}
+		sh = &shard{addr: addr, ps: node.SSubscribe(s.ctx), kick: make(chan struct{}, 1),
+			heard: make(chan struct{}, 1), quit: make(chan struct{}), unsubs: map[string]int{}}
 		s.shards[addr] = sh
-		s.wg.Add(1)
-		go s.receive(sh)
-	}
-	if err := sh.ps.SSubscribe(ctx, ch); err != nil {
-		if failed != nil {
-			failed[addr] = true
-		}
-		s.dropLocked(sh, err)
-		return
+		s.wg.Add(2)
+		go s.writer(sh)
+		go s.reader(sh)
 	}
 	s.want[ch] = sh
+	delete(s.hint, ch)
+	sh.queueLocked(op{true, ch})
+}
+
+func (sh *shard) queueLocked(o op) {
+	sh.ops = append(sh.ops, o)
+	select {
+	case sh.kick <- struct{}{}:
+	default:
+	}
 }
 
 // later wakes the placer.
@@ -182,15 +239,19 @@ func (s *sharded) later() {
 	}
 }
 
-// dropLocked forgets a shard whose connection failed or which no longer
-// owns a slot: its channels wait for the placer, which asks the cluster
-// where they live now.
-func (s *sharded) dropLocked(sh *shard, err error) {
-	if s.shards[sh.addr] != sh {
+// drop gives a shard up: its connection is closed and its channels wait
+// for the placer, which asks the cluster where they live now.
+func (s *sharded) drop(sh *shard, err error) {
+	s.mu.Lock()
+	if sh.gone || s.closed {
+		s.mu.Unlock()
 		return
 	}
-	delete(s.shards, sh.addr)
-	_ = sh.ps.Close()
+	sh.gone = true
+	close(sh.quit)
+	if s.shards[sh.addr] == sh {
+		delete(s.shards, sh.addr)
+	}
 	moved := 0
 	for ch, at := range s.want {
 		if at == sh {
@@ -198,14 +259,80 @@ func (s *sharded) dropLocked(sh *shard, err error) {
 			moved++
 		}
 	}
+	s.mu.Unlock()
+	_ = sh.ps.Close()
 	s.cfg.OnShardError(err)
 	s.cfg.Logger.Warn("pubsub shard lost; moving its channels", "shard", sh.addr, "channels", moved, "err", err)
 	s.cl.ReloadState(s.ctx)
 	s.later()
 }
 
-// receive reads one shard until its connection fails or Close.
-func (s *sharded) receive(sh *shard) {
+// writer sends a shard's queued commands in order, and a PING every
+// interval; it gives the shard up when a write fails or the shard has
+// answered nothing for three intervals.
+func (s *sharded) writer(sh *shard) {
+	defer s.wg.Done()
+	tick := time.NewTicker(s.cfg.PingInterval)
+	defer tick.Stop()
+	silent := 0
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-sh.quit:
+			return
+		case <-sh.heard:
+			silent = 0
+		case <-tick.C:
+			select {
+			case <-sh.heard:
+				silent = 0
+			default:
+				silent++
+			}
+			if silent >= 3 {
+				s.drop(sh, errSilent)
+				return
+			}
+			if err := s.write(sh, func(ctx context.Context) error { return sh.ps.Ping(ctx) }); err != nil {
+				s.drop(sh, err)
+				return
+			}
+		case <-sh.kick:
+			s.mu.Lock()
+			ops := sh.ops
+			sh.ops = nil
+			gone := sh.gone
+			s.mu.Unlock()
+			if gone {
+				return
+			}
+			for _, o := range ops {
+				err := s.write(sh, func(ctx context.Context) error {
+					if o.subscribe {
+						return sh.ps.SSubscribe(ctx, o.channel)
+					}
+					return sh.ps.SUnsubscribe(ctx, o.channel)
+				})
+				if err != nil {
+					s.drop(sh, err)
+					return
+				}
+			}
+		}
+	}
+}
+
+// write runs one command on the shard's connection within opTimeout.
+func (s *sharded) write(sh *shard, fn func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
+	defer cancel()
+	return fn(ctx)
+}
+
+// reader reads one shard until its connection fails or Close. A MOVED
+// reply moves that slot's channels and keeps the connection.
+func (s *sharded) reader(sh *shard) {
 	defer s.wg.Done()
 	for {
 		m, err := sh.ps.Receive(s.ctx)
@@ -213,13 +340,24 @@ func (s *sharded) receive(sh *shard) {
 			return
 		}
 		if err != nil {
-			s.mu.Lock()
-			s.dropLocked(sh, err)
-			s.mu.Unlock()
+			if slot, addr, ok := movedTo(err); ok {
+				s.moved(sh, slot, addr, err)
+				continue
+			}
+			s.drop(sh, err)
 			return
 		}
-		if sub, ok := m.(*redis.Subscription); ok && sub.Kind == "sunsubscribe" && s.movedAway(sh, sub.Channel) {
+		select {
+		case sh.heard <- struct{}{}:
+		default:
+		}
+		switch v := m.(type) {
+		case *redis.Pong:
 			continue
+		case *redis.Subscription:
+			if v.Kind == "sunsubscribe" && s.movedAway(sh, v.Channel) {
+				continue
+			}
 		}
 		select {
 		case s.out <- m:
@@ -229,14 +367,52 @@ func (s *sharded) receive(sh *shard) {
 	}
 }
 
-// movedAway handles an sunsubscribe for a channel still wanted on sh: Redis
-// sends one unasked when the slot leaves the node. The channel is placed
+// movedTo parses "MOVED <slot> <host:port>".
+func movedTo(err error) (slot int, addr string, ok bool) {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return 0, "", false
+	}
+	f := strings.Fields(re.Error())
+	if len(f) != 3 || f[0] != "MOVED" {
+		return 0, "", false
+	}
+	slot, perr := strconv.Atoi(f[1])
+	return slot, f[2], perr == nil
+}
+
+// moved handles a MOVED reply to an SSUBSCRIBE: the channels of that slot
+// on sh wait for the placer, which subscribes them once the client's slot
+// map agrees with Redis that addr owns the slot.
+func (s *sharded) moved(sh *shard, slot int, addr string, err error) {
+	s.mu.Lock()
+	for ch, at := range s.want {
+		if at == sh && keySlot(ch) == slot {
+			s.want[ch] = nil
+			s.hint[ch] = hint{addr, time.Now().Add(10 * time.Second)}
+		}
+	}
+	s.mu.Unlock()
+	s.cfg.OnShardError(err)
+	s.cl.ReloadState(s.ctx)
+	s.later()
+}
+
+// movedAway handles an sunsubscribe for ch on sh. It passes on (returns
+// false) the confirmation of one of our SUNSUBSCRIBEs; any other one is
+// Redis telling us the slot left the node, and the channel is placed
 // again, wherever its slot is now.
 func (s *sharded) movedAway(sh *shard, ch string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if sh.unsubs[ch] > 0 {
+		if sh.unsubs[ch]--; sh.unsubs[ch] == 0 {
+			delete(sh.unsubs, ch)
+		}
+		return false
+	}
 	if at, ok := s.want[ch]; !ok || at != sh {
-		return false // asked for (or already moved): pass it on
+		return false
 	}
 	s.want[ch] = nil
 	s.cl.ReloadState(s.ctx)
@@ -273,30 +449,52 @@ func (s *sharded) placer() {
 }
 
 // placeWaiting tries every unplaced channel once and reports whether none
-// is left.
+// is left. A channel Redis said lives elsewhere (MOVED) waits until the
+// slot map says so too.
 func (s *sharded) placeWaiting() bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return true
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
-	defer cancel()
-	failed := map[string]bool{}
+	var waiting []string
 	for ch, sh := range s.want {
 		if sh == nil {
-			s.placeLocked(ctx, ch, failed)
+			waiting = append(waiting, ch)
 		}
 	}
-	// drop the wake-ups this round's failures sent: the backoff retries
-	select {
-	case <-s.wake:
-	default:
+	s.mu.Unlock()
+	if len(waiting) == 0 {
+		return true
 	}
-	for _, sh := range s.want {
-		if sh == nil {
-			return false
+	type found struct {
+		node *redis.Client
+		addr string
+	}
+	at := make(map[string]found, len(waiting))
+	stale := false
+	for _, ch := range waiting {
+		node, addr := s.master(s.ctx, ch)
+		if node == nil {
+			return false // the cluster cannot be asked now: back off
 		}
+		at[ch] = found{node, addr}
 	}
-	return true
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	left := false
+	for ch, f := range at {
+		if sh, ok := s.want[ch]; !ok || sh != nil {
+			continue // unsubscribed or placed meanwhile
+		}
+		if h, ok := s.hint[ch]; ok && h.addr != f.addr && time.Now().Before(h.until) {
+			stale, left = true, true
+			continue
+		}
+		s.placeLocked(ch, f.addr, f.node)
+	}
+	if stale {
+		s.cl.ReloadState(s.ctx)
+	}
+	return !left
 }

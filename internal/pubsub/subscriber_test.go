@@ -29,13 +29,14 @@ func channels(n int) []string {
 // collector reads a Subscriber in the background into counts.
 type collector struct {
 	confirmed chan string // channel of every (s)subscribe confirmation
+	left      chan string // channel of every (s)unsubscribe confirmation
 	messages  chan *redis.Message
 	done      chan struct{}
 }
 
 func collect(t *testing.T, sub pubsub.Subscriber) *collector {
 	t.Helper()
-	c := &collector{confirmed: make(chan string, 10000), messages: make(chan *redis.Message, 10000), done: make(chan struct{})}
+	c := &collector{confirmed: make(chan string, 10000), left: make(chan string, 10000), messages: make(chan *redis.Message, 10000), done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		defer close(c.done)
@@ -48,8 +49,11 @@ func collect(t *testing.T, sub pubsub.Subscriber) *collector {
 			case *redis.Message:
 				c.messages <- v
 			case *redis.Subscription:
-				if v.Kind == "subscribe" || v.Kind == "ssubscribe" {
+				switch v.Kind {
+				case "subscribe", "ssubscribe":
 					c.confirmed <- v.Channel
+				case "unsubscribe", "sunsubscribe":
+					c.left <- v.Channel
 				}
 			}
 		}
@@ -170,6 +174,7 @@ func TestShardedOneConnectionPerMaster(t *testing.T) {
 	if err := sub.Unsubscribe(ctx, chs[:150]...); err != nil {
 		t.Fatal(err)
 	}
+	await(t, c.left, 150, "unsubscribe confirmations")
 	publishAll(t, rdb, chs, 2)
 	expectRound(t, c, chs[150:], 2)
 	select {
@@ -319,4 +324,41 @@ func TestShardedSlotMoved(t *testing.T) {
 	if m := await(t, c2.messages, 1, "message on the second channel")[0]; m.Payload != "other" {
 		t.Fatalf("got %q on %s", m.Payload, m.Channel)
 	}
+}
+
+// TestShardedMasterFrozen freezes a master with SIGSTOP, as a host that
+// vanished without closing its connections: the subscriber hears no PING
+// answer, gives the shard up, and once the replica is promoted subscribes
+// the channels there.
+func TestShardedMasterFrozen(t *testing.T) {
+	cl := redistest.StartCluster(t, 3, redistest.WithReplicas(1))
+	rdb := cl.Client(t)
+	var lost atomic.Int32
+	sub := pubsub.NewSubscriber(rdb, pubsub.Config{PingInterval: 200 * time.Millisecond, OnShardError: func(error) { lost.Add(1) }})
+	c := collect(t, sub)
+	chs := channels(60)
+	if err := sub.Subscribe(context.Background(), chs...); err != nil {
+		t.Fatal(err)
+	}
+	await(t, c.confirmed, len(chs), "confirmations")
+	onZero := 0
+	for _, ch := range chs {
+		m, err := rdb.MasterForKey(context.Background(), ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Options().Addr == cl.Nodes[0].Addr() {
+			onZero++
+		}
+	}
+	if err := cl.Nodes[0].Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Nodes[0].Resume() })
+	await(t, c.confirmed, onZero, "confirmations after the frozen master's replica took over")
+	if lost.Load() == 0 {
+		t.Error("no shard given up for the frozen master")
+	}
+	publishAll(t, rdb, chs, 1)
+	expectRound(t, c, chs, 1)
 }

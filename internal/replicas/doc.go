@@ -8,6 +8,7 @@
 // on one connection: one pipeline per master (on Redis Cluster, the
 // master of each command's key, as go-redis's cluster state has it).
 //
-// Imported by producer and internal/feed; imports go-redis only. Exec is
+// Imported by producer and internal/feed; imports internal/keys and
+// go-redis. Exec is
 // safe for concurrent use.
 package replicas

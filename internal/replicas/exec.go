@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/heraldrt/herald/internal/keys"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -26,11 +28,21 @@ type Policy struct {
 func (p Policy) On() bool { return p.Replicas > 0 }
 
 // Exec queues n commands (queue(pipe, i) queues command i, whose key is
-// key(i)) in one pipeline per master, each followed by WAIT, and runs them.
-// The commands carry their own results and errors; Exec returns an error
-// wrapping ErrNotReplicated when a master's WAIT counted too few replicas,
-// or the WAIT's own error.
-func Exec(ctx context.Context, rdb redis.UniversalClient, p Policy, n int, key func(i int) string, queue func(pipe redis.Pipeliner, i int)) error {
+// key(i)) in one pipeline per master (a MULTI transaction with tx), each
+// followed by a write of its own and WAIT, and runs them. The commands
+// carry their own results and errors; Exec returns an error wrapping
+// ErrNotReplicated when a master's WAIT counted too few replicas, or the
+// WAIT's own error.
+//
+// The write before WAIT (SET keys.WaitMark(<first key>), for a minute)
+// makes WAIT cover everything the master did before it, not only this
+// connection's writes: a retry whose commands change nothing (an append
+// that is all duplicates) must still wait for the first attempt's writes
+// to reach the replicas.
+//
+// p.Timeout must stay below the client's ReadTimeout (3s by default), or
+// the client gives up on the WAIT before Redis answers.
+func Exec(ctx context.Context, rdb redis.UniversalClient, p Policy, n int, tx bool, key func(i int) string, queue func(pipe redis.Pipeliner, i int)) error {
 	groups, clients, err := byMaster(ctx, rdb, n, key)
 	if err != nil {
 		return err
@@ -40,13 +52,23 @@ func Exec(ctx context.Context, rdb redis.UniversalClient, p Policy, n int, key f
 		timeout = time.Second
 	}
 	var first error
+	redirected := false
 	for addr, idx := range groups {
 		pipe := clients[addr].Pipeline()
+		if tx {
+			pipe = clients[addr].TxPipeline()
+		}
 		for _, i := range idx {
 			queue(pipe, i)
 		}
+		pipe.Set(ctx, keys.WaitMark(key(idx[0])), "1", time.Minute)
 		wait := pipe.Do(ctx, "WAIT", p.Replicas, timeout.Milliseconds())
-		_, _ = pipe.Exec(ctx) // each command carries its own error
+		cmds, _ := pipe.Exec(ctx) // each command carries its own error
+		for _, c := range cmds {
+			if err := c.Err(); err != nil && (strings.HasPrefix(err.Error(), "MOVED ") || strings.HasPrefix(err.Error(), "ASK ")) {
+				redirected = true
+			}
+		}
 		got, err := wait.Int()
 		switch {
 		case err != nil && first == nil:
@@ -55,16 +77,19 @@ func Exec(ctx context.Context, rdb redis.UniversalClient, p Policy, n int, key f
 			first = fmt.Errorf("wait for replicas of %s: %d of %d: %w", addr, got, p.Replicas, ErrNotReplicated)
 		}
 	}
-	if first != nil {
+	if first != nil || redirected {
 		if cl, ok := rdb.(*redis.ClusterClient); ok {
-			cl.ReloadState(ctx) // a failover may have moved the masters
+			cl.ReloadState(ctx) // a failover or a resharding moved slots: the caller retries
 		}
 	}
 	return first
 }
 
 // pipeliner is what Exec needs of a client for one master.
-type pipeliner interface{ Pipeline() redis.Pipeliner }
+type pipeliner interface {
+	Pipeline() redis.Pipeliner
+	TxPipeline() redis.Pipeliner
+}
 
 // byMaster groups the n commands by the master of their key: all in one
 // group on a single Redis.

@@ -26,7 +26,7 @@ func set(cmds []*redis.StatusCmd) func(redis.Pipeliner, int) {
 func TestWithoutReplicaNotReplicated(t *testing.T) {
 	rdb := redistest.Start(t).Client(t)
 	cmds := make([]*redis.StatusCmd, 5)
-	err := replicas.Exec(context.Background(), rdb, replicas.Policy{Replicas: 1, Timeout: 50 * time.Millisecond}, 5, keyOf, set(cmds))
+	err := replicas.Exec(context.Background(), rdb, replicas.Policy{Replicas: 1, Timeout: 50 * time.Millisecond}, 5, false, keyOf, set(cmds))
 	if !errors.Is(err, replicas.ErrNotReplicated) {
 		t.Fatalf("err %v, want ErrNotReplicated", err)
 	}
@@ -43,7 +43,7 @@ func TestClusterWaitsOnEveryMaster(t *testing.T) {
 	ctx := context.Background()
 	const n = 60
 	cmds := make([]*redis.StatusCmd, n)
-	if err := replicas.Exec(ctx, rdb, replicas.Policy{Replicas: 1, Timeout: 2 * time.Second}, n, keyOf, set(cmds)); err != nil {
+	if err := replicas.Exec(ctx, rdb, replicas.Policy{Replicas: 1, Timeout: 2 * time.Second}, n, false, keyOf, set(cmds)); err != nil {
 		t.Fatal(err)
 	}
 	// every key is on its master's replica at once: WAIT returned after
