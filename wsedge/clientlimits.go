@@ -192,7 +192,7 @@ func (s *session) sendNow(frame []byte) {
 		return
 	}
 	if s.fc != nil {
-		s.fc.writeText([][]byte{frame}, time.Second) // safe alongside a writer: whole frames under fc.mu
+		s.fc.writeFrames([][]byte{frame}, time.Second) // safe alongside a writer: whole frames under fc.mu
 		return
 	}
 	ctx, cancel := context.WithTimeout(s.e.ctx, time.Second)

@@ -120,7 +120,7 @@ func (s *session) flush() {
 	var err error
 	if s.fc != nil {
 		// One socket write per 256 KiB or so of whole frames, even for one.
-		err = s.fc.writeText(frames, s.e.cfg.WriteTimeout)
+		err = s.fc.writeFrames(frames, s.e.cfg.WriteTimeout)
 	} else {
 		ctx, cancel := context.WithTimeout(s.e.ctx, s.e.cfg.WriteTimeout)
 		for _, f := range frames {
