@@ -138,7 +138,7 @@ func TestNegotiatedDeflate(t *testing.T) {
 		"": {false, false},
 		"permessage-deflate; client_no_context_takeover; server_no_context_takeover": {true, false},
 		"permessage-deflate; client_no_context_takeover":                             {true, true},
-		"permessage-deflate":                                                         {true, true},
+		"permessage-deflate": {true, true},
 	} {
 		on, takeover := negotiatedDeflate(ext)
 		if on != want[0] || takeover != want[1] {

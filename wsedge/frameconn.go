@@ -161,20 +161,21 @@ const writeChunk = 256 << 10
 // socket's deadline is moved only when less than half of timeout is left on
 // it, since setting a deadline costs timer work, and a busy session would
 // otherwise pay it twice per write.
-func (c *frameConn) writeFrames(frames [][]byte, timeout time.Duration) error {
+// It returns the bytes written (frame headers included).
+func (c *frameConn) writeFrames(frames [][]byte, timeout time.Duration) (written int, err error) {
 	if c.wire.takeover {
 		c.encMu.Lock()
 		defer c.encMu.Unlock()
 	}
 	b := outBufs.Get().(*[]byte)
 	buf := (*b)[:0]
-	var err error
 	for i, f := range frames {
 		buf = c.wire.appendFrame(buf, f)
 		if len(buf) >= writeChunk || i == len(frames)-1 {
 			if err = c.write(buf, timeout); err != nil {
 				break
 			}
+			written += len(buf)
 			buf = buf[:0]
 		}
 	}
@@ -182,7 +183,7 @@ func (c *frameConn) writeFrames(frames [][]byte, timeout time.Duration) error {
 		*b = buf[:0]
 		outBufs.Put(b)
 	}
-	return err
+	return written, err
 }
 
 // write sends whole frames in one write.

@@ -43,14 +43,14 @@ func TestNoDataAfterCloseFrame(t *testing.T) {
 	}
 	fc.upgrade()
 
-	if err := fc.writeFrames([][]byte{[]byte("hi"), make([]byte, 200)}, time.Second); err != nil {
+	if _, err := fc.writeFrames([][]byte{[]byte("hi"), make([]byte, 200)}, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	closeFrame := []byte{0x88, 0x02, 0x03, 0xe8} // close, code 1000
 	if _, err := fc.Write(closeFrame); err != nil {
 		t.Fatal(err)
 	}
-	if err := fc.writeFrames([][]byte{[]byte("late")}, time.Second); !errors.Is(err, errCloseSent) {
+	if _, err := fc.writeFrames([][]byte{[]byte("late")}, time.Second); !errors.Is(err, errCloseSent) {
 		t.Fatalf("data after the close frame: err %v, want errCloseSent", err)
 	}
 	fc.Close()
@@ -76,13 +76,13 @@ func TestNothingAfterCutOffFrame(t *testing.T) {
 	fc.upgrade()
 
 	big := make([]byte, 16<<20) // more than the socket buffers hold: the peer is not reading
-	if err := fc.writeFrames([][]byte{big}, 200*time.Millisecond); err == nil {
+	if _, err := fc.writeFrames([][]byte{big}, 200*time.Millisecond); err == nil {
 		t.Fatal("16 MiB to a peer that does not read: no timeout")
 	}
 	if _, err := fc.Write([]byte{0x88, 0x02, 0x0f, 0xa8}); !errors.Is(err, errBroken) {
 		t.Fatalf("close frame after a cut-off frame: err %v, want errBroken", err)
 	}
-	if err := fc.writeFrames([][]byte{[]byte("late")}, time.Second); !errors.Is(err, errBroken) {
+	if _, err := fc.writeFrames([][]byte{[]byte("late")}, time.Second); !errors.Is(err, errBroken) {
 		t.Fatalf("data after a cut-off frame: err %v, want errBroken", err)
 	}
 	fc.Close()
@@ -147,7 +147,7 @@ func TestLargeBatchInChunks(t *testing.T) {
 		b, _ := io.ReadAll(peer)
 		got <- b
 	}()
-	if err := fc.writeFrames(frames, 5*time.Second); err != nil {
+	if _, err := fc.writeFrames(frames, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	fc.Close()
