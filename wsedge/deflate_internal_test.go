@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/heraldrt/herald/internal/proto2"
 )
 
 // readFrame reads one unmasked server frame off b: its first byte, its
@@ -41,6 +43,11 @@ func inflate(t *testing.T, r io.Reader) []byte {
 
 var notification = []byte(`{"t":"n","id":"m3x9k2-42-user","feed":"user","seq":42,"type":"order.placed","ts":1764756942000,"data":{"order_id":"o-7d3f9a21","customer":{"id":"c-1842","name":"Alice Martin","email":"alice.martin@example.com"},"items":[{"sku":"SKU-10422","name":"Wireless Mouse","qty":1,"price":24.99},{"sku":"SKU-20871","name":"USB-C Cable 2m","qty":2,"price":9.99}],"currency":"EUR","total":44.97,"placed_at":"2026-12-03T10:15:42Z"}}`)
 
+// v2Notification is a protocol 2 frame that levels 1 and 2 of the deflater
+// would store whole.
+var v2Notification = proto2.AppendNotification(nil, "m3x9k2-42-user", "user", 42, "bench.load", 1764756942000,
+	[]byte(`{"t":1764756942000123,"n":4242,"r":"ab12cd34","order_id":"o-7d3f9a21","customer":{"id":"c-1842","name":"Alice Martin","email":"alice.martin@example.com"},"items":[{"sku":"SKU-10422","name":"Wireless Mouse","qty":1,"price":24.99}],"currency":"EUR","total":44.47,"placed_at":"2026-12-03T10:15:42Z"}`))
+
 // Frames at or above the threshold go deflated with RSV1 (and inflate to
 // the frame); smaller ones, and ones deflate would not shrink, go as they
 // are, with the protocol's opcode either way.
@@ -61,6 +68,7 @@ func TestWireAppendFrame(t *testing.T) {
 		{"at threshold", wire{deflate: true, threshold: len(notification)}, notification, true, 0xc1},
 		{"binary", wire{binary: true, deflate: true, threshold: 1}, notification, true, 0xc2},
 		{"large", wire{deflate: true, threshold: 512}, big, true, 0xc1},
+		{"protocol 2 notification", wire{binary: true, deflate: true, threshold: 1}, v2Notification, true, 0xc2},
 		{"incompressible", wire{deflate: true, threshold: 1}, random, false, 0x81},
 		{"empty", wire{deflate: true, threshold: 1}, nil, false, 0x81},
 	}
