@@ -17,7 +17,9 @@
 #   SMALL=1 scripts/loadtest.sh [soak]  a quick check: about 1000 clients, 10 s phases
 #   WIRES='v1 v1+deflate v2+deflate' scripts/loadtest.sh
 #                                       the run once per client wire (protocol, and
-#                                       whether the clients offer permessage-deflate),
+#                                       whether the clients offer permessage-deflate;
+#                                       +takeover: offered as browsers do, so that an edge
+#                                       with CONTEXT_TAKEOVER=true keeps its context),
 #                                       each on a fresh stack, into one file, with a
 #                                       table of each figure's ratio to the first wire's
 #                                       (bytes the edge wrote, edge CPU per notification
@@ -265,23 +267,24 @@ wire_figure() {
 # wire_runs: the run once per wire of WIRES, each on a fresh stack, then
 # the ratio table.
 wire_runs() {
-	local wire proto deflate first=1 rc
+	local wire proto deflate takeover first=1 rc
 	local -a names bytes cpu rss
 	for wire in $WIRES; do
 		proto=${wire%%+*}
-		deflate=false
-		[[ $wire == *+deflate ]] && deflate=true
+		deflate=false takeover=false
+		[[ $wire == *+deflate* ]] && deflate=true
+		[[ $wire == *+takeover ]] && takeover=true
 		[ $first = 1 ] || stop_all
 		first=0
 		start_stack
-		echo "== run ($wire): herald-load run --protocol $proto --deflate=$deflate --payload $PAYLOAD" >&2
-		{ echo; echo "### Wire $wire (--protocol $proto --deflate=$deflate)"; } >>"$OUT"
+		echo "== run ($wire): herald-load run --protocol $proto --deflate=$deflate --deflate-context-takeover=$takeover --payload $PAYLOAD" >&2
+		{ echo; echo "### Wire $wire (--protocol $proto --deflate=$deflate --deflate-context-takeover=$takeover)"; } >>"$OUT"
 		rc=0
 		"$load" run --edges "$ws" --redis-url "$redis_url" --metrics "$metrics" --edge-data-dir "$data_dir" \
 			--scenarios "$SCENARIOS" --clients "$CLIENTS" --idle-clients "$IDLE_CLIENTS" --rates "$RATES" \
 			--duration "$DURATION" --settle "$SETTLE" --rounds "$ROUNDS" --acks "$ACKS" --idempotency="$IDEMPOTENCY" \
-			--slo-ms "$SLO_MS" --protocol "$proto" --deflate="$deflate" --payload "$PAYLOAD" \
-			--label "wire $wire" --md "$OUT" | tee "$work/$wire.out" || rc=$?
+			--slo-ms "$SLO_MS" --protocol "$proto" --deflate="$deflate" --deflate-context-takeover="$takeover" \
+			--payload "$PAYLOAD" --label "wire $wire" --md "$OUT" | tee "$work/$wire.out" || rc=$?
 		[ $rc = 0 ] || status=$rc
 		names+=("$wire")
 		bytes+=("$(wire_figure "$work/$wire.out" edge_wire_bytes_per_notification)")

@@ -33,12 +33,14 @@ type heraldClients struct {
 type heraldWire struct {
 	protocol string // "v1" or "v2"
 	deflate  bool
+	takeover bool // offer deflate without server_no_context_takeover, as browsers do
 }
 
 // flags defines --protocol and --deflate on f.
 func (w *heraldWire) flags(f *flags) {
 	f.String(&w.protocol, "protocol", "v1", "herald: the clients' protocol: v1 (JSON text frames) or v2 (herald.v2: MessagePack binary frames)")
 	f.Bool(&w.deflate, "deflate", false, "herald: the clients offer permessage-deflate (the edge deflates frames above its --compression-threshold)")
+	f.Bool(&w.takeover, "deflate-context-takeover", false, "herald: with --deflate, offer it as browsers do, letting the server keep its context (an edge with --compression-context-takeover then does); each client keeps a 32 KiB inflate window")
 }
 
 func (w *heraldWire) check() error {
@@ -50,7 +52,8 @@ func (w *heraldWire) check() error {
 
 // args are the flags that give a worker the same wire.
 func (w *heraldWire) args() []string {
-	return []string{"--protocol", w.protocol, "--deflate=" + strconv.FormatBool(w.deflate)}
+	return []string{"--protocol", w.protocol, "--deflate=" + strconv.FormatBool(w.deflate),
+		"--deflate-context-takeover=" + strconv.FormatBool(w.takeover)}
 }
 
 // heraldClientSide parses the flags of herald.WorkerArgs; the secret comes
@@ -128,7 +131,10 @@ func (p *heraldProto) DialOptions(o *websocket.DialOptions) {
 	if p.h.wire.protocol == "v2" {
 		o.Subprotocols = []string{events.Protocol2}
 	}
-	if p.h.wire.deflate {
+	switch {
+	case p.h.wire.deflate && p.h.wire.takeover:
+		o.CompressionMode = websocket.CompressionContextTakeover
+	case p.h.wire.deflate:
 		o.CompressionMode = websocket.CompressionNoContextTakeover
 	}
 }
