@@ -253,7 +253,11 @@ warnings() {
 		echo "Settings: SCENARIOS=$SCENARIOS CLIENTS=$CLIENTS IDLE_CLIENTS=$IDLE_CLIENTS RATES=$RATES DURATION=$DURATION SETTLE=$SETTLE ROUNDS=$ROUNDS ACKS=$ACKS IDEMPOTENCY=$IDEMPOTENCY SLO_MS=$SLO_MS$([ "$COMPARE" = 1 ] && echo " REF_RATE=$REF_RATE")."
 		echo "Wire: $([ -n "$WIRES" ] && echo "WIRES='$WIRES'" || echo "PROTOCOL=$PROTOCOL DEFLATE=$DEFLATE") PAYLOAD=$PAYLOAD; edge --compression-threshold $COMPRESSION_THRESHOLD --compression-context-takeover=$CONTEXT_TAKEOVER."
 	fi
-	echo "One stack (redis-server, herald dispatcher, herald edge) for the whole run. Redis, dispatcher, edge and the load generator share these cores, and other work may be running on the machine: see each phase's load average."
+	if [ -n "$WIRES" ]; then
+		echo "A fresh stack (redis-server, herald dispatcher, herald edge) for each wire. Redis, dispatcher, edge and the load generator share these cores, and other work may be running on the machine: see each phase's load average."
+	else
+		echo "One stack (redis-server, herald dispatcher, herald edge) for the whole run. Redis, dispatcher, edge and the load generator share these cores, and other work may be running on the machine: see each phase's load average."
+	fi
 	if [ "$COMPARE" = 1 ]; then
 		echo "Then Centrifugo (internal/loadtest/centrifugo, built into bin/) without history, then with history on the personal channels: one node and one redis-server of its own each (herald-load starts them once per variant), the same clients and scenarios; the Herald stack stays up, idle, meanwhile."
 	fi
