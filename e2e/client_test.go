@@ -17,6 +17,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/heraldrt/herald/events"
+	"github.com/heraldrt/herald/internal/proto2"
 	"github.com/heraldrt/herald/wsedge/auth"
 )
 
@@ -42,6 +43,7 @@ type clientSpec struct {
 	localAddr            string        // source IP to dial from; "" means any
 	rcvBuf               int           // SO_RCVBUF of its socket; 0 means the kernel's default
 	tokenTTL             time.Duration // life of each token it mints; 0 means an hour
+	v2                   bool          // offers herald.v2 and permessage-deflate (and deflates its own frames)
 }
 
 // wsClient is one device behaving like an SDK: it connects to its current
@@ -157,9 +159,14 @@ func (c *wsClient) session(ctx context.Context, rawURL string) (websocket.Status
 		if err := c.waitPaused(sctx); err != nil {
 			return -1, true, err
 		}
-		_, b, err := conn.Read(sctx)
+		typ, b, err := conn.Read(sctx)
 		if err != nil {
 			return websocket.CloseStatus(err), true, err
+		}
+		if typ == websocket.MessageBinary { // protocol 2: read as protocol 1
+			if b, err = proto2.ToJSON(b); err != nil {
+				return -1, true, err
+			}
 		}
 		if err := s.handle(sctx, b); err != nil {
 			return -1, true, err
@@ -178,7 +185,16 @@ func (c *wsClient) dial(ctx context.Context, rawURL string) (*websocket.Conn, er
 	}
 	dctx, cancel := context.WithTimeout(ctx, dialWait)
 	defer cancel()
-	conn, _, err := websocket.Dial(dctx, rawURL+"?token="+url.QueryEscape(tok), &websocket.DialOptions{HTTPClient: c.httpClient()})
+	opts := &websocket.DialOptions{HTTPClient: c.httpClient()}
+	if c.v2 {
+		opts.Subprotocols = []string{events.Protocol2}
+		opts.CompressionMode, opts.CompressionThreshold = websocket.CompressionNoContextTakeover, 1
+	}
+	conn, _, err := websocket.Dial(dctx, rawURL+"?token="+url.QueryEscape(tok), opts)
+	if err == nil && c.v2 && conn.Subprotocol() != events.Protocol2 {
+		conn.CloseNow()
+		return nil, fmt.Errorf("edge answered subprotocol %q to herald.v2", conn.Subprotocol())
+	}
 	return conn, err
 }
 
@@ -376,6 +392,9 @@ func (s *clientSession) welcome(ctx context.Context) error {
 }
 
 func (s *clientSession) send(ctx context.Context, f events.ClientFrame) error {
+	if s.c.v2 {
+		return s.conn.Write(ctx, websocket.MessageBinary, proto2.AppendClientFrame(nil, f))
+	}
 	b, err := json.Marshal(f)
 	if err != nil {
 		return err

@@ -107,7 +107,9 @@ func (c *cluster) startDispatcher(consumer string, extra []string) *proc {
 }
 
 // startEdge starts an edge with its own data directory, on free ports.
-// Unless env says otherwise, the connect rate limit is off (load tests).
+// Unless env says otherwise, the connect rate limit is off (load tests),
+// and every frame that deflate shrinks goes deflated to the clients that
+// negotiated permessage-deflate (the fleet's protocol 2 half).
 func (c *cluster) startEdge(id string, extra, env []string) *edge {
 	dir := c.t.TempDir()
 	args := append([]string{"edge",
@@ -115,7 +117,7 @@ func (c *cluster) startEdge(id string, extra, env []string) *edge {
 		"--log-format", "json",
 	}, extra...)
 	env = append([]string{"HERALD_REDIS_URL=" + c.redisURL, "HERALD_JWT_HS256_SECRET=" + string(secret),
-		"HERALD_CONNECT_RATE_PER_IP=0"}, env...)
+		"HERALD_CONNECT_RATE_PER_IP=0", "HERALD_COMPRESSION_THRESHOLD=1"}, env...)
 	p, ready := startProc(c.t, "edge-"+id, "edge ready", args, env)
 	e := &edge{proc: p, id: id, dir: dir, listen: fmt.Sprint(ready["listen"]), admin: fmt.Sprint(ready["admin"])}
 	// A restart must come back on the same port: the clients know it.

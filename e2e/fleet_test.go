@@ -25,6 +25,7 @@ type fleetConfig struct {
 	webEvery    int           // every n-th user has a "web" device besides its "phone"; 0 means 4
 	topicEvery  int           // every n-th device subscribes to newsTopic; 0 means 3
 	resumeEvery int           // every n-th device sends resume frames; 0 means 2
+	v2Every     int           // every n-th device speaks protocol 2 with permessage-deflate (the rest protocol 1 uncompressed); 0 means 2, <0 none
 	tokenTTL    time.Duration // life of the clients' tokens; 0 means an hour
 }
 
@@ -54,7 +55,7 @@ func newFleet(t *testing.T, c *cluster, cfg fleetConfig) *fleet {
 	if cfg.tenants == nil {
 		cfg.tenants = []tenantSpec{{"acme", 140}, {"globex", 40}}
 	}
-	webEvery, topicEvery, resumeEvery := or(cfg.webEvery, 4), or(cfg.topicEvery, 3), or(cfg.resumeEvery, 2)
+	webEvery, topicEvery, resumeEvery, v2Every := or(cfg.webEvery, 4), or(cfg.topicEvery, 3), or(cfg.resumeEvery, 2), or(cfg.v2Every, 2)
 	f := &fleet{t: t, c: c, byUser: map[string]*user{}, tenants: map[string][]*wsClient{},
 		topics: map[string][]*wsClient{}, ghosts: map[string][]string{}}
 	for _, ts := range cfg.tenants {
@@ -67,7 +68,7 @@ func newFleet(t *testing.T, c *cluster, cfg fleetConfig) *fleet {
 			for _, d := range devices {
 				n := len(f.clients)
 				spec := clientSpec{tenant: ts.name, user: name, device: d, urls: c.urls(n), resume: n%resumeEvery == 0,
-					tokenTTL: cfg.tokenTTL}
+					tokenTTL: cfg.tokenTTL, v2: v2Every > 0 && n%v2Every == 1%v2Every}
 				if n%topicEvery == 0 {
 					spec.topics = []string{newsTopic}
 				}

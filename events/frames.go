@@ -11,7 +11,16 @@ import (
 
 // WebSocket protocol version 1 (contracts section 3): the frames a client
 // sends and the ones the server sends. Every frame is a JSON object with a
-// field "t" naming its kind.
+// field "t" naming its kind. Protocol 2 (contracts section 7) has the same
+// frames as MessagePack maps in binary frames; its codec is
+// internal/proto2, since this package imports only the standard library.
+
+// Subprotocols (Sec-WebSocket-Protocol). A client that offers none, or
+// Protocol1, speaks protocol 1; one that offers Protocol2 gets it.
+const (
+	Protocol1 = "herald.v1"
+	Protocol2 = "herald.v2"
+)
 
 // Client frame kinds.
 const (
@@ -77,10 +86,20 @@ func ParseClientFrame(b []byte, maxData int) (ClientFrame, error) {
 	if dec.More() {
 		return ClientFrame{}, fmt.Errorf("%w: trailing data after the frame", ErrBadFrame)
 	}
-	if err := f.check(maxData); err != nil {
-		return ClientFrame{}, fmt.Errorf("%w: %s: %v", ErrBadFrame, quoteKind(f.T), err)
+	if err := f.Check(maxData); err != nil {
+		return ClientFrame{}, err
 	}
 	return f, nil
+}
+
+// Check checks a decoded client frame of either protocol: the fields its
+// kind needs, within their limits. maxData bounds the data of a pub frame
+// (0 means DefaultMaxData). The error wraps ErrBadFrame.
+func (f *ClientFrame) Check(maxData int) error {
+	if err := f.check(maxData); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrBadFrame, quoteKind(f.T), err)
+	}
+	return nil
 }
 
 func quoteKind(t string) string {
@@ -136,7 +155,7 @@ func (f *ClientFrame) checkPub(maxData int) error {
 		return fmt.Errorf("data is larger than %d bytes", maxData)
 	}
 	d := bytes.TrimLeft(f.Data, " \t\r\n")
-	if len(d) == 0 || d[0] != '{' {
+	if len(d) == 0 || d[0] != '{' || !json.Valid(d) { // protocol 2's data comes unparsed
 		return errors.New("data must be a JSON object")
 	}
 	if !utf8.Valid(f.Data) { // the decoder keeps raw messages as they came

@@ -15,6 +15,19 @@
 #   scripts/loadtest.sh soak            the soak (scripts/soak.sh): cycles of
 #                                       clients that vanish abruptly
 #   SMALL=1 scripts/loadtest.sh [soak]  a quick check: about 1000 clients, 10 s phases
+#   WIRES='v1 v1+deflate v2+deflate' scripts/loadtest.sh
+#                                       the run once per client wire (protocol, and
+#                                       whether the clients offer permessage-deflate;
+#                                       +takeover: offered as browsers do, so that an edge
+#                                       with CONTEXT_TAKEOVER=true keeps its context),
+#                                       each on a fresh stack, into one file, with a
+#                                       table of each figure's ratio to the first wire's
+#                                       (bytes the edge wrote, edge CPU per notification
+#                                       at the last rate, RSS per idle connection)
+#
+#   wire: PROTOCOL=v1|v2 DEFLATE=true|false (the clients' handshake; WIRES sets both per run)
+#         PAYLOAD=small|order (each event's data: about 45 bytes, or a realistic ~300-byte order)
+#         COMPRESSION_THRESHOLD=n CONTEXT_TAKEOVER=true|false (the edge's --compression-* flags)
 #
 #   run:  SCENARIOS=connect,personal,... CLIENTS IDLE_CLIENTS RATES='2000,5000' DURATION
 #         ACKS=each|batched:1s|none IDEMPOTENCY=true|false SLO_MS ROUNDS
@@ -77,6 +90,10 @@ fi
 : "${SCENARIOS:=connect,personal,broadcast,storm}" "${ACKS:=each}" "${IDEMPOTENCY:=true}" "${SLO_MS:=100}"
 RATES=${RATES:-}
 RATES=${RATES// /,}
+: "${PROTOCOL:=v1}" "${DEFLATE:=false}" "${PAYLOAD:=small}" "${CONTEXT_TAKEOVER:=false}" "${COMPRESSION_THRESHOLD:=512}"
+WIRES=${WIRES:-}
+[ "$MODE" = soak ] && WIRES=
+[ -n "$WIRES" ] && COMPARE=0
 
 go tool task setup
 mkdir -p bin
@@ -179,7 +196,8 @@ start_stack() {
 	data_dir=$work/edge
 	HERALD_CONNECT_RATE_PER_IP=0 HERALD_MAX_CONNS_PER_USER=100000 \
 		"$herald" edge --redis-url "$redis_url" --data-dir "$data_dir" --listen 127.0.0.1:0 \
-		--admin-listen 127.0.0.1:0 --drain-timeout 5s >"$work/edge.log" 2>&1 &
+		--admin-listen 127.0.0.1:0 --drain-timeout 5s --compression-threshold "$COMPRESSION_THRESHOLD" \
+		--compression-context-takeover="$CONTEXT_TAKEOVER" >"$work/edge.log" 2>&1 &
 	pids+=($!)
 	wait_line "$work/edge.log" "edge ready"
 	ws=ws://$(addr_of "$work/edge.log" listen)/ws
@@ -233,15 +251,73 @@ warnings() {
 		echo "Settings: CYCLES=$CYCLES CLIENTS=$CLIENTS WORKERS=$WORKERS."
 	else
 		echo "Settings: SCENARIOS=$SCENARIOS CLIENTS=$CLIENTS IDLE_CLIENTS=$IDLE_CLIENTS RATES=$RATES DURATION=$DURATION SETTLE=$SETTLE ROUNDS=$ROUNDS ACKS=$ACKS IDEMPOTENCY=$IDEMPOTENCY SLO_MS=$SLO_MS$([ "$COMPARE" = 1 ] && echo " REF_RATE=$REF_RATE")."
+		echo "Wire: $([ -n "$WIRES" ] && echo "WIRES='$WIRES'" || echo "PROTOCOL=$PROTOCOL DEFLATE=$DEFLATE") PAYLOAD=$PAYLOAD; edge --compression-threshold $COMPRESSION_THRESHOLD --compression-context-takeover=$CONTEXT_TAKEOVER."
 	fi
-	echo "One stack (redis-server, herald dispatcher, herald edge) for the whole run. Redis, dispatcher, edge and the load generator share these cores, and other work may be running on the machine: see each phase's load average."
+	if [ -n "$WIRES" ]; then
+		echo "A fresh stack (redis-server, herald dispatcher, herald edge) for each wire. Redis, dispatcher, edge and the load generator share these cores, and other work may be running on the machine: see each phase's load average."
+	else
+		echo "One stack (redis-server, herald dispatcher, herald edge) for the whole run. Redis, dispatcher, edge and the load generator share these cores, and other work may be running on the machine: see each phase's load average."
+	fi
 	if [ "$COMPARE" = 1 ]; then
 		echo "Then Centrifugo (internal/loadtest/centrifugo, built into bin/) without history, then with history on the personal channels: one node and one redis-server of its own each (herald-load starts them once per variant), the same clients and scenarios; the Herald stack stays up, idle, meanwhile."
 	fi
 } >"$OUT"
 
-start_stack
+# wire_figure FILE KEY: the last value of KEY in the JSON line of a run's stdout.
+wire_figure() {
+	tail -1 "$1" | grep -o "\"$2\":[0-9.e+-]*" | tail -1 | cut -d: -f2
+}
+
+# wire_runs: the run once per wire of WIRES, each on a fresh stack, then
+# the ratio table.
+wire_runs() {
+	local wire proto deflate takeover first=1 rc
+	local -a names bytes cpu rss
+	for wire in $WIRES; do
+		proto=${wire%%+*}
+		deflate=false takeover=false
+		[[ $wire == *+deflate* ]] && deflate=true
+		[[ $wire == *+takeover ]] && takeover=true
+		[ $first = 1 ] || stop_all
+		first=0
+		start_stack
+		echo "== run ($wire): herald-load run --protocol $proto --deflate=$deflate --deflate-context-takeover=$takeover --payload $PAYLOAD" >&2
+		{ echo; echo "### Wire $wire (--protocol $proto --deflate=$deflate --deflate-context-takeover=$takeover)"; } >>"$OUT"
+		rc=0
+		"$load" run --edges "$ws" --redis-url "$redis_url" --metrics "$metrics" --edge-data-dir "$data_dir" \
+			--scenarios "$SCENARIOS" --clients "$CLIENTS" --idle-clients "$IDLE_CLIENTS" --rates "$RATES" \
+			--duration "$DURATION" --settle "$SETTLE" --rounds "$ROUNDS" --acks "$ACKS" --idempotency="$IDEMPOTENCY" \
+			--slo-ms "$SLO_MS" --protocol "$proto" --deflate="$deflate" --deflate-context-takeover="$takeover" \
+			--payload "$PAYLOAD" --label "wire $wire" --md "$OUT" | tee "$work/$wire.out" || rc=$?
+		[ $rc = 0 ] || status=$rc
+		names+=("$wire")
+		bytes+=("$(wire_figure "$work/$wire.out" edge_wire_bytes_per_notification)")
+		cpu+=("$(wire_figure "$work/$wire.out" edge_cpu_per_notification_us)")
+		rss+=("$(wire_figure "$work/$wire.out" rss_per_conn_b)")
+	done
+	{
+		echo
+		echo "### Wires side by side (ratios to ${names[0]}, within this run)"
+		echo
+		echo "| wire | bytes written per notification | ratio | edge CPU per notification (last rate) | ratio | RSS per idle connection | ratio |"
+		echo "|---|---|---|---|---|---|---|"
+		local i
+		for i in "${!names[@]}"; do
+			awk -v n="${names[i]}" -v b="${bytes[i]:-0}" -v b0="${bytes[0]:-0}" -v c="${cpu[i]:-0}" -v c0="${cpu[0]:-0}" \
+				-v r="${rss[i]:-0}" -v r0="${rss[0]:-0}" 'function ratio(x, y) { return y > 0 ? sprintf("%.2f", x / y) : "n/a" }
+				BEGIN { printf "| %s | %.1f B | %s | %.1f µs | %s | %.0f B | %s |\n", n, b, ratio(b, b0), c, ratio(c, c0), r, ratio(r, r0) }'
+		done
+	} | tee -a "$OUT" >&2
+}
+
 status=0
+if [ -n "$WIRES" ]; then
+	wire_runs
+	warnings
+	echo "loadtest: figures written to $OUT" >&2
+	exit $status
+fi
+start_stack
 if [ "$MODE" = soak ]; then
 	echo "== soak: herald-load soak --cycles $CYCLES --clients $CLIENTS --workers $WORKERS" >&2
 	"$load" soak --edges "$ws" --redis-url "$redis_url" --metrics "$metrics" --edge-data-dir "$data_dir" \
@@ -260,7 +336,8 @@ else
 	"$load" run --edges "$ws" --redis-url "$redis_url" --metrics "$metrics" --edge-data-dir "$data_dir" \
 		--scenarios "$SCENARIOS" --clients "$CLIENTS" --idle-clients "$IDLE_CLIENTS" --rates "$RATES" \
 		--duration "$DURATION" --settle "$SETTLE" --rounds "$ROUNDS" --acks "$ACKS" --idempotency="$IDEMPOTENCY" \
-		--slo-ms "$SLO_MS" --cpu-profile "$PROFILE_DIR" --md "$OUT" || status=$?
+		--slo-ms "$SLO_MS" --protocol "$PROTOCOL" --deflate="$DEFLATE" --payload "$PAYLOAD" \
+		--cpu-profile "$PROFILE_DIR" --md "$OUT" || status=$?
 	# the profiles of the last rate the ladder climbed (the first missed, or the top)
 	last=$(grep -o '== personal [0-9]*/s' "$OUT" | tail -1 | grep -o '[0-9][0-9]*' || true)
 	if [ -n "$last" ]; then

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/heraldrt/herald/events"
 	"github.com/redis/go-redis/v9"
 )
@@ -175,7 +174,7 @@ func (e *Edge) tripLimit(s *session, k int) {
 	r := limitReasons[k]
 	rate, burst := e.bucket(k)
 	e.audit(r.reason, s.who(), fmt.Sprintf("rate %d/s burst %d", rate, burst))
-	b, _ := jsonFrame(events.ErrorFrame{T: events.FrameError, Code: "rate_limited",
+	b := s.frame(events.ErrorFrame{T: events.FrameError, Code: "rate_limited",
 		Msg: r.msg + ": reconnect later, with backoff"})
 	s.sendNow(b)
 	s.close(StatusTooMany, r.msg)
@@ -192,12 +191,12 @@ func (s *session) sendNow(frame []byte) {
 		return
 	}
 	if s.fc != nil {
-		s.fc.writeText([][]byte{frame}, time.Second) // safe alongside a writer: whole frames under fc.mu
+		s.fc.writeFrames([][]byte{frame}, time.Second) // safe alongside a writer: whole frames under fc.mu
 		return
 	}
 	ctx, cancel := context.WithTimeout(s.e.ctx, time.Second)
 	defer cancel()
-	s.conn.Write(ctx, websocket.MessageText, frame)
+	s.conn.Write(ctx, s.msgType(), frame)
 }
 
 // allowSub reports whether the session may follow one more topic; if not,

@@ -76,6 +76,18 @@ type Config struct {
 	UpstreamMaxAge    time.Duration // older upstream entries are trimmed (MINID ~ at each pub); 0 means 24h
 	MaxSubscriptions  int           // topic subscriptions per session; 0 means 64
 	MaxDevicesPerUser int           // devices per user whose ACK positions Redis keeps, the least recently connected evicted; 0 means 32
+
+	// Compression: permessage-deflate (RFC 7692), for either protocol,
+	// with every client that offers it (contracts section 7).
+	NoCompression        bool // never negotiate permessage-deflate
+	CompressionThreshold int  // frames shorter than this go uncompressed; 0 means 512, <0 means every frame is deflated
+	// CompressionContextTakeover lets a session's deflated frames refer
+	// to the ones before it (the server keeps the last 1 KiB it deflated
+	// for the session, from its first deflated frame on): much smaller
+	// frames for a stream of similar notifications, for that memory per
+	// session. Off: each frame is deflated on its own and a session holds
+	// no compression state (server_no_context_takeover).
+	CompressionContextTakeover bool
 }
 
 func (c *Config) fill() {
@@ -123,6 +135,12 @@ func (c *Config) fill() {
 	def(&c.ClosedRetention, 24*time.Hour)
 	if c.MaxConnsPerIP == 0 {
 		c.MaxConnsPerIP = 1000
+	}
+	switch {
+	case c.CompressionThreshold == 0:
+		c.CompressionThreshold = defaultCompressionThreshold
+	case c.CompressionThreshold < 0:
+		c.CompressionThreshold = 1
 	}
 }
 

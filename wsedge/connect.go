@@ -22,7 +22,8 @@ import (
 func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ip := e.clientIP(r)
-	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{OriginPatterns: e.cfg.OriginPatterns})
+	fc, _ := r.Context().Value(connKey{}).(*frameConn)
+	conn, err := websocket.Accept(smallBuffers{w}, r, e.acceptOptions(r, fc))
 	if err != nil {
 		e.m.connects.WithLabelValues("bad_handshake").Inc()
 		e.audit("bad_handshake", auditWho{Remote: ip}, err.Error())
@@ -61,7 +62,7 @@ func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := e.newSession(conn, claims, device, r.RemoteAddr, ip)
-	s.fc, _ = r.Context().Value(connKey{}).(*frameConn)
+	s.setWire(fc, conn.Subprotocol(), w.Header().Get("Sec-WebSocket-Extensions"))
 	if code, reason, why := e.register(s); code != 0 {
 		e.refuse(conn, s.who(), code, reason, why)
 		return
@@ -228,6 +229,7 @@ func (e *Edge) register(s *session) (code websocket.StatusCode, reason, why stri
 		return StatusTooMany, "too many connections from this address", "max_conns_per_ip"
 	}
 	e.sessions[s] = struct{}{}
+	e.m.byWire.WithLabelValues(s.protocolLabel(), s.compressionLabel()).Inc()
 	e.devices[dk] = s
 	e.perUser[uk]++
 	e.perIP[s.ip]++
@@ -243,6 +245,7 @@ func (e *Edge) unregister(s *session) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	delete(e.sessions, s)
+	e.m.byWire.WithLabelValues(s.protocolLabel(), s.compressionLabel()).Dec()
 	dk, uk := deviceKey{s.tenant, s.user, s.device}, userKey{s.tenant, s.user}
 	if e.devices[dk] == s {
 		delete(e.devices, dk)
@@ -304,7 +307,7 @@ func (e *Edge) setUp(ctx context.Context, s *session) error {
 	if err := e.saveFirstPositions(s); err != nil {
 		return err
 	}
-	b, _ := jsonFrame(events.Welcome{
+	b := s.frame(events.Welcome{
 		T: events.FrameWelcome, Session: s.id, User: s.user, Tenant: s.tenant, Device: s.device,
 		Heartbeat: int(e.cfg.Heartbeat / time.Second),
 	})

@@ -43,7 +43,7 @@ func (s *session) fromRingLocked(fs *feedState, c *cursor, catching bool) bool {
 		if catching && s.room() == 0 {
 			return false
 		}
-		if !s.admitLocked(c, &fs.ring[i].Entry, fs.ring[i].frame) {
+		if !s.admitLocked(c, &fs.ring[i].Entry, fs.ring[i].frameFor(s.proto2, fs.name)) {
 			return false
 		}
 	}
@@ -65,7 +65,7 @@ func (s *session) admitLocked(c *cursor, e *feed.Entry, frame []byte) bool {
 		return c.sent == e.Seq // skipped (dropped or waited too long), or held
 	}
 	if frame == nil {
-		frame = events.AppendNotification(nil, feed.NotificationID(e.Epoch, e.Seq, c.fs.name), c.fs.name, e.Seq, e.Type, e.TS, e.Data)
+		frame = s.notification(c.fs.name, e)
 	}
 	if !s.enqueueLocked(frame) {
 		return false
@@ -98,7 +98,7 @@ func (s *session) newEpochLocked(c *cursor, epoch string, tell bool) {
 
 func (s *session) resetLocked(c *cursor, reason string) {
 	s.e.m.resets.Inc()
-	b, _ := jsonFrame(events.Reset{T: events.FrameReset, Feed: c.fs.name, Reason: reason})
+	b := s.frame(events.Reset{T: events.FrameReset, Feed: c.fs.name, Reason: reason})
 	s.enqueueLocked(b)
 }
 

@@ -28,7 +28,14 @@
 //   - ACKs go to the Pebble store (package store) at once and to Redis in
 //     batches (Config.AckFlushInterval), so another edge can resume the
 //     device.
+//   - A session speaks protocol 1 (JSON text frames) or, when its client
+//     offers herald.v2, protocol 2 (MessagePack binary frames, codec in
+//     internal/proto2); a feed entry's frame is encoded once per protocol.
+//     permessage-deflate is negotiated by coder/websocket, which also
+//     inflates client frames; the edge's own frame writer deflates (pooled
+//     deflaters, no state per session unless context takeover is on).
 //
-// wsedge imports events, store, internal/feed and internal/keys; it never
+// wsedge imports events, store, internal/feed, internal/keys and
+// internal/proto2; it never
 // imports producer or dispatcher. An Edge is safe for concurrent use.
 package wsedge

@@ -2,7 +2,6 @@ package wsedge
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -252,8 +251,6 @@ func (e *Edge) sessionCount() float64 {
 	defer e.mu.Unlock()
 	return float64(len(e.sessions))
 }
-
-func jsonFrame(v any) ([]byte, error) { return json.Marshal(v) }
 
 // call runs one Redis operation through the breaker, if there is one.
 func (e *Edge) call(ctx context.Context, name string, fn func(context.Context) error) error {

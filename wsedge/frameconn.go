@@ -12,8 +12,10 @@ import (
 
 // Direct frame writing. coder/websocket writes every message with two
 // channel-based locks and its own flush, one write syscall each; a session's
-// queued frames instead go out as WebSocket text frames encoded by the edge
-// into one buffer and one socket write (per 256 KiB or so of whole frames). Control frames (pings, pongs, close)
+// queued frames instead go out as WebSocket frames (text for protocol 1,
+// binary for protocol 2, deflated when permessage-deflate is on: deflate.go)
+// encoded by the edge into one buffer and one socket write (per 256 KiB or
+// so of whole frames). Control frames (pings, pongs, close)
 // are still the library's: they reach the socket through frameConn.Write,
 // under the same mutex, so frames never interleave. Listener and
 // ConnContext install the wrapper; without them (httptest.NewServer) every
@@ -102,6 +104,12 @@ type frameConn struct {
 
 	proxy   *proxyState // a trusted proxy's connection; nil otherwise
 	proxied netip.Addr  // the client named by its PROXY header, if any
+
+	// wire is the session's protocol and compression, set once before its
+	// first frame. With context takeover, encMu keeps frames deflated in
+	// the order they are written (each one's dictionary is the ones before).
+	wire  wire
+	encMu sync.Mutex
 }
 
 // errBroken: an earlier write left a frame half-sent.
@@ -121,7 +129,7 @@ var outBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &
 // called) the library's: one call per frame, since its write buffer
 // (connWriteBuffer) holds any control frame whole and it flushes after every
 // frame, so p starts with a frame header (a control frame always has FIN
-// set and, without extensions, no RSV bit). A control frame carries its own
+// set and no RSV bit, compressed or not). A control frame carries its own
 // timeout (the library closes the connection when it passes), so it runs
 // without a socket deadline.
 func (c *frameConn) Write(p []byte) (int, error) {
@@ -140,28 +148,34 @@ func (c *frameConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// writeChunk is how much of a batch writeText encodes before writing it:
+// writeChunk is how much of a batch writeFrames encodes before writing it:
 // a session may have a thousand frames of up to 64 KiB queued, and the
 // buffer is per flush, on each of the writer goroutines.
 const writeChunk = 256 << 10
 
-// writeText writes frames as unfragmented WebSocket text messages: one
-// write for a batch of up to writeChunk bytes (whole frames; a larger batch
-// takes several, and the library's control frames may go between them).
+// writeFrames writes frames as unfragmented WebSocket messages of the
+// session's protocol, deflated as its wire says: one write for a batch of
+// up to writeChunk bytes (whole frames; a larger batch takes several, and
+// the library's control frames may go between them).
 // Each write gets between half of timeout and timeout to complete: the
 // socket's deadline is moved only when less than half of timeout is left on
 // it, since setting a deadline costs timer work, and a busy session would
 // otherwise pay it twice per write.
-func (c *frameConn) writeText(frames [][]byte, timeout time.Duration) error {
+// It returns the bytes written (frame headers included).
+func (c *frameConn) writeFrames(frames [][]byte, timeout time.Duration) (written int, err error) {
+	if c.wire.takeover {
+		c.encMu.Lock()
+		defer c.encMu.Unlock()
+	}
 	b := outBufs.Get().(*[]byte)
 	buf := (*b)[:0]
-	var err error
 	for i, f := range frames {
-		buf = appendTextFrame(buf, f)
+		buf = c.wire.appendFrame(buf, f)
 		if len(buf) >= writeChunk || i == len(frames)-1 {
 			if err = c.write(buf, timeout); err != nil {
 				break
 			}
+			written += len(buf)
 			buf = buf[:0]
 		}
 	}
@@ -169,7 +183,7 @@ func (c *frameConn) writeText(frames [][]byte, timeout time.Duration) error {
 		*b = buf[:0]
 		outBufs.Put(b)
 	}
-	return err
+	return written, err
 }
 
 // write sends whole frames in one write.
@@ -192,23 +206,26 @@ func (c *frameConn) write(buf []byte, timeout time.Duration) error {
 }
 
 const (
-	opText  = 0x1
-	opClose = 0x8
-	finBit  = 0x80
+	opText    = 0x1
+	opBinary  = 0x2
+	opClose   = 0x8
+	finBit    = 0x80
+	rsv1Bit   = 0x40 // a deflated message (RFC 7692)
+	maxHeader = 10   // a server frame's longest header: no mask
 )
 
-// appendTextFrame appends p as one server-to-client text frame: FIN set, no
-// extensions, no mask (RFC 6455 section 5.2).
-func appendTextFrame(b, p []byte) []byte {
-	n := len(p)
+// appendFrameHeader appends a server-to-client frame header (first: FIN,
+// RSV1 and the opcode; no mask, RFC 6455 section 5.2) for a payload of n
+// bytes, then p.
+func appendFrameHeader(b []byte, first byte, n int, p []byte) []byte {
 	switch {
 	case n <= 125:
-		b = append(b, finBit|opText, byte(n))
+		b = append(b, first, byte(n))
 	case n <= 0xffff:
-		b = append(b, finBit|opText, 126)
+		b = append(b, first, 126)
 		b = binary.BigEndian.AppendUint16(b, uint16(n))
 	default:
-		b = append(b, finBit|opText, 127)
+		b = append(b, first, 127)
 		b = binary.BigEndian.AppendUint64(b, uint64(n))
 	}
 	return append(b, p...)

@@ -43,14 +43,14 @@ func TestNoDataAfterCloseFrame(t *testing.T) {
 	}
 	fc.upgrade()
 
-	if err := fc.writeText([][]byte{[]byte("hi"), make([]byte, 200)}, time.Second); err != nil {
+	if _, err := fc.writeFrames([][]byte{[]byte("hi"), make([]byte, 200)}, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	closeFrame := []byte{0x88, 0x02, 0x03, 0xe8} // close, code 1000
 	if _, err := fc.Write(closeFrame); err != nil {
 		t.Fatal(err)
 	}
-	if err := fc.writeText([][]byte{[]byte("late")}, time.Second); !errors.Is(err, errCloseSent) {
+	if _, err := fc.writeFrames([][]byte{[]byte("late")}, time.Second); !errors.Is(err, errCloseSent) {
 		t.Fatalf("data after the close frame: err %v, want errCloseSent", err)
 	}
 	fc.Close()
@@ -76,13 +76,13 @@ func TestNothingAfterCutOffFrame(t *testing.T) {
 	fc.upgrade()
 
 	big := make([]byte, 16<<20) // more than the socket buffers hold: the peer is not reading
-	if err := fc.writeText([][]byte{big}, 200*time.Millisecond); err == nil {
+	if _, err := fc.writeFrames([][]byte{big}, 200*time.Millisecond); err == nil {
 		t.Fatal("16 MiB to a peer that does not read: no timeout")
 	}
 	if _, err := fc.Write([]byte{0x88, 0x02, 0x0f, 0xa8}); !errors.Is(err, errBroken) {
 		t.Fatalf("close frame after a cut-off frame: err %v, want errBroken", err)
 	}
-	if err := fc.writeText([][]byte{[]byte("late")}, time.Second); !errors.Is(err, errBroken) {
+	if _, err := fc.writeFrames([][]byte{[]byte("late")}, time.Second); !errors.Is(err, errBroken) {
 		t.Fatalf("data after a cut-off frame: err %v, want errBroken", err)
 	}
 	fc.Close()
@@ -91,13 +91,13 @@ func TestNothingAfterCutOffFrame(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := appendTextFrame(nil, big)
+	want := appendFrameHeader(nil, finBit|opText, len(big), big)
 	if len(got) == 0 || len(got) >= len(want) || string(got) != string(want[:len(got)]) {
 		t.Fatalf("peer got %d bytes: want a proper prefix of the %d-byte frame and nothing else", len(got), len(want))
 	}
 }
 
-func TestAppendTextFrameLengths(t *testing.T) {
+func TestAppendFrameHeaderLengths(t *testing.T) {
 	for _, c := range []struct {
 		n      int
 		header []byte
@@ -108,7 +108,7 @@ func TestAppendTextFrameLengths(t *testing.T) {
 		{65535, []byte{0x81, 126, 0xff, 0xff}},
 		{65536, []byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}},
 	} {
-		b := appendTextFrame(nil, make([]byte, c.n))
+		b := appendFrameHeader(nil, finBit|opText, c.n, make([]byte, c.n))
 		if string(b[:len(c.header)]) != string(c.header) || len(b) != len(c.header)+c.n {
 			t.Errorf("%d bytes: header % x, length %d; want % x, %d", c.n, b[:min(len(b), 10)], len(b), c.header, len(c.header)+c.n)
 		}
@@ -140,14 +140,14 @@ func TestLargeBatchInChunks(t *testing.T) {
 		f := make([]byte, 60<<10)
 		f[0] = byte(i)
 		frames = append(frames, f)
-		want = appendTextFrame(want, f)
+		want = appendFrameHeader(want, finBit|opText, len(f), f)
 	}
 	got := make(chan []byte)
 	go func() {
 		b, _ := io.ReadAll(peer)
 		got <- b
 	}()
-	if err := fc.writeText(frames, 5*time.Second); err != nil {
+	if _, err := fc.writeFrames(frames, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	fc.Close()

@@ -16,6 +16,7 @@ import (
 	"github.com/heraldrt/herald/events"
 	"github.com/heraldrt/herald/internal/feed"
 	"github.com/heraldrt/herald/internal/keys"
+	"github.com/heraldrt/herald/internal/proto2"
 	"github.com/heraldrt/herald/internal/redistest"
 	"github.com/heraldrt/herald/store"
 	"github.com/heraldrt/herald/wsedge"
@@ -172,9 +173,14 @@ func (v *env) connect(e *edge, user, device string) *client {
 func (c *client) read(timeout time.Duration) (map[string]any, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	_, b, err := c.conn.Read(ctx)
+	typ, b, err := c.conn.Read(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if typ == websocket.MessageBinary { // protocol 2: read as protocol 1
+		if b, err = proto2.ToJSON(b); err != nil {
+			return nil, err
+		}
 	}
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/heraldrt/herald/events"
 	"github.com/heraldrt/herald/internal/feed"
 	"github.com/heraldrt/herald/internal/keys"
+	"github.com/heraldrt/herald/internal/proto2"
 	"github.com/heraldrt/herald/internal/pubsub"
 	"github.com/redis/go-redis/v9"
 )
@@ -45,10 +46,26 @@ type hub struct {
 }
 
 // ringEntry is a feed entry with its notification frame encoded once for
-// every session that gets it.
+// every session that gets it: in protocol 1 at once, in protocol 2 when a
+// session of protocol 2 first needs it. Entry.Data is nil: the frame holds
+// it, as its last dataLen bytes but one.
 type ringEntry struct {
 	feed.Entry
-	frame []byte
+	frame   []byte
+	frame2  []byte
+	dataLen int
+}
+
+// frameFor is the entry's frame in protocol 2 or 1 (fs.mu held).
+func (r *ringEntry) frameFor(v2 bool, name string) []byte {
+	if !v2 {
+		return r.frame
+	}
+	if r.frame2 == nil {
+		data := r.frame[len(r.frame)-1-r.dataLen : len(r.frame)-1]
+		r.frame2 = proto2.AppendNotification(nil, feed.NotificationID(r.Epoch, r.Seq, name), name, r.Seq, r.Type, r.TS, data)
+	}
+	return r.frame2
 }
 
 // feedState is the hub's view of one feed. Lock order: feedState.mu before
@@ -224,8 +241,9 @@ func (h *hub) addLocked(fs *feedState, entries []feed.Entry) {
 			fs.ring = fs.ring[:n]
 		}
 		frame := events.AppendNotification(nil, feed.NotificationID(e.Epoch, e.Seq, fs.name), fs.name, e.Seq, e.Type, e.TS, e.Data)
+		n := len(e.Data)
 		e.Data = nil // the frame holds it
-		fs.ring = append(fs.ring, ringEntry{Entry: e, frame: frame})
+		fs.ring = append(fs.ring, ringEntry{Entry: e, frame: frame, dataLen: n})
 		added = true
 	}
 	if !added {

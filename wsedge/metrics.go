@@ -7,6 +7,8 @@ import (
 // metrics are the edge's Prometheus collectors; cmd/herald registers them.
 type metrics struct {
 	connects       *prometheus.CounterVec
+	byWire         *prometheus.GaugeVec   // live sessions by protocol and compression
+	wireBytes      *prometheus.CounterVec // bytes of data frames written, by protocol and compression
 	closes         *prometheus.CounterVec
 	connectSeconds prometheus.Histogram
 	frames         prometheus.Counter
@@ -51,6 +53,10 @@ func newMetrics() *metrics {
 	return &metrics{
 		connects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_edge_connects_total",
 			Help: "WebSocket connection attempts by result (ok, or the close code that refused it)."}, []string{"result"}),
+		byWire: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "herald_edge_sessions_by_wire",
+			Help: "Live sessions by protocol (1: JSON text frames, 2: MessagePack binary frames) and compression (none, deflate)."}, []string{"protocol", "compression"}),
+		wireBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_edge_written_bytes_total",
+			Help: "Bytes of data frames the edge wrote to clients (frame headers included, deflated when compression is on), by protocol and compression."}, []string{"protocol", "compression"}),
 		closes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_edge_closes_total",
 			Help: "Sessions closed by the server, by close code."}, []string{"code"}),
 		connectSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "herald_edge_connect_seconds",
@@ -101,7 +107,7 @@ func (m *metrics) sessionsFn(f func() float64) {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.connects, m.closes, m.connectSeconds, m.frames, m.flushFrames, m.pushed, m.replayed,
+	return []prometheus.Collector{m.connects, m.byWire, m.wireBytes, m.closes, m.connectSeconds, m.frames, m.flushFrames, m.pushed, m.replayed,
 		m.filled, m.gaps, m.resets, m.slow, m.acks, m.acksFlushed, m.ackFlushErrors, m.upstream,
 		m.ruleSkipped, m.ruleHeld, m.rulePubDenied, m.ruleConnDenied, m.pubsubErrors, m.resubscribes, m.deadEdges, m.replacedRemote, m.unreadFrames, m.audit, m.pruned, m.presenceRemoved, m.presenceRemoveErrors, m.sessions,
 		m.limited[limitFrames], m.limited[limitBytes], m.limited[limitPubs], m.limited[limitPubBytes],

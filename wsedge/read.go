@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/heraldrt/herald/events"
 	"github.com/heraldrt/herald/internal/feed"
 	"github.com/heraldrt/herald/internal/keys"
@@ -15,8 +14,10 @@ import (
 )
 
 // readLoop reads client frames until the connection ends. A frame that
-// breaks protocol 1 closes the session with 1008; an oversize frame gets
-// 1009 from the library.
+// breaks the session's protocol (a text frame on protocol 2, a binary one
+// on protocol 1, one that does not parse) closes the session with 1008;
+// an oversize frame, or a deflated one that inflates past the read limit,
+// gets 1009 from the library.
 //
 // Reads take no context: closing the connection (the close handshake, or
 // CloseNow after it fails) is what ends a blocked read. A cancellable
@@ -47,12 +48,7 @@ func (e *Edge) readLoop(s *session) {
 			putFrameBuf(buf)
 			continue
 		}
-		if typ != websocket.MessageText {
-			putFrameBuf(buf)
-			s.close(StatusProtocolViolation, "binary frames are not part of protocol 1")
-			continue
-		}
-		f, err := events.ParseClientFrame(buf.Bytes(), events.DefaultMaxData)
+		f, err := s.parseClientFrame(typ, buf.Bytes())
 		putFrameBuf(buf) // f holds copies, never the buffer itself
 		if err != nil {
 			s.close(StatusProtocolViolation, clipReason(err.Error()))
@@ -82,7 +78,7 @@ func (e *Edge) handle(s *session, f events.ClientFrame) {
 	switch f.T {
 	case events.FramePing:
 		s.mu.Lock()
-		s.enqueueLocked(events.PongFrame)
+		s.enqueueLocked(s.pong())
 		s.mu.Unlock()
 	case events.FrameAck:
 		e.onAck(s, f.ID)

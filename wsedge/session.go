@@ -2,7 +2,6 @@ package wsedge
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -16,16 +15,18 @@ import (
 // session is one connected device. Its reader goroutine is its owner; the
 // writer pool and catch-up workers borrow it.
 type session struct {
-	e      *Edge
-	id     string
-	conn   *websocket.Conn
-	fc     *frameConn // nil when the listener is not the edge's
-	tenant string
-	user   string
-	device string
-	remote string // the TCP peer (host:port)
-	ip     string // the client's address (behind a trusted proxy, the one it names)
-	since  int64  // unix ms when the session started
+	e       *Edge
+	id      string
+	conn    *websocket.Conn
+	fc      *frameConn // nil when the listener is not the edge's
+	proto2  bool       // the session speaks protocol 2 (herald.v2)
+	deflate bool       // permessage-deflate was negotiated
+	tenant  string
+	user    string
+	device  string
+	remote  string // the TCP peer (host:port)
+	ip      string // the client's address (behind a trusted proxy, the one it names)
+	since   int64  // unix ms when the session started
 
 	topics   []string     // the token's topic globs
 	expires  atomic.Int64 // unix ms of the token's exp
@@ -95,18 +96,11 @@ func (s *session) enqueueLocked(frame []byte) bool {
 
 func (s *session) room() int { return s.e.cfg.SendQueue - len(s.queue) }
 
-func (s *session) enqueueJSON(v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return
-	}
+func (s *session) sendError(code, msg string) {
+	b := s.frame(events.ErrorFrame{T: events.FrameError, Code: code, Msg: msg})
 	s.mu.Lock()
 	s.enqueueLocked(b)
 	s.mu.Unlock()
-}
-
-func (s *session) sendError(code, msg string) {
-	s.enqueueJSON(events.ErrorFrame{T: events.FrameError, Code: code, Msg: msg})
 }
 
 // flush writes everything queued, in order, then hands paused catch-ups
@@ -120,11 +114,13 @@ func (s *session) flush() {
 	var err error
 	if s.fc != nil {
 		// One socket write per 256 KiB or so of whole frames, even for one.
-		err = s.fc.writeText(frames, s.e.cfg.WriteTimeout)
+		var n int
+		n, err = s.fc.writeFrames(frames, s.e.cfg.WriteTimeout)
+		s.e.m.wireBytes.WithLabelValues(s.protocolLabel(), s.compressionLabel()).Add(float64(n))
 	} else {
 		ctx, cancel := context.WithTimeout(s.e.ctx, s.e.cfg.WriteTimeout)
 		for _, f := range frames {
-			if err = s.conn.Write(ctx, websocket.MessageText, f); err != nil {
+			if err = s.conn.Write(ctx, s.msgType(), f); err != nil {
 				break
 			}
 		}

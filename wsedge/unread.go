@@ -2,7 +2,6 @@ package wsedge
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/heraldrt/herald/events"
@@ -70,7 +69,7 @@ func (e *Edge) sendUnread(uk userKey) {
 			e.log.Warn("could not count unread notifications", "tenant", uk.tenant, "user", uk.user, "err", err)
 			return
 		}
-		b, _ := json.Marshal(events.UnreadFrame{T: events.FrameUnread, Count: n})
+		b := s.frame(events.UnreadFrame{T: events.FrameUnread, Count: n})
 		s.mu.Lock()
 		// welcome comes first; a session still setting up reads the count
 		// itself once welcomed

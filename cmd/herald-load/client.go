@@ -168,7 +168,11 @@ func (c *client) dial(ctx context.Context) (*websocket.Conn, error) {
 	var raw net.Conn
 	dctx, cancel := context.WithTimeout(withRawConn(ctx, &raw), 10*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{HTTPClient: c.w.dialers[c.i%len(c.w.dialers)], HTTPHeader: header})
+	opts := &websocket.DialOptions{HTTPClient: c.w.dialers[c.i%len(c.w.dialers)], HTTPHeader: header}
+	if wo, ok := c.proto.(wireOptions); ok {
+		wo.DialOptions(opts)
+	}
+	conn, _, err := websocket.Dial(dctx, url, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -254,10 +258,23 @@ func (c *client) welcome(now time.Time, resumed bool) {
 	}
 }
 
+// wireOptions is a Protocol with more to say about its connections than
+// Dial's URL and headers (Herald's --protocol and --deflate): the dial's
+// subprotocols and compression, and the type of its frames. Its methods
+// return what the flags fixed: they need no lock.
+type wireOptions interface {
+	DialOptions(*websocket.DialOptions)
+	MessageType() websocket.MessageType
+}
+
 func (c *client) write(conn *websocket.Conn, frames [][]byte) error {
+	typ := websocket.MessageText
+	if wo, ok := c.proto.(wireOptions); ok {
+		typ = wo.MessageType()
+	}
 	for _, f := range frames {
 		c.w.trace.line(c.user(), ">", f)
-		if err := conn.Write(context.Background(), websocket.MessageText, f); err != nil {
+		if err := conn.Write(context.Background(), typ, f); err != nil {
 			return err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/heraldrt/herald/events"
+	"github.com/heraldrt/herald/internal/proto2"
 	"github.com/heraldrt/herald/wsedge/auth"
 )
 
@@ -24,6 +25,35 @@ type heraldClients struct {
 	tenant string
 	secret []byte
 	ttl    time.Duration
+	wire   heraldWire
+}
+
+// heraldWire is what Herald clients offer in the handshake: the protocol
+// (--protocol v1|v2) and permessage-deflate (--deflate).
+type heraldWire struct {
+	protocol string // "v1" or "v2"
+	deflate  bool
+	takeover bool // offer deflate without server_no_context_takeover, as browsers do
+}
+
+// flags defines --protocol and --deflate on f.
+func (w *heraldWire) flags(f *flags) {
+	f.String(&w.protocol, "protocol", "v1", "herald: the clients' protocol: v1 (JSON text frames) or v2 (herald.v2: MessagePack binary frames)")
+	f.Bool(&w.deflate, "deflate", false, "herald: the clients offer permessage-deflate (the edge deflates frames above its --compression-threshold)")
+	f.Bool(&w.takeover, "deflate-context-takeover", false, "herald: with --deflate, offer it as browsers do, letting the server keep its context (an edge with --compression-context-takeover then does); each client keeps a 32 KiB inflate window")
+}
+
+func (w *heraldWire) check() error {
+	if w.protocol != "v1" && w.protocol != "v2" {
+		return fmt.Errorf("%w: --protocol %q: want v1 or v2", errUsage, w.protocol)
+	}
+	return nil
+}
+
+// args are the flags that give a worker the same wire.
+func (w *heraldWire) args() []string {
+	return []string{"--protocol", w.protocol, "--deflate=" + strconv.FormatBool(w.deflate),
+		"--deflate-context-takeover=" + strconv.FormatBool(w.takeover)}
 }
 
 // heraldClientSide parses the flags of herald.WorkerArgs; the secret comes
@@ -33,14 +63,19 @@ func heraldClientSide(args []string) (ClientSide, error) {
 	f := newFlags("worker (herald)", "The Herald client settings of a worker.")
 	f.StringVar(&edges, "edges", "", "edge URLs")
 	f.StringVar(&tenant, "tenant", "", "tenant")
+	var wire heraldWire
+	wire.flags(f)
 	if err := f.parse(args); err != nil {
+		return nil, err
+	}
+	if err := wire.check(); err != nil {
 		return nil, err
 	}
 	secret := os.Getenv(secretEnv)
 	if len(secret) < auth.MinSecretLen {
 		return nil, fmt.Errorf("%w: worker: %s must hold the edges' HS256 secret", errUsage, secretEnv)
 	}
-	h := &heraldClients{edges: splitList(edges), tenant: tenant, secret: []byte(secret), ttl: 24 * time.Hour}
+	h := &heraldClients{edges: splitList(edges), tenant: tenant, secret: []byte(secret), ttl: 24 * time.Hour, wire: wire}
 	if len(h.edges) == 0 || !events.ValidTenant(tenant) {
 		return nil, fmt.Errorf("%w: worker: need --edges and a valid --tenant", errUsage)
 	}
@@ -90,10 +125,38 @@ func (p *heraldProto) Dial() (string, http.Header, error) {
 
 func (p *heraldProto) Hello() [][]byte { return nil }
 
+// DialOptions offers the protocol and compression of --protocol and
+// --deflate (wireOptions).
+func (p *heraldProto) DialOptions(o *websocket.DialOptions) {
+	if p.h.wire.protocol == "v2" {
+		o.Subprotocols = []string{events.Protocol2}
+	}
+	switch {
+	case p.h.wire.deflate && p.h.wire.takeover:
+		o.CompressionMode = websocket.CompressionContextTakeover
+	case p.h.wire.deflate:
+		o.CompressionMode = websocket.CompressionNoContextTakeover
+	}
+}
+
+// MessageType is the type of the client's frames: binary for protocol 2.
+func (p *heraldProto) MessageType() websocket.MessageType {
+	if p.v2() {
+		return websocket.MessageBinary
+	}
+	return websocket.MessageText
+}
+
+func (p *heraldProto) v2() bool { return p.h.wire.protocol == "v2" }
+
 func (p *heraldProto) Read(msg []byte) (Msg, error) {
-	n, err := events.ParseNotification(msg)
+	parse := events.ParseNotification
+	if p.v2() {
+		parse = proto2.ParseServerFrame
+	}
+	n, err := parse(msg)
 	if err != nil {
-		return Msg{}, fmt.Errorf("herald: bad frame %.100s: %w", msg, err)
+		return Msg{}, fmt.Errorf("herald: bad frame %.100q: %w", msg, err)
 	}
 	switch n.T {
 	case events.FrameNotification:
@@ -105,6 +168,11 @@ func (p *heraldProto) Read(msg []byte) (Msg, error) {
 		}
 		return m, nil
 	case events.FrameReset, events.FrameError:
+		if p.v2() {
+			if j, err := proto2.ToJSON(msg); err == nil {
+				msg = j
+			}
+		}
 		return Msg{Problem: string(msg)}, nil
 	}
 	return Msg{}, nil
@@ -136,7 +204,11 @@ func (p *heraldProto) resume() []byte {
 	for name, fp := range p.pos {
 		feeds[name] = events.Position{Epoch: fp.epoch, Seq: fp.seq}
 	}
-	b, _ := json.Marshal(events.ClientFrame{T: events.FrameResume, Feeds: feeds})
+	f := events.ClientFrame{T: events.FrameResume, Feeds: feeds}
+	if p.v2() {
+		return proto2.AppendClientFrame(nil, f)
+	}
+	b, _ := json.Marshal(f)
 	return b
 }
 
@@ -144,7 +216,11 @@ func (p *heraldProto) Acks() [][]byte {
 	var out [][]byte
 	for _, fp := range p.pos {
 		if fp.seq > fp.acked && fp.id != "" {
-			out = append(out, appendAck(nil, fp.id))
+			if p.v2() {
+				out = append(out, proto2.AppendAck(nil, fp.id))
+			} else {
+				out = append(out, appendAck(nil, fp.id))
+			}
 			fp.acked = fp.seq
 		}
 	}

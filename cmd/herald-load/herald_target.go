@@ -33,6 +33,8 @@ type heraldFlags struct {
 	secret     string
 	metrics    string
 	dataDir    string
+	wire       heraldWire
+	payload    string
 }
 
 func heraldFlagSet(f *flags) targetFlags {
@@ -43,6 +45,8 @@ func heraldFlagSet(f *flags) targetFlags {
 	f.StringVar(&o.secret, "secret", "", "herald: the edges' HS256 secret, to mint client tokens (env "+secretEnv+")")
 	f.String(&o.metrics, "metrics", "", "herald: comma-separated name=http://host:port/metrics of every Herald process to sample (a name starting with \"edge\" marks an edge)")
 	f.String(&o.dataDir, "edge-data-dir", "", "herald: the edge's --data-dir, whose size is reported (one edge)")
+	o.wire.flags(f)
+	f.String(&o.payload, "payload", payloadSmall, "herald: each event's data: small (the load fields, about 45 bytes) or order (those and a realistic order, about 300 bytes)")
 	return o
 }
 
@@ -55,6 +59,12 @@ func (o *heraldFlags) open(c targetCommon) (Target, error) {
 	}
 	if len(splitList(o.edges)) == 0 {
 		return nil, fmt.Errorf("%w: --edges is empty", errUsage)
+	}
+	if err := o.wire.check(); err != nil {
+		return nil, err
+	}
+	if o.payload != payloadSmall && o.payload != payloadOrder {
+		return nil, fmt.Errorf("%w: --payload %q: want %s or %s", errUsage, o.payload, payloadSmall, payloadOrder)
 	}
 	if !events.ValidTenant(c.tenant) {
 		return nil, fmt.Errorf("%w: --tenant %q is not a valid tenant id", errUsage, c.tenant)
@@ -96,7 +106,7 @@ func (h *herald) Close(context.Context) error {
 }
 
 func (h *herald) WorkerArgs() []string {
-	return []string{"--edges", h.o.edges, "--tenant", h.c.tenant}
+	return append([]string{"--edges", h.o.edges, "--tenant", h.c.tenant}, h.o.wire.args()...)
 }
 
 func (h *herald) WorkerEnv() []string { return []string{secretEnv + "=" + h.o.secret} }
@@ -122,7 +132,13 @@ func (h *herald) PublishBroadcast(ctx context.Context, ev Event) error {
 }
 
 func (h *herald) envelope(ev Event, to events.Audience) events.Envelope {
-	return events.Envelope{Type: loadType, Tenant: h.c.tenant, To: to, ID: ev.Key, Data: json.RawMessage(ev.Data)}
+	data := ev.Data
+	if h.o.payload == payloadOrder {
+		if d, ok := parsePayload(data); ok {
+			data = withOrder(data, d.N)
+		}
+	}
+	return events.Envelope{Type: loadType, Tenant: h.c.tenant, To: to, ID: ev.Key, Data: json.RawMessage(data)}
 }
 
 // Processes are the --metrics endpoints (an edge is the one whose name

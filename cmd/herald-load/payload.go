@@ -45,9 +45,10 @@ func parsePayload(b []byte) (payload, bool) {
 		d.N, r, ok = cutInt(r, `,"r":"`)
 	}
 	if ok {
+		// the run id, then the end or more fields (--payload order)
 		var run []byte
-		run, ok = bytes.CutSuffix(r, []byte(`"}`))
-		ok = ok && validRun(run)
+		run, r, ok = bytes.Cut(r, []byte(`"`))
+		ok = ok && validRun(run) && (string(r) == "}" || len(r) > 1 && r[0] == ',' && r[len(r)-1] == '}')
 		d.R = string(run)
 	}
 	if ok {
@@ -72,4 +73,36 @@ func cutInt(b []byte, sep string) (int64, []byte, bool) {
 	}
 	v, err := strconv.ParseInt(string(b[:i]), 10, 64)
 	return v, b[i+len(sep):], err == nil
+}
+
+// Payload shapes (the herald target's --payload).
+const (
+	payloadSmall = "small" // appendPayload's fields alone: about 45 bytes
+	payloadOrder = "order" // those, then an order's fields: about 300 bytes
+)
+
+var orderItems = []string{"Wireless Mouse", "Laptop Stand", "USB-C Cable 2m", "Desk Lamp", "Notebook A5", "Coffee Beans 1kg", "Headphones", "HDMI Adapter"}
+
+// withOrder appends to a payload (a JSON object) the fields of a
+// realistic order event, about 255 bytes, their values varying with n:
+// what a typical notification carries, for measuring compression.
+func withOrder(p []byte, n int64) []byte {
+	i := int(n & 0x7fffffff)
+	b := append(p[:len(p)-1:len(p)-1], `,"order_id":"o-`...)
+	b = strconv.AppendUint(b, uint64(uint32(i*2654435761)), 16)
+	b = append(b, `","customer":{"id":"c-`...)
+	b = strconv.AppendInt(b, int64(1000+i%9000), 10)
+	b = append(b, `","name":"Alice Martin","email":"alice.martin@example.com"},"items":[{"sku":"SKU-`...)
+	b = strconv.AppendInt(b, int64(10000+i*7919%90000), 10)
+	b = append(b, `","name":"`...)
+	b = append(b, orderItems[i%len(orderItems)]...)
+	b = append(b, `","qty":`...)
+	b = strconv.AppendInt(b, int64(1+i%3), 10)
+	b = append(b, `,"price":`...)
+	b = strconv.AppendInt(b, int64(5+i%40), 10)
+	b = append(b, `.99}],"currency":"EUR","total":`...)
+	b = strconv.AppendInt(b, int64(20+i%90), 10)
+	b = append(b, `.47,"placed_at":"2026-12-03T10:`...)
+	b = append(b, byte('0'+i/600%6), byte('0'+i/60%10), ':', byte('0'+i/10%6), byte('0'+i%10))
+	return append(b, `Z"}`...)
 }

@@ -47,7 +47,11 @@ type procResult struct {
 	FDs        [2]float64 `json:"fds,omitempty"`
 	Sessions   [2]float64 `json:"sessions,omitempty"`
 	StoreMB    [2]float64 `json:"store_mb,omitempty"`
-	Errors     []string   `json:"errors,omitempty"`
+	// WireBytes are the bytes of data frames an edge wrote over the
+	// phase (herald_edge_written_bytes_total: headers included, after
+	// compression); 0 for other processes.
+	WireBytes float64  `json:"wire_bytes,omitempty"`
+	Errors    []string `json:"errors,omitempty"`
 }
 
 // connectResult: the clients connecting, and what it cost the server.
@@ -100,6 +104,7 @@ type personalResult struct {
 	CPUPerNotifUS float64         `json:"cpu_per_notification_us"` // every server process and Redis
 	RedisPerNotUS float64         `json:"redis_cpu_per_notification_us"`
 	EdgePerNotUS  float64         `json:"edge_cpu_per_notification_us"`
+	WirePerNotB   float64         `json:"edge_wire_bytes_per_notification,omitempty"` // Herald: bytes the edges wrote per notification delivered
 	SLOMS         float64         `json:"slo_ms,omitempty"`
 	Held          bool            `json:"held"` // p99 within the SLO, nothing lost, no publish error
 }

@@ -137,7 +137,8 @@ func (r *runner) fill(pr *phaseRec, after sample, loadCPU float64) {
 	p.CoordCPUS = round3(coord - pr.coord0)
 	ours := p.LoadCPUS + p.CoordCPUS
 	for i, proc := range r.procs {
-		pp := procResult{Name: proc.Name, Role: proc.Role, CPUS: round3(after.get(i, metricCPU) - before.get(i, metricCPU))}
+		pp := procResult{Name: proc.Name, Role: proc.Role, CPUS: round3(after.get(i, metricCPU) - before.get(i, metricCPU)),
+			WireBytes: after.get(i, metricWireBytes) - before.get(i, metricWireBytes)}
 		for j, s := range []sample{before, after} {
 			pp.RSSMB[j] = round3(s.get(i, metricRSS) / (1 << 20))
 			pp.Goroutines[j] = s.get(i, metricGoroutines)
@@ -155,6 +156,15 @@ func (r *runner) fill(pr *phaseRec, after sample, loadCPU float64) {
 		p.MachineCPUS = round3(after.Busy - before.Busy)
 		p.OtherCPUS = round3(max(0, p.MachineCPUS-ours))
 	}
+}
+
+// wireBytesOf is the bytes of data frames the edges wrote over a phase.
+func (p *phaseResult) wireBytesOf() float64 {
+	total := 0.0
+	for _, pp := range p.Processes {
+		total += pp.WireBytes
+	}
+	return total
 }
 
 // cpuOf is the CPU seconds over a phase of the processes with a role

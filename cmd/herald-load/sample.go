@@ -25,9 +25,10 @@ const (
 	metricHeapInuse  = "go_memstats_heap_inuse_bytes"
 	metricStackInuse = "go_memstats_stack_inuse_bytes"
 	metricStoreBytes = "store_bytes" // du of Process.DataDir; not a Prometheus name
+	metricWireBytes  = "herald_edge_written_bytes_total"
 )
 
-var sampledMetrics = []string{metricRSS, metricCPU, metricFDs, metricGoroutines, metricSessions, metricHeapInuse, metricStackInuse}
+var sampledMetrics = []string{metricRSS, metricCPU, metricFDs, metricGoroutines, metricSessions, metricHeapInuse, metricStackInuse, metricWireBytes}
 
 // endpoint is one process's /metrics, named "name=url" on the command
 // line (the name defaults to the URL's host:port).

@@ -166,5 +166,6 @@ func (r *runner) personalTotals(res *personalResult, p *phaseResult, pb *publish
 		res.CPUPerNotifUS = round3(p.cpuOf("") / n * 1e6)
 		res.RedisPerNotUS = round3(p.cpuOf(roleRedis) / n * 1e6)
 		res.EdgePerNotUS = round3(p.cpuOf(roleEdge) / n * 1e6)
+		res.WirePerNotB = round3(p.wireBytesOf() / n)
 	}
 }

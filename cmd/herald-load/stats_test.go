@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -154,5 +155,20 @@ func TestProcStat(t *testing.T) {
 	}
 	if key := idempotencyKey("ab12p3", 42); key != "ab12p3-42" {
 		t.Fatalf("idempotency key %q", key)
+	}
+}
+
+// An order payload reads back through the fast path, and is about the
+// size of a typical event.
+func TestOrderPayload(t *testing.T) {
+	for _, n := range []int64{0, 1, 42, 1 << 40} {
+		b := withOrder(appendPayload(nil, 1732550000123456, n, "ab12"), n)
+		if !json.Valid(b) || len(b) < 280 || len(b) > 330 {
+			t.Fatalf("%d bytes, valid JSON %v: %s", len(b), json.Valid(b), b)
+		}
+		d, ok := parsePayload(b)
+		if !ok || d.N != n || d.R != "ab12" || d.T != 1732550000123456 {
+			t.Fatalf("parsed %+v %v from %s", d, ok, b)
+		}
 	}
 }

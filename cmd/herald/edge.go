@@ -44,6 +44,7 @@ type edgeFlags struct {
 	issuer    string
 	audience  string
 	origins   string
+	compress  bool
 	connRate  int
 	cfg       wsedge.Config
 	drainTime time.Duration
@@ -75,6 +76,9 @@ func (f *flags) edge(o *edgeFlags) {
 	f.String(&o.audience, "jwt-audience", "", "required aud claim (empty: not checked)")
 	f.Duration(&o.leeway, "jwt-leeway", 30*time.Second, "clock skew allowed on exp and nbf, at connect and for the session's expiry")
 	f.String(&o.origins, "origins", "", "comma-separated extra browser origins allowed (host globs); the request host is always allowed")
+	f.Bool(&o.compress, "compression", true, "negotiate permessage-deflate (RFC 7692) with clients that offer it, for either protocol")
+	f.Int(&o.cfg.CompressionThreshold, "compression-threshold", 512, "frames shorter than this many bytes go uncompressed (0: 512; negative: every frame is deflated)")
+	f.Bool(&o.cfg.CompressionContextTakeover, "compression-context-takeover", false, "let deflated frames refer to the frames before them (keeps the last 1 KiB deflated per session): smaller frames for that memory; off, a session holds no compression state")
 	f.Int(&o.connRate, "connect-rate-per-ip", 50, "new WebSocket connections per second from one address (bursts to twice that); 0 turns it off")
 	f.Int(&o.cfg.MaxConnsPerUser, "max-conns-per-user", 16, "live sessions per user on this edge; more are closed with 4029")
 	f.Int(&o.cfg.MaxConnsPerIP, "max-conns-per-ip", 1000, "live sessions from one client address on this edge; more are closed with 4029; 0 turns it off")
@@ -174,6 +178,7 @@ func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log
 		return err
 	}
 	defer rules.close()
+	o.cfg.NoCompression = !o.compress
 	cfg := o.cfg
 	cfg.Space, cfg.Verifier, cfg.Store, cfg.Logger = space, ver, st, log
 	cfg.Gate = gateAdapter{rules.limiter}
@@ -241,7 +246,8 @@ func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log
 	stopExtra := extra.start(ctx)
 	stopWatch := (&component{run: rules.watch}).start(ctx)
 	log.Info("edge ready", "listen", ln.Addr().String(), "admin", adm.Addr(), "edge", e.ID(),
-		"data_dir", o.dataDir, "algorithms", strings.Join(ver.Algorithms(), ","))
+		"data_dir", o.dataDir, "algorithms", strings.Join(ver.Algorithms(), ","),
+		"protocols", "herald.v1,herald.v2", "compression", compressionSetting(o.cfg))
 	select {
 	case <-ctx.Done():
 	case err := <-served:
@@ -302,4 +308,16 @@ func parsePrefixes(list string) ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, nil
+}
+
+// compressionSetting describes the edge's permessage-deflate setting for
+// its ready line.
+func compressionSetting(c wsedge.Config) string {
+	switch {
+	case c.NoCompression:
+		return "off"
+	case c.CompressionContextTakeover:
+		return fmt.Sprintf("deflate, threshold %d, context takeover", c.CompressionThreshold)
+	}
+	return fmt.Sprintf("deflate, threshold %d, no context takeover", c.CompressionThreshold)
 }

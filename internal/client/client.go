@@ -32,6 +32,8 @@ type Config struct {
 	Dialer     *http.Client           // nil means http.DefaultClient
 	LocalAddr  string                 // source IP to dial from (load tests spread over 127.0.0.x); "" = any
 	Topics     []string               // topics to subscribe to after every welcome
+	Protocol2  bool                   // offer herald.v2 (MessagePack in binary frames) instead of protocol 1
+	Deflate    bool                   // offer permessage-deflate (and deflate the client's own frames)
 	// OnEvent sees every frame other than notifications (welcome, reset,
 	// error) and connection events ("connected", "closed <code>").
 	OnEvent func(kind string, detail string)
@@ -140,7 +142,7 @@ func (c *Client) session(ctx context.Context, handle func(events.Notification)) 
 	defer stop()
 	var buf bytes.Buffer
 	for {
-		_, r, err := conn.Reader(context.Background())
+		typ, r, err := conn.Reader(context.Background())
 		if err == nil {
 			buf.Reset()
 			_, err = buf.ReadFrom(r) // the read limit bounds it
@@ -148,7 +150,7 @@ func (c *Client) session(ctx context.Context, handle func(events.Notification)) 
 		if err != nil {
 			return websocket.CloseStatus(err), err
 		}
-		if err := c.frame(sctx, conn, buf.Bytes(), handle); err != nil {
+		if err := c.frame(sctx, conn, typ, buf.Bytes(), handle); err != nil {
 			return websocket.CloseStatus(err), err
 		}
 		if buf.Cap() > 64<<10 {

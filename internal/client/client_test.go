@@ -14,6 +14,7 @@ import (
 	"github.com/heraldrt/herald/events"
 	"github.com/heraldrt/herald/internal/client"
 	"github.com/heraldrt/herald/internal/leakcheck"
+	"github.com/heraldrt/herald/internal/proto2"
 )
 
 // server is a minimal protocol-1 server on a real socket: it sends a
@@ -27,23 +28,41 @@ type server struct {
 	got []string
 }
 
-func newServer(t *testing.T) *server {
+func newServer(t *testing.T) *server { return newServerOf(t, false) }
+
+// newServerOf is newServer, speaking protocol 2 with permessage-deflate
+// (to a client that offers them) when v2 is set: frames given to it are
+// then MessagePack, and the frames it records are converted to JSON.
+func newServerOf(t *testing.T, v2 bool) *server {
 	s := &server{send: make(chan []byte, 64)}
+	typ, welcome := websocket.MessageText, []byte(`{"t":"welcome","session":"s","user":"u","tenant":"t","device":"d","heartbeat":25}`)
+	opts := &websocket.AcceptOptions{}
+	if v2 {
+		typ, welcome = websocket.MessageBinary, proto2.AppendWelcome(nil, events.Welcome{T: "welcome", Session: "s", User: "u", Tenant: "t", Device: "d", Heartbeat: 25})
+		opts = &websocket.AcceptOptions{Subprotocols: []string{events.Protocol2}, CompressionMode: websocket.CompressionNoContextTakeover, CompressionThreshold: 1}
+	}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
+		c, err := websocket.Accept(w, r, opts)
 		if err != nil {
 			return
 		}
 		defer c.CloseNow()
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
-		c.Write(ctx, websocket.MessageText, []byte(`{"t":"welcome","session":"s","user":"u","tenant":"t","device":"d","heartbeat":25}`))
+		if v2 && (c.Subprotocol() != events.Protocol2 || !strings.Contains(w.Header().Get("Sec-WebSocket-Extensions"), "permessage-deflate")) {
+			c.Close(websocket.StatusPolicyViolation, "want herald.v2 and permessage-deflate")
+			return
+		}
+		c.Write(ctx, typ, welcome)
 		go func() {
 			defer cancel() // the client has gone: stop sending
 			for {
-				_, b, err := c.Read(ctx)
+				rt, b, err := c.Read(ctx)
 				if err != nil {
 					return
+				}
+				if rt == websocket.MessageBinary {
+					b, _ = proto2.ToJSON(b)
 				}
 				s.mu.Lock()
 				s.got = append(s.got, string(b))
@@ -53,7 +72,7 @@ func newServer(t *testing.T) *server {
 		for {
 			select {
 			case b := <-s.send:
-				if c.Write(ctx, websocket.MessageText, b) != nil {
+				if c.Write(ctx, typ, b) != nil {
 					return
 				}
 			case <-ctx.Done():
@@ -131,5 +150,27 @@ func TestNoAckSendsNothing(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // give a wrongly armed 1 ms timer time to fire
 	if f := s.frames(); len(f) != 0 {
 		t.Fatalf("client with NoAck sent %q", f)
+	}
+}
+
+// A client of protocol 2 with permessage-deflate reads MessagePack
+// notifications (deflated ones too) and acks in MessagePack.
+func TestProtocol2AndDeflate(t *testing.T) {
+	t.Cleanup(func() { leakcheck.VerifyNone(t) })
+	s := newServerOf(t, true)
+	got := make(chan events.Notification, 16)
+	runClient(t, client.Config{URL: s.url(), Token: func() (string, error) { return "x", nil }, NoResume: true,
+		AckEvery: time.Millisecond, Protocol2: true, Deflate: true}, got)
+	data := `{"note":"` + strings.Repeat("compressible ", 100) + `"}`
+	s.send <- proto2.AppendNotification(nil, "e-1-user", "user", 1, "t", 1, []byte(data))
+	if n := <-got; n.Seq != 1 || string(n.Data) != data {
+		t.Fatalf("got %+v", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(s.frames()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // polling the recorded frames, not synchronising
+	}
+	if f := s.frames(); len(f) != 1 || f[0] != `{"id":"e-1-user","t":"ack"}` {
+		t.Fatalf("client sent %q, want one ack of e-1-user", f)
 	}
 }

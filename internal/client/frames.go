@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/heraldrt/herald/events"
+	"github.com/heraldrt/herald/internal/proto2"
 )
 
 func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
@@ -32,8 +33,27 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
 	u.RawQuery = q.Encode()
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(dctx, u.String(), &websocket.DialOptions{HTTPClient: c.httpClient()})
+	opts := &websocket.DialOptions{HTTPClient: c.httpClient()}
+	if c.cfg.Protocol2 {
+		opts.Subprotocols = []string{events.Protocol2}
+	}
+	if c.cfg.Deflate {
+		opts.CompressionMode = websocket.CompressionNoContextTakeover
+	}
+	conn, _, err := websocket.Dial(dctx, u.String(), opts)
 	return conn, err
+}
+
+// write sends a client frame in the connection's protocol.
+func write(ctx context.Context, conn *websocket.Conn, f events.ClientFrame) error {
+	if conn.Subprotocol() == events.Protocol2 {
+		return conn.Write(ctx, websocket.MessageBinary, proto2.AppendClientFrame(nil, f))
+	}
+	b, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	return conn.Write(ctx, websocket.MessageText, b)
 }
 
 var localClients sync.Map // source address -> *http.Client
@@ -55,7 +75,14 @@ func (c *Client) httpClient() *http.Client {
 }
 
 // frame handles one server frame.
-func (c *Client) frame(ctx context.Context, conn *websocket.Conn, b []byte, handle func(events.Notification)) error {
+func (c *Client) frame(ctx context.Context, conn *websocket.Conn, typ websocket.MessageType, b []byte, handle func(events.Notification)) error {
+	if typ == websocket.MessageBinary { // protocol 2: the same frame as JSON
+		j, err := proto2.ToJSON(b)
+		if err != nil {
+			return fmt.Errorf("client: bad frame %x: %w", b[:min(len(b), 50)], err)
+		}
+		b = j
+	}
 	n, err := events.ParseNotification(b)
 	if err != nil {
 		return fmt.Errorf("client: bad frame %.100s: %w", b, err)
@@ -66,8 +93,7 @@ func (c *Client) frame(ctx context.Context, conn *websocket.Conn, b []byte, hand
 	case events.FrameWelcome:
 		c.event("welcome", string(b))
 		for _, t := range c.cfg.Topics {
-			b, _ := json.Marshal(events.ClientFrame{T: events.FrameSub, Topic: t})
-			if err := conn.Write(ctx, websocket.MessageText, b); err != nil {
+			if err := write(ctx, conn, events.ClientFrame{T: events.FrameSub, Topic: t}); err != nil {
 				return err
 			}
 		}
@@ -119,8 +145,7 @@ func (c *Client) resume(ctx context.Context, conn *websocket.Conn) error {
 	if len(feeds) == 0 {
 		return nil
 	}
-	b, _ := json.Marshal(events.ClientFrame{T: events.FrameResume, Feeds: feeds})
-	return conn.Write(ctx, websocket.MessageText, b)
+	return write(ctx, conn, events.ClientFrame{T: events.FrameResume, Feeds: feeds})
 }
 
 // acker sends one connection's cumulative acks, the newest notification of
@@ -169,8 +194,7 @@ func (a *acker) send() {
 	}
 	a.c.mu.Unlock()
 	for _, id := range ids {
-		b, _ := json.Marshal(events.ClientFrame{T: events.FrameAck, ID: id})
-		if a.conn.Write(a.ctx, websocket.MessageText, b) != nil {
+		if write(a.ctx, a.conn, events.ClientFrame{T: events.FrameAck, ID: id}) != nil {
 			return
 		}
 	}

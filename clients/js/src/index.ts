@@ -1,5 +1,6 @@
 // herald-client: the browser and Node client of Herald's WebSocket
-// protocol 1 and of its HTTP inbox API. No runtime dependencies.
+// protocols 1 (JSON text frames) and 2 (MessagePack binary frames) and of
+// its HTTP inbox API. No runtime dependencies.
 
 /** The connection's state, as the "state" event reports it. */
 export type State = "connecting" | "connected" | "disconnected" | "closed";
@@ -46,14 +47,17 @@ export type MarkRead = { ids: string[] } | { upTo: string } | { all: true };
 /** The minimal WebSocket the client needs (the browser's, or the ws package's). */
 export interface WebSocketLike {
   readyState: number;
+  /** The subprotocol the server chose ("" for none). */
+  protocol?: string;
+  binaryType?: string;
   onopen: ((ev: unknown) => void) | null;
   onmessage: ((ev: { data: unknown }) => void) | null;
   onclose: ((ev: { code: number; reason: string }) => void) | null;
   onerror: ((ev: unknown) => void) | null;
-  send(data: string): void;
+  send(data: string | Uint8Array): void;
   close(code?: number, reason?: string): void;
 }
-export type WebSocketCtor = new (url: string) => WebSocketLike;
+export type WebSocketCtor = new (url: string, protocols?: string | string[]) => WebSocketLike;
 
 export interface Options {
   /** The edge's WebSocket address, e.g. "ws://127.0.0.1:8080/ws". The HTTP API is on the same host. */
@@ -74,6 +78,15 @@ export interface Options {
   maxBackoff?: number;
   /** Refresh the token this long before it expires, in ms. Default 60000. */
   refreshBefore?: number;
+  /**
+   * The protocol to offer: 1 (JSON text frames, the default) or 2
+   * (herald.v2: MessagePack binary frames, smaller and cheaper to parse).
+   * With 2 the client falls back to protocol 1 on an edge that does not
+   * speak it. Compression (permessage-deflate) is the WebSocket's own
+   * business: browsers offer it themselves, and in Node the ws package
+   * offers it unless perMessageDeflate is turned off.
+   */
+  protocol?: 1 | 2;
 }
 
 type Events = {
@@ -84,8 +97,11 @@ type Events = {
   error: (e: HeraldError) => void;
 };
 
-/** The protocol version this client speaks. */
+/** The protocol version this client speaks unless Options.protocol says 2. */
 export const PROTOCOL = 1;
+
+/** The subprotocol names (Sec-WebSocket-Protocol) of protocols 1 and 2. */
+export const SUBPROTOCOLS = { 1: "herald.v1", 2: "herald.v2" } as const;
 
 // Close codes of protocol 1.
 const CLOSE = {
@@ -241,7 +257,8 @@ export class HeraldClient {
       const u = new URL(this.opts.url);
       u.searchParams.set("token", token);
       if (this.opts.device) u.searchParams.set("device", this.opts.device);
-      ws = new this.WS(u.toString());
+      ws = this.opts.protocol === 2 ? new this.WS(u.toString(), [SUBPROTOCOLS[2]]) : new this.WS(u.toString());
+      ws.binaryType = "arraybuffer";
     } catch (e) {
       this.fail("cannot open a WebSocket to " + this.opts.url + ": " + String(e));
       return;
@@ -252,7 +269,7 @@ export class HeraldClient {
       if (this.ws !== ws) return;
       let f: Record<string, unknown>;
       try {
-        f = JSON.parse(typeof ev.data === "string" ? ev.data : String(ev.data));
+        f = typeof ev.data === "string" ? JSON.parse(ev.data) : fromMsgpack(ev.data);
       } catch {
         return;
       }
@@ -481,9 +498,9 @@ export class HeraldClient {
 
   // --- plumbing -------------------------------------------------------------
 
-  private send(frame: unknown): boolean {
+  private send(frame: Record<string, unknown>): boolean {
     if (!this.ws || this.ws.readyState !== 1 || this.st !== "connected") return false;
-    this.ws.send(JSON.stringify(frame));
+    this.ws.send(this.ws.protocol === SUBPROTOCOLS[2] ? toMsgpack(frame) : JSON.stringify(frame));
     return true;
   }
 
@@ -597,3 +614,173 @@ const maxTimer = 2 ** 31 - 1;
 // At most this many ack frames per ackInterval: far below the edge's
 // frame limit (200/s) with many busy topic feeds.
 const maxAckFrames = 10;
+
+// --- protocol 2: MessagePack ------------------------------------------------
+//
+// The frames of protocol 1 as MessagePack maps with the same field names; a
+// notification's data (and a pub's) is a bin holding the JSON bytes. Only
+// what the frames use is written: maps, strings, integers, bins, arrays,
+// booleans and nil. Reading takes any MessagePack value but extensions.
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+
+/** Encodes a client frame; its data goes as a bin of JSON. */
+function toMsgpack(frame: Record<string, unknown>): Uint8Array {
+  const out: number[] = [];
+  const entries = Object.entries(frame).filter(([, v]) => v !== undefined);
+  header(out, entries.length, 0x80, 0xde);
+  for (const [k, v] of entries) {
+    writeValue(out, k);
+    if (k === "data") writeBin(out, utf8.encode(JSON.stringify(v)));
+    else writeValue(out, v);
+  }
+  return Uint8Array.from(out);
+}
+
+function header(out: number[], n: number, fix: number, wide16: number): void {
+  if (n < 16) out.push(fix | n);
+  else if (n < 0x10000) out.push(wide16, n >> 8, n & 0xff);
+  else out.push(wide16 + 1, n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
+}
+
+function writeBin(out: number[], b: Uint8Array): void {
+  if (b.length < 0x100) out.push(0xc4, b.length);
+  else if (b.length < 0x10000) out.push(0xc5, b.length >> 8, b.length & 0xff);
+  else out.push(0xc6, b.length >>> 24, (b.length >> 16) & 0xff, (b.length >> 8) & 0xff, b.length & 0xff);
+  for (const x of b) out.push(x);
+}
+
+function writeValue(out: number[], v: unknown): void {
+  if (v === null || v === undefined) {
+    out.push(0xc0);
+  } else if (typeof v === "boolean") {
+    out.push(v ? 0xc3 : 0xc2);
+  } else if (typeof v === "number") {
+    if (!Number.isSafeInteger(v)) throw new Error("herald-client: only integers are sent in MessagePack: " + v);
+    if (v >= 0 && v < 0x80) out.push(v);
+    else if (v < 0 && v >= -32) out.push(v & 0xff);
+    else {
+      // int64/uint64, big-endian
+      const big = BigInt.asUintN(64, BigInt(v));
+      out.push(v < 0 ? 0xd3 : 0xcf);
+      for (let i = 7; i >= 0; i--) out.push(Number((big >> BigInt(8 * i)) & 0xffn));
+    }
+  } else if (typeof v === "string") {
+    const b = utf8.encode(v);
+    if (b.length < 32) out.push(0xa0 | b.length);
+    else if (b.length < 0x100) out.push(0xd9, b.length);
+    else if (b.length < 0x10000) out.push(0xda, b.length >> 8, b.length & 0xff);
+    else out.push(0xdb, b.length >>> 24, (b.length >> 16) & 0xff, (b.length >> 8) & 0xff, b.length & 0xff);
+    for (const x of b) out.push(x);
+  } else if (v instanceof Uint8Array) {
+    writeBin(out, v);
+  } else if (Array.isArray(v)) {
+    header(out, v.length, 0x90, 0xdc);
+    for (const x of v) writeValue(out, x);
+  } else if (typeof v === "object") {
+    const entries = Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined);
+    header(out, entries.length, 0x80, 0xde);
+    for (const [k, x] of entries) {
+      writeValue(out, k);
+      writeValue(out, x);
+    }
+  } else {
+    throw new Error("herald-client: cannot send a " + typeof v + " in MessagePack");
+  }
+}
+
+/**
+ * Decodes a server frame (an ArrayBuffer, or a Node Buffer) into the
+ * object protocol 1 would have sent: a notification's data, a bin of JSON,
+ * is parsed.
+ */
+function fromMsgpack(data: unknown): Record<string, unknown> {
+  const b = data instanceof ArrayBuffer ? new Uint8Array(data) : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : null;
+  if (!b) throw new Error("herald-client: not a binary frame");
+  const r = { b, v: new DataView(b.buffer, b.byteOffset, b.byteLength), i: 0 };
+  const f = readValue(r);
+  if (r.i !== b.length || f === null || typeof f !== "object" || Array.isArray(f) || f instanceof Uint8Array) {
+    throw new Error("herald-client: not one MessagePack map");
+  }
+  const m = f as Record<string, unknown>;
+  if (m.data instanceof Uint8Array) m.data = JSON.parse(fromUtf8.decode(m.data));
+  return m;
+}
+
+interface Reader {
+  b: Uint8Array;
+  v: DataView;
+  i: number;
+}
+
+function take(r: Reader, n: number): number {
+  const at = r.i;
+  if (at + n > r.b.length) throw new Error("herald-client: MessagePack frame cut short");
+  r.i += n;
+  return at;
+}
+
+function readValue(r: Reader): unknown {
+  const c = r.b[take(r, 1)];
+  if (c < 0x80) return c;
+  if (c >= 0xe0) return c - 0x100;
+  if ((c & 0xf0) === 0x80) return readMap(r, c & 0x0f);
+  if ((c & 0xf0) === 0x90) return readArray(r, c & 0x0f);
+  if ((c & 0xe0) === 0xa0) return readStr(r, c & 0x1f);
+  switch (c) {
+    case 0xc0: return null;
+    case 0xc2: return false;
+    case 0xc3: return true;
+    case 0xc4: return readBin(r, r.v.getUint8(take(r, 1)));
+    case 0xc5: return readBin(r, r.v.getUint16(take(r, 2)));
+    case 0xc6: return readBin(r, r.v.getUint32(take(r, 4)));
+    case 0xca: return r.v.getFloat32(take(r, 4));
+    case 0xcb: return r.v.getFloat64(take(r, 8));
+    case 0xcc: return r.v.getUint8(take(r, 1));
+    case 0xcd: return r.v.getUint16(take(r, 2));
+    case 0xce: return r.v.getUint32(take(r, 4));
+    case 0xcf: return Number(r.v.getBigUint64(take(r, 8)));
+    case 0xd0: return r.v.getInt8(take(r, 1));
+    case 0xd1: return r.v.getInt16(take(r, 2));
+    case 0xd2: return r.v.getInt32(take(r, 4));
+    case 0xd3: return Number(r.v.getBigInt64(take(r, 8)));
+    case 0xd9: return readStr(r, r.v.getUint8(take(r, 1)));
+    case 0xda: return readStr(r, r.v.getUint16(take(r, 2)));
+    case 0xdb: return readStr(r, r.v.getUint32(take(r, 4)));
+    case 0xdc: return readArray(r, r.v.getUint16(take(r, 2)));
+    case 0xdd: return readArray(r, r.v.getUint32(take(r, 4)));
+    case 0xde: return readMap(r, r.v.getUint16(take(r, 2)));
+    case 0xdf: return readMap(r, r.v.getUint32(take(r, 4)));
+  }
+  throw new Error("herald-client: unsupported MessagePack type 0x" + c.toString(16));
+}
+
+function readStr(r: Reader, n: number): string {
+  const at = take(r, n);
+  return fromUtf8.decode(r.b.subarray(at, at + n));
+}
+
+function readBin(r: Reader, n: number): Uint8Array {
+  const at = take(r, n);
+  return r.b.slice(at, at + n);
+}
+
+function readArray(r: Reader, n: number): unknown[] {
+  const a: unknown[] = [];
+  for (let k = 0; k < n; k++) a.push(readValue(r));
+  return a;
+}
+
+function readMap(r: Reader, n: number): Record<string, unknown> {
+  const m: Record<string, unknown> = {};
+  for (let k = 0; k < n; k++) {
+    const key = readValue(r);
+    if (typeof key !== "string") throw new Error("herald-client: a MessagePack map key that is not a string");
+    m[key] = readValue(r);
+  }
+  return m;
+}
+
+/** The MessagePack codec of protocol 2, exported for tests. */
+export const msgpack = { encode: toMsgpack, decode: fromMsgpack };

@@ -1,7 +1,10 @@
 // herald-client: the browser and Node client of Herald's WebSocket
-// protocol 1 and of its HTTP inbox API. No runtime dependencies.
-/** The protocol version this client speaks. */
+// protocols 1 (JSON text frames) and 2 (MessagePack binary frames) and of
+// its HTTP inbox API. No runtime dependencies.
+/** The protocol version this client speaks unless Options.protocol says 2. */
 export const PROTOCOL = 1;
+/** The subprotocol names (Sec-WebSocket-Protocol) of protocols 1 and 2. */
+export const SUBPROTOCOLS = { 1: "herald.v1", 2: "herald.v2" };
 // Close codes of protocol 1.
 const CLOSE = {
     normal: 1000, idle: 1001, protocol: 1008, tooBig: 1009, internal: 1011, restart: 1012, tryLater: 1013,
@@ -145,7 +148,8 @@ export class HeraldClient {
             u.searchParams.set("token", token);
             if (this.opts.device)
                 u.searchParams.set("device", this.opts.device);
-            ws = new this.WS(u.toString());
+            ws = this.opts.protocol === 2 ? new this.WS(u.toString(), [SUBPROTOCOLS[2]]) : new this.WS(u.toString());
+            ws.binaryType = "arraybuffer";
         }
         catch (e) {
             this.fail("cannot open a WebSocket to " + this.opts.url + ": " + String(e));
@@ -158,7 +162,7 @@ export class HeraldClient {
                 return;
             let f;
             try {
-                f = JSON.parse(typeof ev.data === "string" ? ev.data : String(ev.data));
+                f = typeof ev.data === "string" ? JSON.parse(ev.data) : fromMsgpack(ev.data);
             }
             catch {
                 return;
@@ -397,7 +401,7 @@ export class HeraldClient {
     send(frame) {
         if (!this.ws || this.ws.readyState !== 1 || this.st !== "connected")
             return false;
-        this.ws.send(JSON.stringify(frame));
+        this.ws.send(this.ws.protocol === SUBPROTOCOLS[2] ? toMsgpack(frame) : JSON.stringify(frame));
         return true;
     }
     /** Reads the unread count, again if notifications arrived meanwhile. */
@@ -509,3 +513,189 @@ const maxTimer = 2 ** 31 - 1;
 // At most this many ack frames per ackInterval: far below the edge's
 // frame limit (200/s) with many busy topic feeds.
 const maxAckFrames = 10;
+// --- protocol 2: MessagePack ------------------------------------------------
+//
+// The frames of protocol 1 as MessagePack maps with the same field names; a
+// notification's data (and a pub's) is a bin holding the JSON bytes. Only
+// what the frames use is written: maps, strings, integers, bins, arrays,
+// booleans and nil. Reading takes any MessagePack value but extensions.
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+/** Encodes a client frame; its data goes as a bin of JSON. */
+function toMsgpack(frame) {
+    const out = [];
+    const entries = Object.entries(frame).filter(([, v]) => v !== undefined);
+    header(out, entries.length, 0x80, 0xde);
+    for (const [k, v] of entries) {
+        writeValue(out, k);
+        if (k === "data")
+            writeBin(out, utf8.encode(JSON.stringify(v)));
+        else
+            writeValue(out, v);
+    }
+    return Uint8Array.from(out);
+}
+function header(out, n, fix, wide16) {
+    if (n < 16)
+        out.push(fix | n);
+    else if (n < 0x10000)
+        out.push(wide16, n >> 8, n & 0xff);
+    else
+        out.push(wide16 + 1, n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
+}
+function writeBin(out, b) {
+    if (b.length < 0x100)
+        out.push(0xc4, b.length);
+    else if (b.length < 0x10000)
+        out.push(0xc5, b.length >> 8, b.length & 0xff);
+    else
+        out.push(0xc6, b.length >>> 24, (b.length >> 16) & 0xff, (b.length >> 8) & 0xff, b.length & 0xff);
+    for (const x of b)
+        out.push(x);
+}
+function writeValue(out, v) {
+    if (v === null || v === undefined) {
+        out.push(0xc0);
+    }
+    else if (typeof v === "boolean") {
+        out.push(v ? 0xc3 : 0xc2);
+    }
+    else if (typeof v === "number") {
+        if (!Number.isSafeInteger(v))
+            throw new Error("herald-client: only integers are sent in MessagePack: " + v);
+        if (v >= 0 && v < 0x80)
+            out.push(v);
+        else if (v < 0 && v >= -32)
+            out.push(v & 0xff);
+        else {
+            // int64/uint64, big-endian
+            const big = BigInt.asUintN(64, BigInt(v));
+            out.push(v < 0 ? 0xd3 : 0xcf);
+            for (let i = 7; i >= 0; i--)
+                out.push(Number((big >> BigInt(8 * i)) & 0xffn));
+        }
+    }
+    else if (typeof v === "string") {
+        const b = utf8.encode(v);
+        if (b.length < 32)
+            out.push(0xa0 | b.length);
+        else if (b.length < 0x100)
+            out.push(0xd9, b.length);
+        else if (b.length < 0x10000)
+            out.push(0xda, b.length >> 8, b.length & 0xff);
+        else
+            out.push(0xdb, b.length >>> 24, (b.length >> 16) & 0xff, (b.length >> 8) & 0xff, b.length & 0xff);
+        for (const x of b)
+            out.push(x);
+    }
+    else if (v instanceof Uint8Array) {
+        writeBin(out, v);
+    }
+    else if (Array.isArray(v)) {
+        header(out, v.length, 0x90, 0xdc);
+        for (const x of v)
+            writeValue(out, x);
+    }
+    else if (typeof v === "object") {
+        const entries = Object.entries(v).filter(([, x]) => x !== undefined);
+        header(out, entries.length, 0x80, 0xde);
+        for (const [k, x] of entries) {
+            writeValue(out, k);
+            writeValue(out, x);
+        }
+    }
+    else {
+        throw new Error("herald-client: cannot send a " + typeof v + " in MessagePack");
+    }
+}
+/**
+ * Decodes a server frame (an ArrayBuffer, or a Node Buffer) into the
+ * object protocol 1 would have sent: a notification's data, a bin of JSON,
+ * is parsed.
+ */
+function fromMsgpack(data) {
+    const b = data instanceof ArrayBuffer ? new Uint8Array(data) : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : null;
+    if (!b)
+        throw new Error("herald-client: not a binary frame");
+    const r = { b, v: new DataView(b.buffer, b.byteOffset, b.byteLength), i: 0 };
+    const f = readValue(r);
+    if (r.i !== b.length || f === null || typeof f !== "object" || Array.isArray(f) || f instanceof Uint8Array) {
+        throw new Error("herald-client: not one MessagePack map");
+    }
+    const m = f;
+    if (m.data instanceof Uint8Array)
+        m.data = JSON.parse(fromUtf8.decode(m.data));
+    return m;
+}
+function take(r, n) {
+    const at = r.i;
+    if (at + n > r.b.length)
+        throw new Error("herald-client: MessagePack frame cut short");
+    r.i += n;
+    return at;
+}
+function readValue(r) {
+    const c = r.b[take(r, 1)];
+    if (c < 0x80)
+        return c;
+    if (c >= 0xe0)
+        return c - 0x100;
+    if ((c & 0xf0) === 0x80)
+        return readMap(r, c & 0x0f);
+    if ((c & 0xf0) === 0x90)
+        return readArray(r, c & 0x0f);
+    if ((c & 0xe0) === 0xa0)
+        return readStr(r, c & 0x1f);
+    switch (c) {
+        case 0xc0: return null;
+        case 0xc2: return false;
+        case 0xc3: return true;
+        case 0xc4: return readBin(r, r.v.getUint8(take(r, 1)));
+        case 0xc5: return readBin(r, r.v.getUint16(take(r, 2)));
+        case 0xc6: return readBin(r, r.v.getUint32(take(r, 4)));
+        case 0xca: return r.v.getFloat32(take(r, 4));
+        case 0xcb: return r.v.getFloat64(take(r, 8));
+        case 0xcc: return r.v.getUint8(take(r, 1));
+        case 0xcd: return r.v.getUint16(take(r, 2));
+        case 0xce: return r.v.getUint32(take(r, 4));
+        case 0xcf: return Number(r.v.getBigUint64(take(r, 8)));
+        case 0xd0: return r.v.getInt8(take(r, 1));
+        case 0xd1: return r.v.getInt16(take(r, 2));
+        case 0xd2: return r.v.getInt32(take(r, 4));
+        case 0xd3: return Number(r.v.getBigInt64(take(r, 8)));
+        case 0xd9: return readStr(r, r.v.getUint8(take(r, 1)));
+        case 0xda: return readStr(r, r.v.getUint16(take(r, 2)));
+        case 0xdb: return readStr(r, r.v.getUint32(take(r, 4)));
+        case 0xdc: return readArray(r, r.v.getUint16(take(r, 2)));
+        case 0xdd: return readArray(r, r.v.getUint32(take(r, 4)));
+        case 0xde: return readMap(r, r.v.getUint16(take(r, 2)));
+        case 0xdf: return readMap(r, r.v.getUint32(take(r, 4)));
+    }
+    throw new Error("herald-client: unsupported MessagePack type 0x" + c.toString(16));
+}
+function readStr(r, n) {
+    const at = take(r, n);
+    return fromUtf8.decode(r.b.subarray(at, at + n));
+}
+function readBin(r, n) {
+    const at = take(r, n);
+    return r.b.slice(at, at + n);
+}
+function readArray(r, n) {
+    const a = [];
+    for (let k = 0; k < n; k++)
+        a.push(readValue(r));
+    return a;
+}
+function readMap(r, n) {
+    const m = {};
+    for (let k = 0; k < n; k++) {
+        const key = readValue(r);
+        if (typeof key !== "string")
+            throw new Error("herald-client: a MessagePack map key that is not a string");
+        m[key] = readValue(r);
+    }
+    return m;
+}
+/** The MessagePack codec of protocol 2, exported for tests. */
+export const msgpack = { encode: toMsgpack, decode: fromMsgpack };
