@@ -47,7 +47,7 @@ func freshGlob() string { return fmt.Sprintf("g%d", time.Now().UnixNano()) }
 func TestLeasedLimitsHold(t *testing.T) {
 	g := freshGlob()
 	l := newLimiter(t, rules(`
-  - {name: per-user, match: {type: "a.*"}, per: user, limit: 20000, interval: 10s, action: queue, max_wait: 1s}
+  - {name: per-user, match: {type: "a.*"}, per: user, limit: 20000, interval: 10s, action: drop}
   - {name: per-tenant, match: {type: "b.*"}, per: tenant, limit: 20000, interval: 10s, action: drop}
   - {name: everyone, match: {type: "`+g+`.*"}, per: global, limit: 20000, interval: 10s, action: drop}
 `))
