@@ -157,9 +157,11 @@ func TestRedisPaused(t *testing.T) {
 // (slow consumer), and once it reads again it reconnects and catches up
 // with everything. The edges run with a small send queue and write
 // timeout so that this happens within seconds.
-func TestSlowClient(t *testing.T) {
+func TestSlowClient(t *testing.T) { slowClient().run(t) }
+
+func slowClient() scenario {
 	var slow *wsClient
-	scenario{
+	return scenario{
 		name:    "slow-client",
 		cluster: clusterConfig{edgeArgs: []string{"--send-queue", "256", "--write-timeout", "2s"}},
 		setup: func(r *run) {
@@ -190,7 +192,7 @@ func TestSlowClient(t *testing.T) {
 				r.t.Errorf("no edge closed the slow client with 4008")
 			}
 		},
-	}.run(t)
+	}
 }
 
 // TestRandomReconnects drops 20 random connections a second, half with a
@@ -279,8 +281,10 @@ func TestDispatcherFrozen(t *testing.T) {
 // edges (heartbeat 2s, so they check expiry every 400ms; leeway 100ms) close each
 // session with 4004 when its token expires, in the middle of pushes, and
 // the client reconnects at once with a fresh token and resumes.
-func TestTokensExpiring(t *testing.T) {
-	scenario{
+func TestTokensExpiring(t *testing.T) { tokensExpiring().run(t) }
+
+func tokensExpiring() scenario {
+	return scenario{
 		name:    "tokens-expiring",
 		cluster: clusterConfig{edgeArgs: []string{"--heartbeat", "2s", "--jwt-leeway", "100ms"}},
 		fleet:   fleetConfig{tokenTTL: 4 * time.Second},
@@ -291,5 +295,5 @@ func TestTokensExpiring(t *testing.T) {
 				r.t.Errorf("only %d sessions were closed with 4004; want every client's at least once", n)
 			}
 		},
-	}.run(t)
+	}
 }

@@ -18,11 +18,13 @@ import (
 // 127.0.0.1 at once: most are refused with 4029, the edge
 // stays up, and ten devices that connect to it from 127.0.0.2 are not
 // affected and lose nothing, like the rest of the fleet on the other edges.
-func TestConnectionFlood(t *testing.T) {
+func TestConnectionFlood(t *testing.T) { connectionFlood().run(t) }
+
+func connectionFlood() scenario {
 	const floodRate = 10
 	var limited *edge
 	var local []*wsClient
-	scenario{
+	return scenario{
 		name:        "connection-flood",
 		undisturbed: true,
 		setup: func(r *run) {
@@ -59,7 +61,7 @@ func TestConnectionFlood(t *testing.T) {
 				}
 			}
 		},
-	}.run(t)
+	}
 }
 
 // flood makes n connection attempts from 127.0.0.1 with par at a time and

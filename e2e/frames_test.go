@@ -48,8 +48,10 @@ func badFrames() []badFrame {
 // for an oversize frame), acks of ids never sent and other mistakes get an
 // error frame and the connection stays open, and a flood of pings is
 // answered. The edges stay up and the fleet loses nothing.
-func TestBadClientFrames(t *testing.T) {
-	scenario{name: "bad-client-frames", undisturbed: true, fault: func(r *run) {
+func TestBadClientFrames(t *testing.T) { badClientFrames().run(t) }
+
+func badClientFrames() scenario {
+	return scenario{name: "bad-client-frames", undisturbed: true, fault: func(r *run) {
 		r.at(2 * time.Second)
 		for i, bf := range badFrames() {
 			e := r.c.edges[i%len(r.c.edges)]
@@ -61,7 +63,7 @@ func TestBadClientFrames(t *testing.T) {
 				r.t.Errorf("edge %s exited: %v", e.id, e.err)
 			}
 		}
-	}}.run(t)
+	}}
 }
 
 func checkBadFrame(r *run, e *edge, user string, bf badFrame) {

@@ -92,11 +92,14 @@ func TestRedisClusterMasterKilled(t *testing.T) {
 		}}.run(t)
 }
 
-// TestFaultsOnRedisCluster runs the edge fault scenarios on a three-master
-// cluster: each edge's sharded subscriptions follow its sessions from edge
-// to edge as they do on one Redis.
+// TestFaultsOnRedisCluster runs the edge fault and bad-input scenarios on
+// a three-master cluster: each edge's sharded subscriptions follow its
+// sessions from edge to edge as they do on one Redis. (The scenarios that
+// kill, restart or freeze the one Redis have their cluster counterparts
+// above and in internal/pubsub.)
 func TestFaultsOnRedisCluster(t *testing.T) {
-	for _, s := range []scenario{edgeKilled, randomReconnects, edgeDrained, broadcastEdgeCrash} {
+	for _, s := range []scenario{edgeKilled, randomReconnects, edgeDrained, broadcastEdgeCrash,
+		slowClient(), tokensExpiring(), badClientFrames(), connectionFlood()} {
 		s.name += "-redis-cluster"
 		s.cluster.redisCluster = true
 		t.Run(s.name, func(t *testing.T) { s.run(t) })
