@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/internal/feed"
+	"github.com/heraldrt/herald/internal/keys"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
@@ -67,7 +68,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Dispatcher, error) {
 	}
 	if _, isCluster := rdb.(*redis.ClusterClient); isCluster {
 		for _, s := range d.streams {
-			if slot(s) != slot(cfg.Space.Lease(s)) {
+			if keys.Slot(s) != keys.Slot(cfg.Space.Lease(s)) {
 				return nil, fmt.Errorf("%w: %s; on Redis Cluster set partitions to 2 or more", ErrCrossSlot, s)
 			}
 		}

@@ -13,19 +13,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-func TestSlot(t *testing.T) {
-	// Values from CLUSTER KEYSLOT.
-	for key, want := range map[string]uint16{"foo": 12182, "somekey": 11058, "foo{hash_tag}": 2515} {
-		if got := slot(key); got != want {
-			t.Errorf("slot(%q) = %d, want %d", key, got, want)
-		}
-	}
-	sp := keys.Space{}
-	if slot(sp.EventsPartition(3)) != slot(sp.Lease(sp.EventsPartition(3))) {
-		t.Error("a partition and its lease are in different slots")
-	}
-}
-
 func TestIDOrder(t *testing.T) {
 	for _, c := range []struct {
 		a, b string

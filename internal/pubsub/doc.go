@@ -15,6 +15,7 @@
 // (internal/keys builds them so): a Lua script may SPUBLISH only into its own
 // slot.
 //
-// Imported by wsedge, internal/inbox and cmd/herald; imports go-redis only.
+// Imported by wsedge, internal/inbox and internal/feed; imports
+// internal/keys and go-redis.
 // A Subscriber is safe for concurrent use; Receive has one caller.
 package pubsub

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/heraldrt/herald/internal/keys"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -387,7 +388,7 @@ func movedTo(err error) (slot int, addr string, ok bool) {
 func (s *sharded) moved(sh *shard, slot int, addr string, err error) {
 	s.mu.Lock()
 	for ch, at := range s.want {
-		if at == sh && keySlot(ch) == slot {
+		if at == sh && keys.Slot(ch) == slot {
 			s.want[ch] = nil
 			s.hint[ch] = hint{addr, time.Now().Add(10 * time.Second)}
 		}

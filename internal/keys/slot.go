@@ -1,10 +1,11 @@
-package dispatcher
+package keys
 
 import "strings"
 
-// slot returns the Redis Cluster hash slot of key: CRC16 (XMODEM) of its
-// hash tag, or of the whole key when it has none, modulo 16384.
-func slot(key string) uint16 {
+// Slot is the Redis Cluster hash slot of key: CRC16 (XMODEM) of its hash
+// tag (the part between the first '{' and the next '}', when not empty),
+// or of the whole key when it has none, modulo 16384.
+func Slot(key string) int {
 	if s := strings.IndexByte(key, '{'); s >= 0 {
 		if e := strings.IndexByte(key[s+1:], '}'); e > 0 {
 			key = key[s+1 : s+1+e]
@@ -21,5 +22,5 @@ func slot(key string) uint16 {
 			}
 		}
 	}
-	return crc % 16384
+	return int(crc % 16384)
 }
