@@ -73,6 +73,8 @@ func NewSubscriber(rdb redis.UniversalClient, cfg Config) Subscriber {
 		want:   make(map[string]*shard),
 		hint:   make(map[string]hint),
 		shards: make(map[string]*shard),
+
+		quarantine: make(map[string]time.Time),
 	}
 	s.wg.Add(1)
 	go s.placer()
@@ -97,7 +99,18 @@ type sharded struct {
 	want   map[string]*shard // wanted channels; nil while not placed
 	hint   map[string]hint   // where Redis said a channel lives (MOVED), until the slot map agrees
 	shards map[string]*shard // live shards by master address
+	// masters given up lately, until when: the slot map may still name
+	// a dead master until a replica is promoted, and connecting to it
+	// again would only block a writer for the client's timeouts
+	quarantine map[string]time.Time
 }
+
+// quarantineFor is how long a master whose shard was given up gets no new
+// subscriptions while the slot map still names it. A promoted replica
+// shows in go-redis's slot map some 3-6 s after a master froze (its
+// reloads may first wait out the frozen node); a master that was only
+// slow gets its channels back after this.
+const quarantineFor = 15 * time.Second
 
 // shard is one connection to one master. ops and unsubs are guarded by
 // sharded.mu.
@@ -139,13 +152,24 @@ func (s *sharded) Subscribe(ctx context.Context, channels ...string) error {
 	for i, ch := range channels {
 		s.want[ch] = nil
 		delete(s.hint, ch)
-		if nodes[i] == nil {
+		if nodes[i] == nil || s.quarantinedLocked(addrs[i]) {
 			s.later()
 			continue
 		}
 		s.placeLocked(ch, addrs[i], nodes[i])
 	}
 	return nil
+}
+
+// quarantinedLocked reports whether addr was given up less than
+// quarantineFor ago.
+func (s *sharded) quarantinedLocked(addr string) bool {
+	until, ok := s.quarantine[addr]
+	if ok && time.Now().After(until) {
+		delete(s.quarantine, addr)
+		return false
+	}
+	return ok
 }
 
 func (s *sharded) Unsubscribe(_ context.Context, channels ...string) error {
@@ -253,6 +277,7 @@ func (s *sharded) drop(sh *shard, err error) {
 	if s.shards[sh.addr] == sh {
 		delete(s.shards, sh.addr)
 	}
+	s.quarantine[sh.addr] = time.Now().Add(quarantineFor)
 	moved := 0
 	for ch, at := range s.want {
 		if at == sh {
@@ -489,6 +514,10 @@ func (s *sharded) placeWaiting() bool {
 			continue // unsubscribed or placed meanwhile
 		}
 		if h, ok := s.hint[ch]; ok && h.addr != f.addr && time.Now().Before(h.until) {
+			stale, left = true, true
+			continue
+		}
+		if s.quarantinedLocked(f.addr) {
 			stale, left = true, true
 			continue
 		}

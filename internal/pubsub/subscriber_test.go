@@ -62,17 +62,18 @@ func collect(t *testing.T, sub pubsub.Subscriber) *collector {
 	return c
 }
 
-// await takes n channel names from ch, or fails after 20 s.
+// await takes n values from ch, or fails after 40 s (a failover on a busy
+// machine takes a while to show in the slot map).
 func await[T any](t *testing.T, ch chan T, n int, what string) []T {
 	t.Helper()
 	out := make([]T, 0, n)
-	timeout := time.After(20 * time.Second)
+	timeout := time.After(40 * time.Second)
 	for len(out) < n {
 		select {
 		case v := <-ch:
 			out = append(out, v)
 		case <-timeout:
-			t.Fatalf("%s: %d of %d after 20s", what, len(out), n)
+			t.Fatalf("%s: %d of %d after 40s", what, len(out), n)
 		}
 	}
 	return out
