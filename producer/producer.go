@@ -93,8 +93,8 @@ func (p *Producer) publish(ctx context.Context, m Message) (string, error) {
 	if p.replicas.On() {
 		err = replicas.Exec(ctx, p.rdb, p.replicas, 1, false, func(int) string { return e.stream },
 			func(pipe redis.Pipeliner, _ int) { _ = pipe.Process(ctx, cmd) })
-		if err == nil {
-			err = cmd.Err()
+		if cmd.Err() != nil {
+			err = cmd.Err() // the XADD's own failure says more than the WAIT's
 		}
 	} else {
 		err = p.rdb.Process(ctx, cmd)

@@ -44,8 +44,12 @@ type Config struct {
 	PingInterval time.Duration
 }
 
-// opTimeout bounds one SSUBSCRIBE or SUNSUBSCRIBE write, and one lookup of
-// a channel's master.
+// opTimeout is the context deadline of one SSUBSCRIBE, SUNSUBSCRIBE or
+// PING write and of one lookup of a channel's master. go-redis does not
+// apply context deadlines to socket reads and writes unless the client
+// has ContextTimeoutEnabled: a write to a master that hangs is bounded by
+// the client's dial and write timeouts instead, and blocks only that
+// shard's writer.
 const opTimeout = 2 * time.Second
 
 // NewSubscriber returns a Subscriber on rdb: go-redis's own PubSub on one
