@@ -14,17 +14,21 @@ func isMap(c byte) bool { return c&0xf0 == 0x80 || c == 0xde || c == 0xdf }
 
 // decode decodes b, which must be exactly one MessagePack map, into v by
 // protocol 1's field names (the json tags of the events types).
-// strict refuses fields v does not have.
-func decode(b []byte, v any, strict bool) error {
+// client (for a client frame) refuses fields v does not have and
+// negative numbers.
+func decode(b []byte, v any, client bool) error {
 	if len(b) == 0 || !isMap(b[0]) {
 		return fmt.Errorf("%w: not a MessagePack map", events.ErrBadFrame)
+	}
+	if err := checkShape(b, client); err != nil {
+		return err
 	}
 	r := bytes.NewReader(b)
 	dec := msgpack.GetDecoder()
 	defer msgpack.PutDecoder(dec)
 	dec.Reset(r) // a bytes.Reader is a ByteScanner: the decoder reads it unbuffered
 	dec.SetCustomStructTag("json")
-	dec.DisallowUnknownFields(strict)
+	dec.DisallowUnknownFields(client)
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: not a MessagePack frame of protocol 2: %v", events.ErrBadFrame, err)
 	}

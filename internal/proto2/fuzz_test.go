@@ -23,6 +23,9 @@ func FuzzParseClientFrame(f *testing.F) {
 		f.Add(proto2.AppendClientFrame(nil, s))
 	}
 	f.Add([]byte{0x81, 0xa1, 't', 0xdb, 0xff, 0xff, 0xff, 0xff})
+	for _, h := range hostileHeaders {
+		f.Add(h.frame)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, err := proto2.ParseClientFrame(b, 0)
 		if err != nil {

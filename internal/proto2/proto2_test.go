@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -189,5 +190,98 @@ func TestFastPathAgrees(t *testing.T) {
 		if (errFast == nil) != (errSlow == nil) || (errFast == nil && !reflect.DeepEqual(fast, slow)) {
 			t.Fatalf("%x: fast %+v %v, full %+v %v", b, fast, errFast, slow, errSlow)
 		}
+	}
+}
+
+// hostileHeaders are frames of a few bytes whose headers claim far more
+// than they hold.
+var hostileHeaders = []struct {
+	name  string
+	frame []byte
+}{
+	{"bin32 data of 4 GiB", []byte{0x81, 0xa4, 'd', 'a', 't', 'a', 0xc6, 0xff, 0xff, 0xff, 0xff}},
+	{"str32 data of 4 GiB", []byte{0x81, 0xa4, 'd', 'a', 't', 'a', 0xdb, 0xff, 0xff, 0xff, 0xff}},
+	{"map32 feeds of 4 G entries", []byte{0x81, 0xa5, 'f', 'e', 'e', 'd', 's', 0xdf, 0xff, 0xff, 0xff, 0xff}},
+	{"array32 of 4 G entries", []byte{0x81, 0xa1, 'x', 0xdd, 0xff, 0xff, 0xff, 0xff}},
+	{"map32 frame of 4 G entries", []byte{0xdf, 0xff, 0xff, 0xff, 0xff}},
+	{"ext32 of 4 GiB", []byte{0x81, 0xa1, 'x', 0xc9, 0xff, 0xff, 0xff, 0xff, 0x01}},
+	{"bin16 past the end", []byte{0x81, 0xa4, 'd', 'a', 't', 'a', 0xc5, 0x01, 0x00, '{', '}'}},
+	{"maps nested 100 deep", append(bytes.Repeat([]byte{0x81, 0xa1, 'x'}, 100), 0xc0)},
+	{"the never-used byte", []byte{0x81, 0xa1, 't', 0xc1}},
+}
+
+// Frames whose length or count headers claim more than the frame holds,
+// or that nest too deeply, are refused as bad frames by every decoder,
+// before the decoder allocates what they claim.
+func TestHostileHeadersAreRefusedCheaply(t *testing.T) {
+	decoders := map[string]func([]byte) error{
+		"client": func(b []byte) error { _, err := proto2.ParseClientFrame(b, 0); return err },
+		"server": func(b []byte) error { _, err := proto2.ParseServerFrame(b); return err },
+		"json":   func(b []byte) error { _, err := proto2.ToJSON(b); return err },
+	}
+	for _, h := range hostileHeaders {
+		for name, dec := range decoders {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			err := dec(h.frame)
+			runtime.ReadMemStats(&after)
+			if !errors.Is(err, events.ErrBadFrame) {
+				t.Errorf("%s, %s decoder: %v, want a bad frame", h.name, name, err)
+			}
+			if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
+				t.Errorf("%s, %s decoder: allocated %d bytes", h.name, name, n)
+			}
+		}
+	}
+}
+
+// The shape check lets through what the encoders write, at every length
+// boundary of strings, bins, maps and arrays.
+func TestShapeCheckPassesEveryBoundary(t *testing.T) {
+	for _, n := range []int{0, 31, 32, 255, 256, 65535, 65536} {
+		data, _ := json.Marshal(strings.Repeat("a", max(0, n-2)))
+		b := proto2.AppendNotification(nil, strings.Repeat("f", min(n, 200)), "user", uint64(n), "t", 1, data)
+		if _, err := proto2.ParseServerFrame(b); err != nil {
+			t.Fatalf("data of %d bytes: %v", len(data), err)
+		}
+		v := map[string]any{"a": make([]int, n%20000), "m": map[string]int{"k": n}, "f": 1.5, "i": -n, "big": uint64(1) << 40}
+		mb, err := msgpack.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := proto2.ToJSON(mb); err != nil {
+			t.Fatalf("array of %d: %v", n%20000, err)
+		}
+	}
+}
+
+// A resume position with a negative seq is refused, in every integer
+// encoding, as protocol 1 refuses "seq":-1 (the decoder alone would wrap it
+// to 2^64-1 and resume past the whole feed). Signed encodings of positive
+// numbers pass, and server frames keep their negative timestamps.
+func TestNegativePositionIsRefused(t *testing.T) {
+	resume := func(seq ...byte) []byte {
+		b := []byte{0x82, 0xa1, 't', 0xa6, 'r', 'e', 's', 'u', 'm', 'e', 0xa5, 'f', 'e', 'e', 'd', 's',
+			0x81, 0xa4, 'u', 's', 'e', 'r', 0x82, 0xa5, 'e', 'p', 'o', 'c', 'h', 0xa1, 'e', 0xa3, 's', 'e', 'q'}
+		return append(b, seq...)
+	}
+	for name, seq := range map[string][]byte{
+		"negative fixint": {0xff},
+		"int8":            {0xd0, 0x80},
+		"int16":           {0xd1, 0xff, 0xff},
+		"int32":           {0xd2, 0x80, 0, 0, 0},
+		"int64":           {0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+	} {
+		if f, err := proto2.ParseClientFrame(resume(seq...), 0); !errors.Is(err, events.ErrBadFrame) {
+			t.Errorf("seq as a negative %s: %+v, %v; want a bad frame", name, f, err)
+		}
+	}
+	f, err := proto2.ParseClientFrame(resume(0xd3, 0, 0, 0, 0, 0, 0, 0, 7), 0)
+	if err != nil || f.Feeds["user"].Seq != 7 {
+		t.Errorf("seq 7 as an int64: %+v, %v", f, err)
+	}
+	n, err := proto2.ParseServerFrame(proto2.AppendNotification(nil, "i", "user", 1, "t", -5, []byte(`{}`)))
+	if err != nil || n.TS != -5 {
+		t.Errorf("server frame with ts -5: %+v, %v", n, err)
 	}
 }
