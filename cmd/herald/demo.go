@@ -85,7 +85,7 @@ func runDemo(ctx context.Context, args []string) error {
 	}
 	go shop(dctx, srv.URL(), rate)
 	mint, _ := listenToken("", secret, "acme", "alice", "terminal", "")
-	lerr := listen(dctx, os.Stdout, "ws://"+addr+"/ws", mint, nil, 0, false)
+	lerr := listen(dctx, os.Stdout, listenConfig{url: "ws://" + addr + "/ws", token: mint})
 	stopDev()
 	derr := <-devDone
 	fmt.Println("-- demo stopped; its Redis and data are deleted")

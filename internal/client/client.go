@@ -35,7 +35,8 @@ type Config struct {
 	Protocol2  bool                   // offer herald.v2 (MessagePack in binary frames) instead of protocol 1
 	Deflate    bool                   // offer permessage-deflate (and deflate the client's own frames)
 	// OnEvent sees every frame other than notifications (welcome, reset,
-	// error) and connection events ("connected", "closed <code>").
+	// error) and connection events ("connected" with the protocol and
+	// compression agreed, "closed <code>").
 	OnEvent func(kind string, detail string)
 }
 
@@ -120,14 +121,14 @@ func (c *Client) event(kind, detail string) {
 // session runs one connection; it returns the close code (-1 when it never
 // connected).
 func (c *Client) session(ctx context.Context, handle func(events.Notification)) (websocket.StatusCode, error) {
-	conn, err := c.dial(ctx)
+	conn, wire, err := c.dial(ctx)
 	if err != nil {
 		return -1, err
 	}
 	defer conn.CloseNow()
 	conn.SetReadLimit(1 << 20)
 	c.stats.connects.Add(1)
-	c.event("connected", "")
+	c.event("connected", wire)
 	sctx, cancel := context.WithCancel(ctx)
 	var a *acker
 	if !c.cfg.NoAck {
@@ -138,7 +139,12 @@ func (c *Client) session(ctx context.Context, handle func(events.Notification)) 
 	// Reads take no context (a cancellable one costs the library a
 	// context.AfterFunc per frame): when ctx ends, the close handshake
 	// ends the blocked read.
-	stop := context.AfterFunc(ctx, func() { conn.Close(websocket.StatusNormalClosure, "bye") })
+	stop := context.AfterFunc(ctx, func() {
+		if a != nil {
+			a.final() // before the close frame, after which nothing may be sent
+		}
+		conn.Close(websocket.StatusNormalClosure, "bye")
+	})
 	defer stop()
 	var buf bytes.Buffer
 	for {
@@ -149,6 +155,9 @@ func (c *Client) session(ctx context.Context, handle func(events.Notification)) 
 		}
 		if err != nil {
 			return websocket.CloseStatus(err), err
+		}
+		if ctx.Err() != nil {
+			continue // stopped: what comes now is not handled (nor acked), and comes again next time
 		}
 		if err := c.frame(sctx, conn, typ, buf.Bytes(), handle); err != nil {
 			return websocket.CloseStatus(err), err

@@ -138,6 +138,37 @@ func TestBurstIsAckedOnce(t *testing.T) {
 	}
 }
 
+// A client stopped (its context cancelled, as herald listen --count does
+// after the last notification) acks what it has handled before it closes,
+// without waiting for AckEvery.
+func TestStopAcksWhatWasHandled(t *testing.T) {
+	t.Cleanup(func() { leakcheck.VerifyNone(t) })
+	s := newServer(t)
+	got := make(chan events.Notification, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		client.New(client.Config{URL: s.url(), Token: func() (string, error) { return "x", nil }, NoResume: true,
+			AckEvery: time.Hour}).Run(ctx, func(n events.Notification) {
+			if got <- n; n.Seq == 3 {
+				cancel()
+			}
+		})
+	}()
+	for seq := uint64(1); seq <= 3; seq++ {
+		s.send <- events.AppendNotification(nil, fmt.Sprintf("e-%d-user", seq), "user", seq, "t", 1, []byte(`{}`))
+	}
+	<-done
+	deadline := time.Now().Add(5 * time.Second)
+	for len(s.frames()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // polling the recorded frames, not synchronising
+	}
+	if f := s.frames(); len(f) != 1 || f[0] != `{"t":"ack","id":"e-3-user"}` {
+		t.Fatalf("client sent %q, want one ack of e-3-user before closing", f)
+	}
+}
+
 // A client with NoAck sends nothing.
 func TestNoAckSendsNothing(t *testing.T) {
 	t.Cleanup(func() { leakcheck.VerifyNone(t) }) // runs last, after the server and client stop
@@ -159,8 +190,17 @@ func TestProtocol2AndDeflate(t *testing.T) {
 	t.Cleanup(func() { leakcheck.VerifyNone(t) })
 	s := newServerOf(t, true)
 	got := make(chan events.Notification, 16)
+	connected := make(chan string, 4)
 	runClient(t, client.Config{URL: s.url(), Token: func() (string, error) { return "x", nil }, NoResume: true,
-		AckEvery: time.Millisecond, Protocol2: true, Deflate: true}, got)
+		AckEvery: time.Millisecond, Protocol2: true, Deflate: true,
+		OnEvent: func(kind, detail string) {
+			if kind == "connected" {
+				connected <- detail
+			}
+		}}, got)
+	if d := <-connected; d != "protocol 2, permessage-deflate" {
+		t.Fatalf("connected: %q, want the agreed protocol and compression", d)
+	}
 	data := `{"note":"` + strings.Repeat("compressible ", 100) + `"}`
 	s.send <- proto2.AppendNotification(nil, "e-1-user", "user", 1, "t", 1, []byte(data))
 	if n := <-got; n.Seq != 1 || string(n.Data) != data {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,14 +17,16 @@ import (
 	"github.com/heraldrt/herald/internal/proto2"
 )
 
-func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
+// dial connects; wire says what the edge agreed to: the protocol and
+// whether frames may come deflated.
+func (c *Client) dial(ctx context.Context) (_ *websocket.Conn, wire string, _ error) {
 	token, err := c.cfg.Token()
 	if err != nil {
-		return nil, fmt.Errorf("client token: %w", err)
+		return nil, "", fmt.Errorf("client token: %w", err)
 	}
 	u, err := url.Parse(c.cfg.URL)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	q := u.Query()
 	q.Set("token", token)
@@ -40,8 +43,18 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
 	if c.cfg.Deflate {
 		opts.CompressionMode = websocket.CompressionNoContextTakeover
 	}
-	conn, _, err := websocket.Dial(dctx, u.String(), opts)
-	return conn, err
+	conn, resp, err := websocket.Dial(dctx, u.String(), opts)
+	if err != nil {
+		return nil, "", err
+	}
+	wire = "protocol 1"
+	if conn.Subprotocol() == events.Protocol2 {
+		wire = "protocol 2"
+	}
+	if strings.Contains(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate") {
+		wire += ", permessage-deflate"
+	}
+	return conn, wire, nil
 }
 
 // write sends a client frame in the connection's protocol.
@@ -177,26 +190,47 @@ func (a *acker) arm() {
 	}
 }
 
-func (a *acker) send() {
+func (a *acker) send() { a.sendWith(a.ctx) }
+
+// final sends what is not acked yet, with a second of its own: the client
+// is being stopped (its context is done), and what it has handled should
+// not be replayed next time.
+func (a *acker) final() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	a.t.Stop()
+	a.sendWith(ctx)
+}
+
+func (a *acker) sendWith(ctx context.Context) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.done {
 		return
 	}
 	a.armed.Store(false) // before reading positions: a later notification arms again
+	type ack struct {
+		p         *position
+		seq       uint64
+		id, epoch string
+	}
 	a.c.mu.Lock()
-	var ids []string
+	var acks []ack
 	for _, p := range a.c.pos {
 		if p.seq > p.acked && p.id != "" {
-			ids = append(ids, p.id)
-			p.acked = p.seq
+			acks = append(acks, ack{p, p.seq, p.id, p.epoch})
 		}
 	}
 	a.c.mu.Unlock()
-	for _, id := range ids {
-		if write(a.ctx, a.conn, events.ClientFrame{T: events.FrameAck, ID: id}) != nil {
-			return
+	for _, k := range acks {
+		if write(ctx, a.conn, events.ClientFrame{T: events.FrameAck, ID: k.id}) != nil {
+			return // not acked: the next send (or final) tries again
 		}
+		a.c.mu.Lock()
+		if k.p.epoch == k.epoch { // counted once written, unless the feed restarted meanwhile
+			k.p.acked = max(k.p.acked, k.seq)
+		}
+		a.c.mu.Unlock()
 	}
 }
 
