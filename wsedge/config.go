@@ -82,7 +82,7 @@ type Config struct {
 	NoCompression        bool // never negotiate permessage-deflate
 	CompressionThreshold int  // frames shorter than this go uncompressed; 0 means 512, <0 means every frame is deflated
 	// CompressionContextTakeover lets a session's deflated frames refer
-	// to the ones before it (the server keeps the last 1 KiB it deflated
+	// to the ones before it (the server keeps the last 512 bytes it deflated
 	// for the session, from its first deflated frame on): much smaller
 	// frames for a stream of similar notifications, for that memory per
 	// session. Off: each frame is deflated on its own and a session holds

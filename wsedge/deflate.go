@@ -27,7 +27,7 @@ import (
 // Compression settings, defaults of Config.
 const (
 	defaultCompressionThreshold = 512
-	historySize                 = 1024
+	historySize                 = 512
 )
 
 // deflateTail ends every flushed deflate stream; RFC 7692 leaves it out

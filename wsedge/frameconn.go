@@ -172,7 +172,7 @@ func (c *frameConn) writeFrames(frames [][]byte, timeout time.Duration) (written
 	for i, f := range frames {
 		buf = c.wire.appendFrame(buf, f)
 		if len(buf) >= writeChunk || i == len(frames)-1 {
-			if err = c.write(buf, timeout); err != nil {
+			if err = c.write(buf, timeout, false); err != nil {
 				break
 			}
 			written += len(buf)
@@ -183,11 +183,31 @@ func (c *frameConn) writeFrames(frames [][]byte, timeout time.Duration) (written
 		*b = buf[:0]
 		outBufs.Put(b)
 	}
+	if err != nil && c.wire.takeover {
+		// The history holds frames of the failed chunk, which the client
+		// never inflated: refer to nothing before the next frame (a frame
+		// without back-references inflates whatever the client's window
+		// holds).
+		c.wire.history = c.wire.history[:0]
+	}
 	return written, err
 }
 
-// write sends whole frames in one write.
-func (c *frameConn) write(buf []byte, timeout time.Duration) error {
+// writeNow writes one frame uncompressed (RFC 7692 lets each message
+// choose), so that it needs neither the deflate history nor a flush's
+// turn: whole frames go out under mu, between a flush's chunks at worst.
+// The write gets at most timeout, whatever deadline a flush left.
+func (c *frameConn) writeNow(frame []byte, timeout time.Duration) error {
+	op := byte(opText)
+	if c.wire.binary {
+		op = opBinary
+	}
+	return c.write(appendFrameHeader(nil, finBit|op, len(frame), frame), timeout, true)
+}
+
+// write sends whole frames in one write. With strict it gets at most
+// timeout; otherwise between half of timeout and timeout (writeFrames).
+func (c *frameConn) write(buf []byte, timeout time.Duration, strict bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
@@ -196,7 +216,8 @@ func (c *frameConn) write(buf []byte, timeout time.Duration) error {
 	case c.closeSent:
 		return errCloseSent
 	}
-	if now := time.Now(); c.deadline.Sub(now) < timeout/2 {
+	now := time.Now()
+	if c.deadline.Sub(now) < timeout/2 || strict && c.deadline.After(now.Add(timeout)) {
 		c.deadline = now.Add(timeout)
 		c.Conn.SetWriteDeadline(c.deadline)
 	}

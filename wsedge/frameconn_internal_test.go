@@ -1,9 +1,12 @@
 package wsedge
 
 import (
+	"bytes"
+	"compress/flate"
 	"errors"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 )
@@ -158,5 +161,95 @@ func TestLargeBatchInChunks(t *testing.T) {
 	// frames: 5 frames of 60 KiB each time.
 	if cc.writes != 2 {
 		t.Fatalf("%d writes for %d bytes, want 2 (5 whole frames each)", cc.writes, len(want))
+	}
+}
+
+// failingConn fails its writes, with nothing written, while fail is set.
+type failingConn struct {
+	net.Conn
+	fail bool
+}
+
+func (c *failingConn) Write(p []byte) (int, error) {
+	if c.fail {
+		return 0, os.ErrDeadlineExceeded
+	}
+	return c.Conn.Write(p)
+}
+
+// TestFailedWriteLeavesNoHistory: with context takeover, a frame whose
+// write failed (nothing sent) must not be referred to by the next one: the
+// client never inflated it.
+func TestFailedWriteLeavesNoHistory(t *testing.T) {
+	peer, raw := tcpPair(t)
+	fc := &frameConn{Conn: &failingConn{Conn: raw}, wire: wire{deflate: true, threshold: 1, takeover: true}}
+	fc.upgrade()
+	first := bytes.Repeat([]byte("first notification "), 10)
+	unsent := bytes.Repeat([]byte("a frame the client never got "), 10)
+	if _, err := fc.writeFrames([][]byte{first}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	fc.Conn.(*failingConn).fail = true
+	if _, err := fc.writeFrames([][]byte{unsent}, time.Second); err == nil {
+		t.Fatal("the failing write succeeded")
+	}
+	fc.Conn.(*failingConn).fail = false
+	if _, err := fc.writeFrames([][]byte{unsent}, time.Second); err != nil { // the same bytes again
+		t.Fatal(err)
+	}
+	fc.Close()
+	got, err := io.ReadAll(peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One inflater with its window kept across messages, as the client.
+	var stream bytes.Buffer
+	for range 2 {
+		b, payload, rest := readFrame(t, got)
+		if b&rsv1Bit == 0 {
+			t.Fatalf("frame not deflated: % x", b)
+		}
+		stream.Write(payload)
+		stream.Write(deflateTail)
+		got = rest
+	}
+	r := flate.NewReader(&stream)
+	for _, want := range [][]byte{first, unsent} {
+		buf := make([]byte, len(want))
+		if _, err := io.ReadFull(r, buf); err != nil || !bytes.Equal(buf, want) {
+			t.Fatalf("inflated %q, %v; want %q", buf, err, want)
+		}
+	}
+}
+
+// TestWriteNowIsUncompressedAndBounded: the frame written ahead of a close
+// goes uncompressed, takes no part in the deflate history, and gets at most
+// its own timeout even when a flush left a longer deadline.
+func TestWriteNowIsUncompressedAndBounded(t *testing.T) {
+	peer, raw := tcpPair(t)
+	fc := &frameConn{Conn: raw, wire: wire{deflate: true, threshold: 1, takeover: true}}
+	fc.upgrade()
+	if _, err := fc.writeFrames([][]byte{bytes.Repeat([]byte("x"), 100)}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	history := string(fc.wire.history)
+	if err := fc.writeNow([]byte(`{"t":"error","code":"rate_limited"}`), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if string(fc.wire.history) != history {
+		t.Fatal("writeNow changed the deflate history")
+	}
+	if until := time.Until(fc.deadline); until > time.Second {
+		t.Fatalf("deadline %v away after writeNow, want at most its 1 s", until)
+	}
+	fc.Close()
+	got, err := io.ReadAll(peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, rest := readFrame(t, got)
+	b, payload, _ := readFrame(t, rest)
+	if b != finBit|opText || string(payload) != `{"t":"error","code":"rate_limited"}` {
+		t.Fatalf("writeNow sent % x %q", b, payload)
 	}
 }

@@ -78,7 +78,7 @@ func (f *flags) edge(o *edgeFlags) {
 	f.String(&o.origins, "origins", "", "comma-separated extra browser origins allowed (host globs); the request host is always allowed")
 	f.Bool(&o.compress, "compression", true, "negotiate permessage-deflate (RFC 7692) with clients that offer it, for either protocol")
 	f.Int(&o.cfg.CompressionThreshold, "compression-threshold", 512, "frames shorter than this many bytes go uncompressed (0: 512; negative: every frame is deflated)")
-	f.Bool(&o.cfg.CompressionContextTakeover, "compression-context-takeover", false, "let deflated frames refer to the frames before them (keeps the last 1 KiB deflated per session): smaller frames for that memory; off, a session holds no compression state")
+	f.Bool(&o.cfg.CompressionContextTakeover, "compression-context-takeover", false, "let deflated frames refer to the frames before them (keeps the last 512 bytes deflated per session): smaller frames for that memory; off, a session holds no compression state")
 	f.Int(&o.connRate, "connect-rate-per-ip", 50, "new WebSocket connections per second from one address (bursts to twice that); 0 turns it off")
 	f.Int(&o.cfg.MaxConnsPerUser, "max-conns-per-user", 16, "live sessions per user on this edge; more are closed with 4029")
 	f.Int(&o.cfg.MaxConnsPerIP, "max-conns-per-ip", 1000, "live sessions from one client address on this edge; more are closed with 4029; 0 turns it off")
