@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/internal/feed"
+	"github.com/heraldrt/herald/internal/replicas"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -27,6 +28,10 @@ type batch struct {
 	// stream were handled: they are appended without the source-id check,
 	// which would drop them, so they arrive out of order instead of never.
 	lateBefore string
+	// deadWritten: a try of this batch wrote its dead letters, though it
+	// failed after; its next tries only acknowledge (a dead letter is
+	// written once).
+	deadWritten bool
 }
 
 // handle processes b until it succeeds, retrying transient failures as
@@ -236,31 +241,70 @@ func (w *worker) appendSeq(ctx context.Context, reqs []feed.Request) ([]feed.Res
 }
 
 // settle writes the dead letters and acknowledges every entry of the batch
-// in one pipeline.
+// in one pipeline (with replica acks, one per master, each with its WAIT).
+// A dead letter is written once: when a try fails after writing them, the
+// next only acknowledges.
 func (w *worker) settle(ctx context.Context, b *batch, dead []deadLetter) error {
 	ids := make([]string, len(b.msgs))
 	for i, m := range b.msgs {
 		ids[i] = m.ID
 	}
+	if b.deadWritten {
+		dead = nil
+	}
 	now := time.Now()
-	_, err := w.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i := range dead {
-			p.XAdd(ctx, &redis.XAddArgs{
+	cmds := make([]redis.Cmder, len(dead)+1)
+	queue := func(p redis.Pipeliner, i int) {
+		if i < len(dead) {
+			cmds[i] = p.XAdd(ctx, &redis.XAddArgs{
 				Stream: w.cfg.Space.DLQ(), MaxLen: w.cfg.DLQMaxLen, Approx: w.cfg.DLQMaxLen > 0,
 				Values: dead[i].xaddValues(w.stream, now),
 			})
+			return
 		}
-		p.XAck(ctx, w.stream, w.cfg.Group, ids...)
-		return nil
-	})
+		cmds[i] = p.XAck(ctx, w.stream, w.cfg.Group, ids...)
+	}
+	var err error
+	if pol := w.cfg.Append.Replicas; pol.On() {
+		// The dead letters and the acknowledgement on a replica too, as the
+		// appends were: an XACK lost in a failover would bring the entries
+		// back as pending, to be appended again as late ones (without
+		// their source positions, so a duplicate unless they carry an
+		// idempotency key); a dead letter lost would be lost for good.
+		key := func(i int) string {
+			if i < len(dead) {
+				return w.cfg.Space.DLQ()
+			}
+			return w.stream
+		}
+		err = replicas.Exec(ctx, w.rdb, pol, len(cmds), false, key, queue)
+	} else {
+		_, err = w.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i := range cmds {
+				queue(p, i)
+			}
+			return nil
+		})
+	}
+	written := len(dead) > 0 // every dead letter's XADD took
+	for i, c := range cmds {
+		if c == nil || c.Err() != nil {
+			written = written && i == len(dead) // only the XACK failed
+			if c != nil && err == nil {
+				err = c.Err()
+			}
+		}
+	}
+	if written { // counted when written, whatever the acknowledgement did
+		b.deadWritten = true
+		for i := range dead {
+			w.d.m.dlq.WithLabelValues(dead[i].kind).Inc()
+		}
+		// one line per batch: the dead-letter stream has the details
+		w.log.Warn("entries dead-lettered", logCount, len(dead), logID, dead[0].sourceID, "reason", dead[0].reason)
+	}
 	if err != nil {
 		return fmt.Errorf("dead-letter and acknowledge %d entries of %s: %w", len(ids), w.stream, err)
-	}
-	for i := range dead {
-		w.d.m.dlq.WithLabelValues(dead[i].kind).Inc()
-	}
-	if len(dead) > 0 { // one line per batch: the dead-letter stream has the details
-		w.log.Warn("entries dead-lettered", logCount, len(dead), logID, dead[0].sourceID, "reason", dead[0].reason)
 	}
 	return nil
 }

@@ -83,3 +83,39 @@ func TestDispatcherOnRedisCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestReplicaAcksOnRedisCluster: with replica acks on a cluster with a
+// replica per master, every event reaches its feed, the malformed ones
+// reach the dead-letter stream once each, and every entry is acknowledged
+// (the acknowledgements and dead letters waited for a replica too).
+func TestReplicaAcksOnRedisCluster(t *testing.T) {
+	rdb := redistest.StartCluster(t, 3, redistest.WithReplicas(1)).Client(t)
+	space := keys.Space{}
+	const partitions = 4
+	streams := space.IngestStreams(partitions)
+	cfg := testConfig(t, space, "r1")
+	cfg.Partitions = partitions
+	cfg.Append.Replicas.Replicas, cfg.Append.Replicas.Timeout = 1, 2*time.Second
+	d := startDispatcher(t, rdb, cfg)
+	waitFor(t, 10*time.Second, "the partitions taken", func() bool { return len(d.Streams()) == partitions })
+	var envs []events.Envelope
+	for i := range 200 {
+		envs = append(envs, numbered("acme", events.ToUser("u"+string(rune('a'+i%7))), i))
+	}
+	publish(t, rdb, space, partitions, envs)
+	for _, s := range streams[:2] {
+		publishRaw(t, rdb, s, "type", "Bad Type", "tenant", "acme", "to", "user:ua", "data", "{}")
+	}
+	waitFor(t, 20*time.Second, "every partition drained", func() bool { return drained(t, rdb, streams) })
+	total := 0
+	for u := range 7 {
+		total += len(readFeed(t, rdb, space, keys.UserFeed("acme", "u"+string(rune('a'+u)))))
+	}
+	if total != len(envs) {
+		t.Fatalf("%d notifications in the feeds, want %d", total, len(envs))
+	}
+	if n := rdb.XLen(context.Background(), space.DLQ()).Val(); n != 2 {
+		t.Fatalf("%d dead letters, want 2", n)
+	}
+	d.stop(t)
+}

@@ -165,3 +165,26 @@ func TestDLQReplayOfFixedEntryDelivers(t *testing.T) {
 		t.Fatalf("%d dead letters after purge", n)
 	}
 }
+
+// TestDeadLetterWrittenOnceWhileSettleFails: a batch whose acknowledgement
+// keeps failing after its dead letters were written (here: replica acks
+// asked of a Redis without replicas, so every WAIT falls short) is tried
+// again and again, and its dead letter is in the stream once.
+func TestDeadLetterWrittenOnceWhileSettleFails(t *testing.T) {
+	_, rdb := newServer(t)
+	space := keys.Space{}
+	cfg := testConfig(t, space, "c1")
+	cfg.Append.Replicas.Replicas, cfg.Append.Replicas.Timeout = 1, 10*time.Millisecond
+	d := startDispatcher(t, rdb, cfg)
+	publishRaw(t, rdb, space.Events(), malformed[0].fields...)
+	waitFor(t, 20*time.Second, "three failed tries", func() bool {
+		n, _ := metricValueOK(t, d.Dispatcher, "herald_dispatcher_errors_total", "append")
+		return n >= 3
+	})
+	if n := rdb.XLen(context.Background(), space.DLQ()).Val(); n != 1 {
+		t.Fatalf("%d dead letters after the tries, want 1", n)
+	}
+	if n := metricValue(t, d.Dispatcher, "herald_dispatcher_dlq_total", "malformed"); n != 1 {
+		t.Fatalf("dlq_total{malformed} = %v, want 1", n)
+	}
+}

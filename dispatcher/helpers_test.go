@@ -220,6 +220,17 @@ func newServer(t testing.TB) (*redistest.Server, *redis.Client) {
 // of samples), the one with the given label value when it has a label.
 func metricValue(t testing.TB, d *dispatcher.Dispatcher, name, label string) float64 {
 	t.Helper()
+	v, ok := metricValueOK(t, d, name, label)
+	if !ok {
+		t.Fatalf("no metric %s{%s}", name, label)
+	}
+	return v
+}
+
+// metricValueOK is metricValue, with ok false while the metric has no
+// value for label yet (a counter vector before its first increment).
+func metricValueOK(t testing.TB, d *dispatcher.Dispatcher, name, label string) (float64, bool) {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(d.Collectors()...)
 	mfs, err := reg.Gather()
@@ -236,14 +247,13 @@ func metricValue(t testing.TB, d *dispatcher.Dispatcher, name, label string) flo
 			}
 			switch {
 			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue()
+				return m.GetCounter().GetValue(), true
 			case m.GetGauge() != nil:
-				return m.GetGauge().GetValue()
+				return m.GetGauge().GetValue(), true
 			case m.GetHistogram() != nil:
-				return float64(m.GetHistogram().GetSampleCount())
+				return float64(m.GetHistogram().GetSampleCount()), true
 			}
 		}
 	}
-	t.Fatalf("no metric %s{%s}", name, label)
-	return 0
+	return 0, false
 }
