@@ -134,5 +134,14 @@ func (s Space) OnlineUsers(tenant string) string { return s.p() + "online:{" + t
 
 // WaitMark is the key written beside key (in its slot) before a WAIT, so
 // that the WAIT covers every write its master made before it
-// (internal/replicas). It expires by itself.
-func WaitMark(key string) string { return key + ":wait" }
+// (internal/replicas). It expires by itself. A key without a hash tag gets
+// itself as the tag, so that the mark stays in its slot.
+func WaitMark(key string) string {
+	if m := key + ":wait"; Slot(m) == Slot(key) { // a key with a hash tag
+		return m
+	}
+	if m := "{" + key + "}:wait"; Slot(m) == Slot(key) {
+		return m
+	}
+	return key + ":wait" // a key with an unpaired brace: no tag fits, the mark is elsewhere
+}

@@ -24,4 +24,9 @@ func TestSlot(t *testing.T) {
 	if keys.Slot(sp.FeedStream(f)) != keys.Slot(sp.FeedChannel(f)) || keys.Slot(sp.FeedStream(f)) != keys.Slot(keys.WaitMark(sp.FeedStream(f))) {
 		t.Error("a feed, its channel and its wait mark are in different slots")
 	}
+	for _, k := range []string{"herald:events", "plain", "x{tag}y"} {
+		if keys.Slot(keys.WaitMark(k)) != keys.Slot(k) {
+			t.Errorf("WaitMark(%q) = %q, in another slot", k, keys.WaitMark(k))
+		}
+	}
 }

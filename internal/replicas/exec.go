@@ -51,24 +51,38 @@ func Exec(ctx context.Context, rdb redis.UniversalClient, p Policy, n int, tx bo
 	if timeout <= 0 {
 		timeout = time.Second
 	}
-	var first error
-	redirected := false
+	_, cluster := rdb.(*redis.ClusterClient)
+	var first, redirected error
+	noteRedirect := func(cmds []redis.Cmder) {
+		for _, c := range cmds {
+			if err := c.Err(); err != nil && redirected == nil && (strings.HasPrefix(err.Error(), "MOVED ") || strings.HasPrefix(err.Error(), "ASK ")) {
+				redirected = err
+			}
+		}
+	}
 	for addr, idx := range groups {
 		pipe := clients[addr].Pipeline()
 		if tx {
-			pipe = clients[addr].TxPipeline()
-		}
-		for _, i := range idx {
-			queue(pipe, i)
+			// The transactions first (one per slot on a cluster: one may
+			// not span slots), then the mark and WAIT outside them: inside
+			// MULTI, WAIT does not block.
+			for _, part := range txParts(idx, key, cluster) {
+				txp := clients[addr].TxPipeline()
+				for _, i := range part {
+					queue(txp, i)
+				}
+				cmds, _ := txp.Exec(ctx)
+				noteRedirect(cmds)
+			}
+		} else {
+			for _, i := range idx {
+				queue(pipe, i)
+			}
 		}
 		pipe.Set(ctx, keys.WaitMark(key(idx[0])), "1", time.Minute)
 		wait := pipe.Do(ctx, "WAIT", p.Replicas, timeout.Milliseconds())
 		cmds, _ := pipe.Exec(ctx) // each command carries its own error
-		for _, c := range cmds {
-			if err := c.Err(); err != nil && (strings.HasPrefix(err.Error(), "MOVED ") || strings.HasPrefix(err.Error(), "ASK ")) {
-				redirected = true
-			}
-		}
+		noteRedirect(cmds)
 		got, err := wait.Int()
 		switch {
 		case err != nil && first == nil:
@@ -77,12 +91,39 @@ func Exec(ctx context.Context, rdb redis.UniversalClient, p Policy, n int, tx bo
 			first = fmt.Errorf("wait for replicas of %s: %d of %d: %w", addr, got, p.Replicas, ErrNotReplicated)
 		}
 	}
-	if first != nil || redirected {
+	if first != nil || redirected != nil {
 		if cl, ok := rdb.(*redis.ClusterClient); ok {
 			cl.ReloadState(ctx) // a failover or a resharding moved slots: the caller retries
 		}
 	}
+	if redirected != nil {
+		// Ahead of the WAIT's error: after a failover the node asked may
+		// be a replica now, whose WAIT fails with an error that is not
+		// worth a failed delivery; the MOVED says "try again".
+		return fmt.Errorf("commands redirected (the caller retries): %w", redirected)
+	}
 	return first
+}
+
+// txParts splits one master's commands into the transactions they may
+// share: all of them on one Redis, one per hash slot on a cluster.
+func txParts(idx []int, key func(int) string, cluster bool) [][]int {
+	if !cluster {
+		return [][]int{idx}
+	}
+	var parts [][]int
+	at := map[int]int{} // slot -> index in parts
+	for _, i := range idx {
+		slot := keys.Slot(key(i))
+		j, ok := at[slot]
+		if !ok {
+			j = len(parts)
+			at[slot] = j
+			parts = append(parts, nil)
+		}
+		parts[j] = append(parts[j], i)
+	}
+	return parts
 }
 
 // pipeliner is what Exec needs of a client for one master.

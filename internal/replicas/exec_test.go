@@ -42,34 +42,45 @@ func TestClusterWaitsOnEveryMaster(t *testing.T) {
 	rdb := cl.Client(t)
 	ctx := context.Background()
 	const n = 60
-	cmds := make([]*redis.StatusCmd, n)
-	if err := replicas.Exec(ctx, rdb, replicas.Policy{Replicas: 1, Timeout: 2 * time.Second}, n, false, keyOf, set(cmds)); err != nil {
-		t.Fatal(err)
-	}
-	// every key is on its master's replica at once: WAIT returned after
-	// the replica acknowledged it
-	for i := range n {
-		m, err := rdb.MasterForKey(ctx, keyOf(i))
-		if err != nil {
-			t.Fatal(err)
+	// In transactions too (tx): one per slot, since a MULTI may not span
+	// slots, with the WAIT after them (inside one it would not wait).
+	for _, tx := range []bool{false, true} {
+		value := fmt.Sprint("v-", tx)
+		cmds := make([]*redis.StatusCmd, n)
+		queue := func(pipe redis.Pipeliner, i int) { cmds[i] = pipe.Set(ctx, keyOf(i), value, 0) }
+		if err := replicas.Exec(ctx, rdb, replicas.Policy{Replicas: 1, Timeout: 2 * time.Second}, n, tx, keyOf, queue); err != nil {
+			t.Fatalf("tx %v: %v", tx, err)
 		}
-		var replica *redis.Client
-		for j, node := range cl.Nodes[:cl.Masters] {
-			if node.Addr() == m.Options().Addr {
-				replica = cl.Nodes[cl.Masters+j].Client(t)
+		for i, c := range cmds {
+			if c.Err() != nil {
+				t.Fatalf("tx %v: command %d: %v", tx, i, c.Err())
 			}
 		}
-		// a plain client on a replica: GET of a key of its master's slot
-		// answers MOVED unless the connection is READONLY; the pool may
-		// give another connection, so ask in one pipeline
-		var got *redis.StringCmd
-		_, err = replica.Pipelined(ctx, func(p redis.Pipeliner) error {
-			p.Do(ctx, "READONLY")
-			got = p.Get(ctx, keyOf(i))
-			return nil
-		})
-		if err != nil || got.Val() != "v" {
-			t.Fatalf("key %s on the replica: %q %v", keyOf(i), got.Val(), err)
+		// every key is on its master's replica at once: WAIT returned after
+		// the replica acknowledged it
+		for i := range n {
+			m, err := rdb.MasterForKey(ctx, keyOf(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var replica *redis.Client
+			for j, node := range cl.Nodes[:cl.Masters] {
+				if node.Addr() == m.Options().Addr {
+					replica = cl.Nodes[cl.Masters+j].Client(t)
+				}
+			}
+			// a plain client on a replica: GET of a key of its master's slot
+			// answers MOVED unless the connection is READONLY; the pool may
+			// give another connection, so ask in one pipeline
+			var got *redis.StringCmd
+			_, err = replica.Pipelined(ctx, func(p redis.Pipeliner) error {
+				p.Do(ctx, "READONLY")
+				got = p.Get(ctx, keyOf(i))
+				return nil
+			})
+			if err != nil || got.Val() != value {
+				t.Fatalf("tx %v: key %s on the replica: %q %v", tx, keyOf(i), got.Val(), err)
+			}
 		}
 	}
 }
