@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/heraldrt/herald/internal/keys"
@@ -124,6 +125,10 @@ type shard struct {
 	kick  chan struct{} // tells the writer there are ops
 	heard chan struct{} // the reader heard something (buffered 1)
 	quit  chan struct{} // closed when the shard is given up
+	// delivering is set while the reader waits for the consumer to take a
+	// message: it reads nothing then, so the shard's silence says nothing
+	// about Redis, and the writer does not count it.
+	delivering atomic.Bool
 
 	ops    []op
 	unsubs map[string]int // our SUNSUBSCRIBEs whose confirmation is still to come
@@ -320,6 +325,9 @@ func (s *sharded) writer(sh *shard) {
 			default:
 				silent++
 			}
+			if sh.delivering.Load() {
+				silent = 0 // a slow consumer, not a silent Redis
+			}
 			if silent >= 3 {
 				s.drop(sh, errSilent)
 				return
@@ -391,6 +399,13 @@ func (s *sharded) reader(sh *shard) {
 		}
 		select {
 		case s.out <- m:
+			continue
+		default:
+		}
+		sh.delivering.Store(true)
+		select {
+		case s.out <- m:
+			sh.delivering.Store(false)
 		case <-s.ctx.Done():
 			return
 		}
@@ -512,6 +527,9 @@ func (s *sharded) placeWaiting() bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return true // Close ran during the lookups: start no shard
+	}
 	left := false
 	for ch, f := range at {
 		if sh, ok := s.want[ch]; !ok || sh != nil {

@@ -363,3 +363,49 @@ func TestShardedMasterFrozen(t *testing.T) {
 	publishAll(t, rdb, chs, 1)
 	expectRound(t, c, chs, 1)
 }
+
+// TestShardedSlowConsumerKeepsShards: a consumer that stops reading for
+// several ping intervals (each shard's reader then waits to hand over a
+// message, reading nothing, PONGs included) does not get healthy shards
+// given up, and loses no message.
+func TestShardedSlowConsumerKeepsShards(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	rdb := cl.Client(t)
+	var lost atomic.Int32
+	sub := pubsub.NewSubscriber(rdb, pubsub.Config{PingInterval: 50 * time.Millisecond,
+		OnShardError: func(error) { lost.Add(1) }})
+	t.Cleanup(func() { sub.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	chs := channels(30)
+	if err := sub.Subscribe(ctx, chs...); err != nil {
+		t.Fatal(err)
+	}
+	receive := func() any {
+		m, err := sub.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	for n := 0; n < len(chs); {
+		if v, ok := receive().(*redis.Subscription); ok && v.Kind == "ssubscribe" {
+			n++
+		}
+	}
+	for round := range 10 { // 300 messages: more than the subscriber holds
+		publishAll(t, rdb, chs, round)
+	}
+	time.Sleep(500 * time.Millisecond) // the slow consumer is the condition under test: ten ping intervals without reading
+	for got := 0; got < 10*len(chs); {
+		switch v := receive().(type) {
+		case *redis.Message:
+			got++
+		case *redis.Subscription:
+			t.Fatalf("%s %s while the consumer was slow: a shard was given up", v.Kind, v.Channel)
+		}
+	}
+	if n := lost.Load(); n != 0 {
+		t.Fatalf("%d shards given up for a slow consumer", n)
+	}
+}
