@@ -191,7 +191,7 @@ func (s *session) sendNow(frame []byte) {
 		return
 	}
 	if s.fc != nil {
-		s.fc.writeFrames([][]byte{frame}, time.Second) // safe alongside a writer: whole frames under fc.mu
+		s.fc.writeNow(frame, time.Second)
 		return
 	}
 	ctx, cancel := context.WithTimeout(s.e.ctx, time.Second)
@@ -271,24 +271,14 @@ var evictDevicesScript = redis.NewScript(evictDevicesSrc)
 // lowered, the rest go at the following connects).
 const maxEvictions = 64
 
-// touchDevice queues, in the connect round trip, the device's connect time
-// in the user's device set, and a read of the devices past the cap, least
-// recently connected first.
-func (e *Edge) touchDevice(ctx context.Context, p redis.Pipeliner, s *session) *redis.ZSliceCmd {
-	k := e.cfg.Space.Devices(s.tenant, s.user)
-	p.ZAdd(ctx, k, redis.Z{Score: float64(time.Now().UnixMilli()), Member: s.device})
-	p.Expire(ctx, k, 30*24*time.Hour) // as long as the acks hashes
-	return p.ZRangeWithScores(ctx, k, 0, -int64(e.cfg.MaxDevicesPerUser)-1)
-}
-
-// evictDevices deletes the positions of the devices touchDevice found past
+// evictDevices deletes the positions of the devices the connect script found past
 // the cap, unless they connected again since or are online, in Redis (one
 // more round trip, only then) and in this edge's store.
-func (e *Edge) evictDevices(ctx context.Context, s *session, over *redis.ZSliceCmd) {
-	if over == nil || len(over.Val()) == 0 {
+func (e *Edge) evictDevices(ctx context.Context, s *session, over []redis.Z) {
+	if len(over) == 0 {
 		return
 	}
-	zs := over.Val()[:min(len(over.Val()), maxEvictions)]
+	zs := over[:min(len(over), maxEvictions)]
 	sp := e.cfg.Space
 	keys := []string{sp.Devices(s.tenant, s.user), sp.Presence(s.tenant, s.user)}
 	args := make([]any, 0, 2*len(zs))

@@ -271,28 +271,43 @@ func (e *Edge) setUp(ctx context.Context, s *session) error {
 	}); err != nil {
 		return fmt.Errorf("%w: record session: %w", errStore, err)
 	}
-	// Follow the feeds first (subscribed, heads known), so that one round
-	// trip reads the device's positions, adds its presence and writes the
-	// first positions of a new device.
-	var fss []*feedState
-	releaseAll := func() {
-		for _, fs := range fss {
-			e.hub.release(fs)
-		}
-	}
-	for _, f := range []keys.Feed{keys.UserFeed(s.tenant, s.user), keys.TenantFeed(s.tenant)} {
-		fs, err := e.hub.acquire(ctx, f)
-		if err != nil {
-			releaseAll()
-			return err
-		}
-		fss = append(fss, fs)
-	}
-	positions, err := e.connectPositions(ctx, s, true, fss)
+	// Follow the feeds first (subscribed), so that one round trip reads the
+	// device's positions, adds its presence, reads the user feed's newest
+	// position if this edge has just subscribed to it, and writes the first
+	// positions of a new device. The tenant feed is usually followed
+	// already; the user feed, pending, waits for that round trip.
+	tenantFS, err := e.hub.acquire(ctx, keys.TenantFeed(s.tenant))
 	if err != nil {
-		releaseAll()
 		return err
 	}
+	userFS, pending, err := e.hub.acquirePending(ctx, keys.UserFeed(s.tenant, s.user))
+	if err != nil {
+		e.hub.release(tenantFS)
+		return err
+	}
+	fss := []*feedState{userFS, tenantFS}
+	var pendingFS *feedState
+	settled := !pending
+	if pending {
+		pendingFS = userFS
+		defer func() { // a panic, say: the user's other sessions must not wait for ever
+			if !settled {
+				e.hub.settle(userFS, events.Position{}, errors.New("connect set-up ended before the feed's position was read"))
+			}
+		}()
+	}
+	res, err := e.connectPositions(ctx, s, fss, pendingFS)
+	if pending {
+		e.hub.settle(userFS, res.tip, err)
+		settled = true
+	}
+	if err != nil {
+		e.hub.release(userFS)
+		e.hub.release(tenantFS)
+		return err
+	}
+	res.followUp(ctx)
+	positions := res.positions
 	var attached []*cursor
 	for _, fs := range fss {
 		if c := e.attachAcquired(s, fs, positions, false); c != nil {

@@ -103,7 +103,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Edge, error) {
 	e.flushCtx, e.stopFlush = context.WithCancel(ctx)
 	e.inbox = inbox.New(rdb, cfg.Space, inbox.Config{})
 	e.hub = newHub(rdb, cfg.Space, e.log, e.m, cfg.RingSize)
-	e.hub.call = e.call
+	e.hub.call, e.hub.ctx = e.call, ctx
 	e.hub.control, e.hub.onControl = cfg.Space.EdgeControl(), e.onControl
 	e.mux = http.NewServeMux()
 	e.mux.HandleFunc("/ws", e.serveWS)
@@ -129,10 +129,13 @@ func (e *Edge) Start(ctx context.Context) error {
 	if err := e.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("edge start: redis: %w", err)
 	}
-	// Loaded now, so that a storm of disconnects does not send every one
-	// of them an EVALSHA that fails with NOSCRIPT before the first EVAL.
-	if err := delIfOwner.Load(ctx, e.rdb).Err(); err != nil {
-		e.log.Warn("could not load the presence script; sessions will load it as they close", "err", err)
+	// Loaded now, so that a storm of connects or disconnects does not send
+	// every one of them an EVALSHA that fails with NOSCRIPT before the first
+	// EVAL.
+	for _, sc := range []*redis.Script{delIfOwner, connectScript} {
+		if err := sc.Load(ctx, e.rdb).Err(); err != nil {
+			e.log.Warn("could not load a script; sessions will load it when Redis says NOSCRIPT", "err", err)
+		}
 	}
 	if err := e.recover(ctx); err != nil {
 		return err

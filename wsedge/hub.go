@@ -43,7 +43,20 @@ type hub struct {
 	mu        sync.Mutex
 	feeds     map[keys.Feed]*feedState
 	byChannel map[string]*feedState // the same feeds by Pub/Sub channel, for each message
+
+	fills     sync.WaitGroup // the fill goroutines; run waits for them
+	fillSlots chan struct{}  // one token per fill reading now, maxFills at most
+	// fillMu orders fills.Add (from run, or from a session's settle)
+	// against run's final fills.Wait: after fillsDone no fill starts
+	fillMu    sync.Mutex
+	fillsDone bool
+	// ctx is the context run gets (the edge's): a fill that start asks for
+	// runs under it
+	ctx context.Context
 }
+
+// maxFills bounds the feeds the hub fills at once.
+const maxFills = 32
 
 // ringEntry is a feed entry with its notification frame encoded once for
 // every session that gets it: in protocol 1 at once, in protocol 2 when a
@@ -86,13 +99,19 @@ type feedState struct {
 	early  []feed.Entry
 	inited bool
 	subs   []*cursor // live and catching cursors of local sessions; cursor.sub is the index
+	// filling: a fill of this feed runs; refill: a fill was asked for
+	// meanwhile, so it reads again when it ends; fillOnStart: one was asked
+	// for before the feed's position was known (a resubscription while it
+	// was pending), so start runs it
+	filling, refill, fillOnStart bool
 }
 
 func newHub(rdb redis.UniversalClient, space keys.Space, log *slog.Logger, m *metrics, ring int) *hub {
 	return &hub{
 		rdb: rdb, space: space, reader: feed.NewReader(rdb, space), log: log, m: m, ring: ring,
-		feeds: make(map[keys.Feed]*feedState), byChannel: make(map[string]*feedState),
-		ps: pubsub.NewSubscriber(rdb, pubsub.Config{Logger: log, OnShardError: func(error) { m.pubsubErrors.Inc() }}),
+		feeds: make(map[keys.Feed]*feedState), byChannel: make(map[string]*feedState), fillSlots: make(chan struct{}, maxFills),
+		ps:  pubsub.NewSubscriber(rdb, pubsub.Config{Logger: log, OnShardError: func(error) { m.pubsubErrors.Inc() }}),
+		ctx: context.Background(),
 	}
 }
 
@@ -101,6 +120,12 @@ func newHub(rdb redis.UniversalClient, space keys.Space, log *slog.Logger, m *me
 // for a feed that is already live means messages may have been lost, so the
 // feed is filled from the stream.
 func (h *hub) run(ctx context.Context) error {
+	defer func() { // they end with ctx
+		h.fillMu.Lock()
+		h.fillsDone = true
+		h.fillMu.Unlock()
+		h.fills.Wait()
+	}()
 	stop := context.AfterFunc(ctx, func() { h.ps.Close() }) // unblocks Receive
 	defer stop()
 	defer h.ps.Close()
@@ -149,7 +174,7 @@ func (h *hub) onSubscribed(ctx context.Context, channel string) {
 	case <-fs.subscribed:
 		// A resubscription after a reconnect: fill what was missed.
 		h.m.resubscribes.Inc()
-		h.fill(ctx, fs)
+		h.requestFill(ctx, fs)
 	default:
 		close(fs.subscribed)
 	}
@@ -179,22 +204,72 @@ func (h *hub) onMessage(ctx context.Context, msg *redis.Message) {
 	}
 	fs.mu.Unlock()
 	h.m.gaps.Inc()
-	h.fill(ctx, fs)
+	h.requestFill(ctx, fs) // e is in the stream (appended before it was published): the fill reads it
+}
+
+// requestFill fills fs from its stream on a goroutine of its own, so that
+// the hub goes on with every other feed meanwhile: a feed whose master does
+// not answer (frozen, failing over) must not hold up the rest. One fill per
+// feed runs at a time; one asked for during it makes it read again when it
+// ends, so that it covers everything published before the request.
+func (h *hub) requestFill(ctx context.Context, fs *feedState) {
 	fs.mu.Lock()
-	h.addLocked(fs, []feed.Entry{e}) // a no-op when the fill already had it
+	if !fs.inited {
+		// what was missed is read from the position start gets, once known
+		fs.fillOnStart = true
+		fs.mu.Unlock()
+		return
+	}
+	if fs.filling {
+		fs.refill = true
+		fs.mu.Unlock()
+		return
+	}
+	fs.filling = true
 	fs.mu.Unlock()
+	h.fillMu.Lock()
+	if h.fillsDone { // the hub has stopped
+		h.fillMu.Unlock()
+		return
+	}
+	h.fills.Add(1)
+	h.fillMu.Unlock()
+	go func() {
+		defer h.fills.Done()
+		for {
+			h.fill(ctx, fs)
+			fs.mu.Lock()
+			again := fs.refill && ctx.Err() == nil
+			fs.refill, fs.filling = false, again
+			fs.mu.Unlock()
+			if !again {
+				return
+			}
+		}
+	}()
 }
 
 // fill reads the feed from the last seen seq to its end and adds it. When
 // the feed's epoch changed, it reads the new history from its start.
 func (h *hub) fill(ctx context.Context, fs *feedState) {
 	const batch = 512
+	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		fs.mu.Lock()
-		after, known := fs.last, fs.epoch
+		after, known, released := fs.last, fs.epoch, fs.refs == 0
 		fs.mu.Unlock()
+		if released {
+			return // no session needs it any more
+		}
 		var epoch string
 		var entries []feed.Entry
+		// At most maxFills read at once (after a reconnect every live feed
+		// asks for a fill); a fill waiting to try again holds no slot.
+		select {
+		case h.fillSlots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
 		err := h.call(ctx, "feed.read", func(ctx context.Context) (err error) {
 			epoch, entries, err = h.reader.Range(ctx, fs.feed, after, batch)
 			if err == nil && epoch != known && after > 0 {
@@ -202,15 +277,23 @@ func (h *hub) fill(ctx context.Context, fs *feedState) {
 			}
 			return noFeedOK(err)
 		})
+		<-h.fillSlots
 		if err == nil && epoch == "" {
 			return // the feed does not exist
 		}
 		if err != nil {
 			h.log.Warn("fill feed failed", "feed", fs.feed.Tag(), "err", err)
-			sleepCtx(ctx, 100*time.Millisecond)
+			sleepCtx(ctx, backoff)
+			backoff = min(2*backoff, 2*time.Second)
 			continue
 		}
 		fs.mu.Lock()
+		if fs.epoch != known {
+			// a message of a newer epoch came while this read ran: what it
+			// read may be of the older one, read again
+			fs.mu.Unlock()
+			continue
+		}
 		h.addLocked(fs, entries)
 		fs.mu.Unlock()
 		h.m.filled.Add(float64(len(entries)))
@@ -267,6 +350,21 @@ func (h *hub) ringSize(fs *feedState) int {
 // acquire returns the live state of a feed, subscribing on first use and
 // waiting until its head is known.
 func (h *hub) acquire(ctx context.Context, f keys.Feed) (*feedState, error) {
+	fs, _, err := h.acquireFor(ctx, f, false)
+	return fs, err
+}
+
+// acquirePending is acquire for a caller that reads the feed's newest
+// position itself, in a round trip it makes anyway (the connect's, for the
+// user feed): if this call subscribes to the feed, it returns pending once
+// the subscription is confirmed, and the feed is not ready (other callers
+// of acquire wait) until the caller calls settle, with the position it
+// read after that or the error that stopped it. Otherwise it is acquire.
+func (h *hub) acquirePending(ctx context.Context, f keys.Feed) (fs *feedState, pending bool, err error) {
+	return h.acquireFor(ctx, f, true)
+}
+
+func (h *hub) acquireFor(ctx context.Context, f keys.Feed, deferTip bool) (*feedState, bool, error) {
 	h.mu.Lock()
 	fs := h.feeds[f]
 	first := fs == nil
@@ -283,23 +381,50 @@ func (h *hub) acquire(ctx context.Context, f keys.Feed) (*feedState, error) {
 	fs.mu.Unlock()
 	h.mu.Unlock()
 	if first {
-		fs.initErr = h.init(ctx, fs)
+		err := h.subscribe(ctx, fs)
+		if err == nil && deferTip {
+			return fs, true, nil
+		}
+		if err == nil {
+			err = h.readTip(ctx, fs)
+		}
+		fs.initErr = err
 		close(fs.ready)
 	}
 	select {
 	case <-fs.ready:
 	case <-ctx.Done():
 		h.release(fs)
-		return nil, ctx.Err()
+		return nil, false, ctx.Err()
 	}
 	if fs.initErr != nil {
 		h.release(fs)
-		return nil, fs.initErr
+		return nil, false, fs.initErr
 	}
-	return fs, nil
+	return fs, false, nil
 }
 
-func (h *hub) init(ctx context.Context, fs *feedState) error {
+// settle ends a pending acquire: with err nil the feed starts from tip (an
+// empty epoch: the feed does not exist yet) and is ready. With an error
+// (the caller's connect failed, and it releases its reference) the hub
+// reads the position itself, so that the user's other sessions waiting on
+// the feed are not failed by one session's failure; only if that read
+// fails too does every waiting acquire fail.
+func (h *hub) settle(fs *feedState, tip events.Position, err error) {
+	if err == nil {
+		h.start(fs, tip.Epoch, tip.Seq)
+	} else {
+		ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+		err = h.readTip(ctx, fs)
+		cancel()
+	}
+	fs.initErr = err
+	close(fs.ready)
+}
+
+// subscribe subscribes to the feed's channel and waits for Redis to
+// confirm it: what is published from then on reaches the hub.
+func (h *hub) subscribe(ctx context.Context, fs *feedState) error {
 	h.psMu.Lock()
 	err := h.ps.Subscribe(ctx, fs.channel)
 	h.psMu.Unlock()
@@ -310,24 +435,42 @@ func (h *hub) init(ctx context.Context, fs *feedState) error {
 	defer cancel()
 	select {
 	case <-fs.subscribed:
+		return nil
 	case <-wctx.Done():
 		return fmt.Errorf("subscribe to feed %s: no confirmation: %w", fs.feed.Tag(), wctx.Err())
 	}
-	var head feed.Head
-	err = h.call(ctx, "feed.head", func(ctx context.Context) (err error) {
-		head, err = h.reader.Head(ctx, fs.feed)
+}
+
+// readTip reads the feed's newest position, after subscribe, and starts
+// the feed from it.
+func (h *hub) readTip(ctx context.Context, fs *feedState) error {
+	var epoch string
+	var last uint64
+	err := h.call(ctx, "feed.head", func(ctx context.Context) (err error) {
+		epoch, last, err = h.reader.Tip(ctx, fs.feed)
 		return noFeedOK(err)
 	})
 	if err != nil {
 		return err
 	}
+	h.start(fs, epoch, last)
+	return nil
+}
+
+// start sets the feed's position, read after its subscription was
+// confirmed, and takes in what was published meanwhile.
+func (h *hub) start(fs *feedState, epoch string, last uint64) {
 	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	fs.epoch, fs.last, fs.inited = head.Epoch, head.LastSeq, true
+	fs.epoch, fs.last, fs.inited = epoch, last, true
 	early := fs.early
 	fs.early = nil
 	h.addLocked(fs, early)
-	return nil
+	fill := fs.fillOnStart
+	fs.fillOnStart = false
+	fs.mu.Unlock()
+	if fill {
+		h.requestFill(h.ctx, fs)
+	}
 }
 
 // release drops one reference; the last one unsubscribes.

@@ -109,7 +109,7 @@ func (e *Edge) flushAcks(ctx context.Context, spread time.Duration) error {
 				for _, pos := range ps {
 					k := e.cfg.Space.Acks(pos.Tenant, pos.User, pos.Device)
 					p.HSet(ctx, k, pos.Feed, formatPosition(pos.Epoch, pos.Seq))
-					p.Expire(ctx, k, 30*24*time.Hour)
+					p.Expire(ctx, k, positionsTTL)
 				}
 				return nil
 			})

@@ -2,13 +2,15 @@ package wsedge
 
 import (
 	"context"
-	"errors"
+	_ "embed"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/heraldrt/herald/events"
 	"github.com/heraldrt/herald/internal/inbox"
+	"github.com/heraldrt/herald/internal/keys"
 	"github.com/heraldrt/herald/internal/pubsub"
 	"github.com/redis/go-redis/v9"
 )
@@ -91,95 +93,228 @@ func (e *Edge) onControl(payload string) {
 // store's and the one in Redis (written by whichever edge served the device
 // last). The caller picks the best one for the feed's current epoch.
 func (e *Edge) positions(ctx context.Context, s *session) (map[string][]events.Position, error) {
-	return e.connectPositions(ctx, s, false, nil)
-}
-
-// connectPositions is positions for a connect, in the same round trip as
-// two other writes the connect needs: the session's presence (with
-// announce) and, for each feed in heads that the device has no local
-// position for, the feed's head as its first position (HSETNX: a position
-// already in Redis stays, and is what HGETALL, sent first, returns). A first
-// position set this way is returned as the device's position, so the
-// device starts from exactly what Redis says, and another edge it moves to
-// replays from the same place.
-func (e *Edge) connectPositions(ctx context.Context, s *session, announce bool, heads []*feedState) (map[string][]events.Position, error) {
-	out := make(map[string][]events.Position)
-	local, err := e.store.Acks(s.tenant, s.user, s.device)
+	out, _, err := e.localPositions(s)
 	if err != nil {
 		return nil, err
 	}
-	for feed, p := range local {
-		out[feed] = append(out[feed], events.Position{Epoch: p.Epoch, Seq: p.Seq})
-	}
-	type first struct {
-		feed string
-		pos  events.Position
-		set  *redis.BoolCmd
-	}
-	var firsts []first
-	for _, fs := range heads {
-		if _, ok := local[fs.name]; ok {
-			continue
-		}
-		fs.mu.Lock()
-		pos := events.Position{Epoch: fs.epoch, Seq: fs.last}
-		fs.mu.Unlock()
-		if pos.Epoch == "" { // the feed does not exist yet: all of it is new to the device
-			pos = events.Position{Epoch: anyEpoch}
-		}
-		firsts = append(firsts, first{feed: fs.name, pos: pos})
-	}
 	var remote map[string]string
-	var prev *redis.StringCmd
-	var over *redis.ZSliceCmd // devices past the user's cap (clientlimits.go)
-	sp := e.cfg.Space
-	err = e.call(ctx, "acks.read", func(ctx context.Context) error {
-		p := e.rdb.Pipeline()
-		k := sp.Acks(s.tenant, s.user, s.device)
-		all := p.HGetAll(ctx, k)
-		if announce {
-			prev = p.HGet(ctx, sp.Presence(s.tenant, s.user), s.device)
-			p.HSet(ctx, sp.Presence(s.tenant, s.user), s.device, s.presenceValue())
-			p.SAdd(ctx, sp.EdgeSessions(e.cfg.EdgeID), s.presenceMember())
-			p.SAdd(ctx, sp.OnlineUsers(s.tenant), s.user)
-			over = e.touchDevice(ctx, p, s)
-		}
-		for i := range firsts {
-			firsts[i].set = p.HSetNX(ctx, k, firsts[i].feed, formatPosition(firsts[i].pos.Epoch, firsts[i].pos.Seq))
-		}
-		if len(firsts) > 0 {
-			p.Expire(ctx, k, 30*24*time.Hour)
-		}
-		cmds, err := p.Exec(ctx)
-		if len(cmds) == 0 {
-			return err
-		}
-		for _, c := range cmds { // HGET of a device with no presence is a redis.Nil, not a failure
-			if err := c.Err(); err != nil && !(c == prev && errors.Is(err, redis.Nil)) {
-				return err
-			}
-		}
-		remote = all.Val()
-		return nil
+	err = e.call(ctx, "acks.read", func(ctx context.Context) (err error) {
+		remote, err = e.rdb.HGetAll(ctx, e.cfg.Space.Acks(s.tenant, s.user, s.device)).Result()
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	if prev != nil {
-		e.replaceElsewhere(s, prev.Val())
+	addPositions(out, remote)
+	return out, nil
+}
+
+// localPositions is the device's positions in this edge's store, and the
+// set of feeds they are for.
+func (e *Edge) localPositions(s *session) (map[string][]events.Position, map[string]bool, error) {
+	local, err := e.store.Acks(s.tenant, s.user, s.device)
+	if err != nil {
+		return nil, nil, err
 	}
-	e.evictDevices(ctx, s, over)
+	out := make(map[string][]events.Position, len(local)+2)
+	known := make(map[string]bool, len(local))
+	for feed, p := range local {
+		out[feed] = append(out[feed], events.Position{Epoch: p.Epoch, Seq: p.Seq})
+		known[feed] = true
+	}
+	return out, known, nil
+}
+
+// addPositions adds the positions of an acks hash (feed -> "<epoch>:<seq>").
+func addPositions(out map[string][]events.Position, remote map[string]string) {
 	for feed, v := range remote {
 		if p, ok := parsePosition(v); ok {
 			out[feed] = append(out[feed], p)
 		}
 	}
-	for _, f := range firsts {
-		if f.set.Val() {
-			out[f.feed] = append(out[f.feed], f.pos)
+}
+
+//go:embed connect.lua
+var connectSrc string
+
+// connectScript is the connect's work in the user's slot (connect.lua).
+var connectScript = redis.NewScript(connectSrc)
+
+// positionsTTL is how long Redis keeps a device's ACK positions (and the
+// user's device set) after the device's last connect or ACK flush.
+const positionsTTL = 30 * 24 * time.Hour
+
+// connectPositions is positions for a connect, in one round trip with the
+// rest of the connect's Redis work (connect.lua, and the edge's and the
+// tenant's sets beside it): the session's presence, the device's connect
+// time in the user's device set and, for each feed in heads that the
+// device has no local position for, the feed's newest position as its
+// first (HSETNX: a position already in Redis stays, and is what the
+// script's HGETALL, run first, returns). A first position set this way is
+// returned as the device's position, so the device starts from exactly
+// what Redis says, and another edge it moves to replays from the same
+// place.
+//
+// pending, when not nil, is the user feed, which this connect subscribed to
+// (hub.acquirePending): the script reads its newest position too, which is
+// returned as tip for the caller to settle the feed with, and is the
+// device's first position for it when it needs one.
+//
+// What the reply asks for beyond that (closing the device's session on
+// another edge, evicting devices past the cap) is left to the caller's
+// followUp, to run once the feed is settled: other sessions of the user
+// wait on a pending feed.
+func (e *Edge) connectPositions(ctx context.Context, s *session, heads []*feedState, pending *feedState) (connectResult, error) {
+	var res connectResult
+	out, local, err := e.localPositions(s)
+	if err != nil {
+		return res, err
+	}
+	sp := e.cfg.Space
+	readTip, tipFirst := "", ""
+	if pending != nil {
+		readTip = "1"
+	}
+	args := []any{s.device, s.presenceValue(), time.Now().UnixMilli(), int64(positionsTTL / time.Second),
+		-int64(e.cfg.MaxDevicesPerUser) - 1, readTip, ""}
+	var firsts []events.Position // the known first positions, in ARGV's order
+	var firstFeeds []string
+	for _, fs := range heads {
+		switch {
+		case local[fs.name]:
+		case fs == pending:
+			tipFirst = fs.name
+		default:
+			fs.mu.Lock()
+			pos := events.Position{Epoch: fs.epoch, Seq: fs.last}
+			fs.mu.Unlock()
+			if pos.Epoch == "" { // the feed does not exist yet: all of it is new to the device
+				pos = events.Position{Epoch: anyEpoch}
+			}
+			firsts, firstFeeds = append(firsts, pos), append(firstFeeds, fs.name)
+			args = append(args, fs.name, formatPosition(pos.Epoch, pos.Seq))
 		}
 	}
-	return out, nil
+	args[6] = tipFirst
+	ks := []string{sp.Acks(s.tenant, s.user, s.device), sp.Presence(s.tenant, s.user),
+		sp.Devices(s.tenant, s.user), sp.FeedMeta(keys.UserFeed(s.tenant, s.user))}
+	var reply []any
+	err = e.call(ctx, "acks.read", func(ctx context.Context) error {
+		for attempt := 0; ; attempt++ {
+			p := e.rdb.Pipeline()
+			run := connectScript.EvalSha(ctx, p, ks, args...)
+			p.SAdd(ctx, sp.EdgeSessions(e.cfg.EdgeID), s.presenceMember())
+			p.SAdd(ctx, sp.OnlineUsers(s.tenant), s.user)
+			_, err := p.Exec(ctx)
+			if attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
+				// Redis restarted or is new: load the script and send it all
+				// again (every write in the round trip is idempotent)
+				if err := connectScript.Load(ctx, e.rdb).Err(); err != nil {
+					return err
+				}
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			reply, err = run.Slice()
+			return err
+		}
+	})
+	if err != nil {
+		return res, err
+	}
+	r, err := parseConnectReply(reply, len(firsts), tipFirst != "")
+	if err != nil {
+		return res, fmt.Errorf("connect script: %w", err)
+	}
+	if pending != nil {
+		res.tip = r.tip
+	}
+	res.followUp = func(ctx context.Context) {
+		e.replaceElsewhere(s, r.prev)
+		e.evictDevices(ctx, s, r.over)
+	}
+	addPositions(out, r.acks)
+	if r.tipSet {
+		pos := res.tip
+		if pos.Epoch == "" {
+			pos = events.Position{Epoch: anyEpoch}
+		}
+		out[tipFirst] = append(out[tipFirst], pos)
+	}
+	for i, set := range r.set {
+		if set {
+			out[firstFeeds[i]] = append(out[firstFeeds[i]], firsts[i])
+		}
+	}
+	res.positions = out
+	return res, nil
+}
+
+// connectResult is what connectPositions found.
+type connectResult struct {
+	positions map[string][]events.Position
+	tip       events.Position // the pending user feed's newest position
+	followUp  func(ctx context.Context)
+}
+
+// connectReply is connect.lua's reply.
+type connectReply struct {
+	acks   map[string]string
+	prev   string // the device's presence before, if any
+	over   []redis.Z
+	tip    events.Position // the user feed's epoch ("" for none) and seq, when read
+	tipSet bool            // the user feed's first position was written
+	set    []bool          // each known first position was written
+}
+
+func parseConnectReply(res []any, firsts int, tipFirst bool) (connectReply, error) {
+	var r connectReply
+	want := 5 + firsts
+	if tipFirst {
+		want++
+	}
+	if len(res) != want {
+		return r, fmt.Errorf("%d values, want %d", len(res), want)
+	}
+	flat, _ := res[0].([]any)
+	r.acks = make(map[string]string, len(flat)/2)
+	for i := 0; i+1 < len(flat); i += 2 {
+		k, _ := flat[i].(string)
+		v, _ := flat[i+1].(string)
+		r.acks[k] = v
+	}
+	r.prev, _ = res[1].(string)
+	over, _ := res[2].([]any)
+	for i := 0; i+1 < len(over); i += 2 {
+		m, _ := over[i].(string)
+		sc, _ := over[i+1].(string)
+		score, err := strconv.ParseFloat(sc, 64)
+		if err != nil {
+			return r, fmt.Errorf("device score %q: %w", sc, err)
+		}
+		r.over = append(r.over, redis.Z{Member: m, Score: score})
+	}
+	if epoch, _ := res[3].(string); epoch != "" {
+		r.tip.Epoch = epoch
+		if seq, _ := res[4].(string); seq != "" {
+			n, err := strconv.ParseUint(seq, 10, 64)
+			if err != nil {
+				return r, fmt.Errorf("user feed seq %q: %w", seq, err)
+			}
+			r.tip.Seq = n
+		}
+	}
+	rest := res[5:]
+	if tipFirst {
+		r.tipSet = rest[0] == int64(1)
+		rest = rest[1:]
+	}
+	for _, v := range rest {
+		r.set = append(r.set, v == int64(1))
+	}
+	return r, nil
 }
 
 // anyEpoch is the epoch of a position stored for a feed that did not exist
@@ -344,7 +479,7 @@ func (e *Edge) writeFirstPositions(s *session, first []events.Position, feeds []
 			for i, pos := range first {
 				p.HSetNX(ctx, k, feeds[i], formatPosition(pos.Epoch, pos.Seq))
 			}
-			p.Expire(ctx, k, 30*24*time.Hour)
+			p.Expire(ctx, k, positionsTTL)
 			return nil
 		})
 		return err

@@ -100,6 +100,8 @@ func TestEpochChangesWhenHistoryIsLost(t *testing.T) {
 	}
 }
 
+// Head and Tip read the same epoch and newest seq; Head also the oldest
+// retained seq.
 func TestHeadReportsRetention(t *testing.T) {
 	ctx := context.Background()
 	rdb := redistest.Start(t).Client(t)
@@ -122,6 +124,16 @@ func TestHeadReportsRetention(t *testing.T) {
 	}
 	if h.LastSeq != 500 || h.FirstSeq <= 1 || h.FirstSeq > 491 {
 		t.Fatalf("head %+v: want last 500 and history trimmed to about 10", h)
+	}
+	if epoch, last, err := r.Tip(ctx, f); err != nil || epoch != h.Epoch || last != 500 {
+		t.Fatalf("tip: %q %d %v, want %q 500", epoch, last, err, h.Epoch)
+	}
+	if _, _, err := r.Tip(ctx, keys.TopicFeed("acme", "none")); !errors.Is(err, feed.ErrNoFeed) {
+		t.Fatalf("tip of missing feed: %v", err)
+	}
+	rdb.HSet(ctx, keys.Space{}.FeedMeta(f), "seq", "x")
+	if _, _, err := r.Tip(ctx, f); !errors.Is(err, feed.ErrBadEntry) {
+		t.Fatalf("tip with a seq that is not a number: %v", err)
 	}
 }
 

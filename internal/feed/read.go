@@ -63,6 +63,28 @@ func (r *Reader) Head(ctx context.Context, f keys.Feed) (Head, error) {
 	return h, nil
 }
 
+// Tip returns the feed's epoch and the seq of its newest entry (0 for
+// none yet): one HMGET of its meta, without the stream, for a reader that
+// only follows the feed from now on. ErrNoFeed when the feed does not exist.
+func (r *Reader) Tip(ctx context.Context, f keys.Feed) (epoch string, last uint64, err error) {
+	vals, err := r.rdb.HMGet(ctx, r.space.FeedMeta(f), "epoch", "seq").Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return "", 0, fmt.Errorf("read tip of feed %s: %w", f.Tag(), err)
+	}
+	if len(vals) == 2 {
+		epoch, _ = vals[0].(string)
+	}
+	if epoch == "" {
+		return "", 0, ErrNoFeed
+	}
+	if s, _ := vals[1].(string); s != "" {
+		if last, err = strconv.ParseUint(s, 10, 64); err != nil {
+			return "", 0, fmt.Errorf("feed %s: seq %q: %w", f.Tag(), s, ErrBadEntry)
+		}
+	}
+	return epoch, last, nil
+}
+
 // Range returns up to count entries with seq > after, oldest first, together
 // with the feed's epoch, read atomically. ErrNoFeed when the feed does not
 // exist.
