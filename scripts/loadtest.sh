@@ -288,7 +288,8 @@ wire_runs() {
 			--scenarios "$SCENARIOS" --clients "$CLIENTS" --idle-clients "$IDLE_CLIENTS" --rates "$RATES" \
 			--duration "$DURATION" --settle "$SETTLE" --rounds "$ROUNDS" --acks "$ACKS" --idempotency="$IDEMPOTENCY" \
 			--slo-ms "$SLO_MS" --protocol "$proto" --deflate="$deflate" --deflate-context-takeover="$takeover" \
-			--payload "$PAYLOAD" --label "wire $wire" --md "$OUT" | tee "$work/$wire.out" || rc=$?
+			--payload "$PAYLOAD" --label "wire $wire" --cpu-profile "$PROFILE_DIR/$wire" --md "$OUT" | tee "$work/$wire.out" || rc=$?
+		top_profile "$wire/edge-personal-${RATES##*,}.pprof" "Edge CPU profile ($wire), 10 s at ${RATES##*,}/s"
 		[ $rc = 0 ] || status=$rc
 		names+=("$wire")
 		bytes+=("$(wire_figure "$work/$wire.out" edge_wire_bytes_per_notification)")
@@ -329,6 +330,7 @@ elif [ "$COMPARE" = 1 ]; then
 		--scenarios "$SCENARIOS" --clients "$CLIENTS" --idle-clients "$IDLE_CLIENTS" --rates "$RATES" --ref-rate "$REF_RATE" \
 		--duration "$DURATION" --settle "$SETTLE" --rounds "$ROUNDS" --acks "$ACKS" --idempotency="$IDEMPOTENCY" \
 		--slo-ms "$SLO_MS" --cpu-profile "$PROFILE_DIR" --md "$OUT" || status=$?
+	top_profile herald/edge-connect.pprof "Herald edge CPU profile, 2 s of connection set-up (the idle clients connecting)"
 	top_profile "herald/edge-personal-$REF_RATE.pprof" "Herald edge CPU profile, 10 s at $REF_RATE/s"
 	top_profile herald/edge-broadcast.pprof "Herald edge CPU profile during the broadcast rounds"
 else
@@ -344,6 +346,7 @@ else
 		top_profile "edge-personal-$last.pprof" "Edge CPU profile, 10 s at $last/s (the last rate the ladder climbed)"
 		top_profile "dispatcher-personal-$last.pprof" "Dispatcher CPU profile, 10 s at $last/s"
 	fi
+	top_profile edge-connect.pprof "Edge CPU profile, 2 s of connection set-up (the idle clients connecting)"
 	top_profile edge-broadcast.pprof "Edge CPU profile during the broadcast rounds"
 	top_profile worker0-main.pprof "Load generator (worker 0) CPU profile, the whole run" "$load"
 fi

@@ -71,13 +71,22 @@ func (r *runner) idle(ctx context.Context) error {
 	pr := r.begin(ctx, "idle", "", 0)
 	var xf *fleet
 	if extra > 0 {
+		// The servers' CPU profile of connection set-up: the first 2 s of
+		// the extra clients connecting (the main fleet connected before
+		// the profiles could start).
+		profiled := r.profile(ctx, pr.res, "connect", 0, 2*time.Second)
 		var err error
 		xf, err = startFleet(r.fleetConfig("idle", r.o.clients, extra, (extra+maxPerWorker-1)/maxPerWorker))
 		if err != nil {
+			profiled()
 			return err
 		}
-		defer xf.stop(30 * time.Second)
+		defer func() {
+			xf.stop(30 * time.Second)
+			r.awaitSessions(ctx, r.o.clients, 30*time.Second)
+		}()
 		res, err := r.waitConnected(ctx, xf, extra, "idle connected")
+		profiled()
 		if err != nil {
 			return err
 		}
@@ -109,6 +118,28 @@ func (r *runner) idle(ctx context.Context) error {
 	r.rep.headline("connect", fmt.Sprintf("edge RSS per idle connection at %d connections, above the baseline", held),
 		fmt.Sprintf("%.0f B (%s)", res.RSSPerConnB, detail), pr.res.OK)
 	return nil
+}
+
+// awaitSessions waits (at most max) until the edges hold no more than n
+// sessions, so that the next phase's figures do not carry the teardown of
+// the clients that just left (a reading that failed or lacks the gauge is
+// not taken as done: the wait then ends at max).
+func (r *runner) awaitSessions(ctx context.Context, n int, max time.Duration) {
+	deadline := time.Now().Add(max)
+	for {
+		s := takeSample(ctx, r.procs)
+		held, read := 0.0, true
+		for i, p := range r.procs {
+			if p.Role == roleEdge {
+				held += s.get(i, metricSessions)
+				read = read && s.has(i, metricSessions)
+			}
+		}
+		if (read && held <= float64(n)) || time.Now().After(deadline) || ctx.Err() != nil {
+			return
+		}
+		sleepUntil(ctx, time.Now().Add(100*time.Millisecond))
+	}
 }
 
 // perConnection fills the edges' memory per connection: the sample after
