@@ -24,16 +24,22 @@ import (
 type connKey struct{}
 
 // Listener wraps ln so that the edge can write frames on its connections
-// directly. Serve with an http.Server whose ConnContext is Edge.ConnContext.
-// Connections from Config.TrustedProxies may start with a PROXY protocol
-// header, which names the client.
+// directly and upgrades requests for /ws itself (upgrade.go); the
+// connections it returns from Accept carry every other request. Serve with
+// an http.Server whose ConnContext is Edge.ConnContext. Connections from
+// Config.TrustedProxies may start with a PROXY protocol header, which
+// names the client. Closing it (the server's Close or Shutdown) waits for
+// the handshakes under way.
 func (e *Edge) Listener(ln net.Listener) net.Listener {
-	return frameListener{ln, e.cfg.TrustedProxies}
+	return newMuxListener(frameListener{ln, e.cfg.TrustedProxies}, e)
 }
 
 // ConnContext is the http.Server ConnContext that hands the edge its
 // connection wrapper.
 func (e *Edge) ConnContext(ctx context.Context, c net.Conn) context.Context {
+	if pc, ok := c.(*prefixConn); ok {
+		c = pc.Conn
+	}
 	if fc, ok := c.(*frameConn); ok {
 		return context.WithValue(ctx, connKey{}, fc)
 	}
