@@ -83,7 +83,7 @@ if [ "$MODE" = soak ]; then
 elif [ "$SMALL" = 1 ]; then
 	: "${CLIENTS:=1000}" "${IDLE_CLIENTS:=1500}" "${RATES:=1000,2000,5000}" "${DURATION:=10s}" "${SETTLE:=3s}" "${ROUNDS:=10}" "${REF_RATE:=2000}"
 else
-	: "${CLIENTS:=10000}" "${IDLE_CLIENTS:=15000}" "${RATES:=2000,5000,10000,15000,20000}" "${DURATION:=60s}" "${SETTLE:=10s}" "${ROUNDS:=20}" "${REF_RATE:=10000}"
+	: "${CLIENTS:=10000}" "${IDLE_CLIENTS:=15000}" "${RATES:=2000,5000,10000,15000,20000,25000,30000}" "${DURATION:=60s}" "${SETTLE:=10s}" "${ROUNDS:=20}" "${REF_RATE:=10000}"
 fi
 # Every event carries an idempotency key by default, Herald's and
 # Centrifugo's (its publish API's idempotency_key) alike.
