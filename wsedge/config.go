@@ -41,8 +41,13 @@ type Config struct {
 	SetupTimeout     time.Duration // longest session set-up (Redis, store) before 1013; 0 means 3s
 	MaxSetups        int           // session set-ups running at once, the rest wait their turn; 0 means 64
 	SetupQueueWait   time.Duration // longest wait for a turn before 1013; 0 means 30s
-	MaxConnsPerIP    int           // live sessions from one client address; 0 means 1000, <0 turns it off
-	ClosedRetention  time.Duration // closed-session records kept in the store; 0 means 24h
+	// HandshakeTimeout and MaxHandshakeBytes bound an upgrade request read
+	// by Listener's connections: the time to send its request line and
+	// headers (0 means 10s) and their size (0 means 16 KiB; 431 past it).
+	HandshakeTimeout  time.Duration
+	MaxHandshakeBytes int
+	MaxConnsPerIP     int           // live sessions from one client address; 0 means 1000, <0 turns it off
+	ClosedRetention   time.Duration // closed-session records kept in the store; 0 means 24h
 
 	// TrustedProxies are the load balancers whose X-Forwarded-For header,
 	// or PROXY protocol header (v1 or v2), names the client's address for
@@ -129,6 +134,10 @@ func (c *Config) fill() {
 	def(&c.PresenceTTL, 30*time.Second)
 	def(&c.SetupTimeout, 3*time.Second)
 	def(&c.SetupQueueWait, 30*time.Second)
+	def(&c.HandshakeTimeout, 10*time.Second)
+	if c.MaxHandshakeBytes <= 0 {
+		c.MaxHandshakeBytes = 16 << 10
+	}
 	if c.MaxSetups <= 0 {
 		c.MaxSetups = 64
 	}

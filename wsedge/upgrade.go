@@ -29,13 +29,10 @@ import (
 // whose stacks have already grown. The session's reader still starts on a
 // goroutine of its own, with a small stack (startReader).
 
+// The request's own limits are Config.HandshakeTimeout and
+// MaxHandshakeBytes (herald sets them to its HTTP servers' ReadHeaderTimeout
+// and MaxHeaderBytes).
 const (
-	// upgradeHeaderTimeout bounds how long a client may take to send its
-	// request line and headers (net/http's ReadHeaderTimeout in herald).
-	upgradeHeaderTimeout = 10 * time.Second
-	// maxUpgradeRequest bounds the request line and headers of an upgrade
-	// (herald's MaxHeaderBytes); a larger one gets 431.
-	maxUpgradeRequest = 16 << 10
 	// upgradeWorkerIdle is how long a handshake worker waits for the next
 	// connection before it exits.
 	upgradeWorkerIdle = 5 * time.Second
@@ -184,8 +181,8 @@ func (l *muxListener) serve(c net.Conn) {
 	if !l.track(c, true) {
 		return
 	}
-	c.SetReadDeadline(time.Now().Add(upgradeHeaderTimeout))
-	limit := &io.LimitedReader{R: c, N: maxUpgradeRequest}
+	c.SetReadDeadline(time.Now().Add(l.e.cfg.HandshakeTimeout))
+	limit := &io.LimitedReader{R: c, N: int64(l.e.cfg.MaxHandshakeBytes)}
 	br := upgradeReaders.Get().(*bufio.Reader)
 	br.Reset(limit)
 	defer func() {

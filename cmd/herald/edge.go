@@ -198,6 +198,9 @@ func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log
 	if o.connRate == 0 {
 		cfg.ConnectRatePerIP = -1
 	}
+	// the edge reads upgrade requests itself, within the same limits as
+	// every HTTP server of the command
+	cfg.HandshakeTimeout, cfg.MaxHandshakeBytes = readHeaderTimeout, maxHeaderBytes
 	e, err := wsedge.New(rdb, cfg)
 	if err != nil {
 		return err
