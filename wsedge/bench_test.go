@@ -123,7 +123,7 @@ func newPushBench(b *testing.B, gate wsedge.Gate, personal bool) *pushBench {
 		b.Fatal(err)
 	}
 	hs := httptest.NewUnstartedServer(e)
-	hs.Listener = e.Listener(hs.Listener)
+	hs.Listener = e.Listener(hs.Listener, nil)
 	hs.Config.ConnContext = e.ConnContext
 	hs.Start()
 	b.Cleanup(func() {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"net/http"
 	"net/netip"
 	"sync"
 	"time"
@@ -24,14 +25,18 @@ import (
 type connKey struct{}
 
 // Listener wraps ln so that the edge can write frames on its connections
-// directly and upgrades requests for /ws itself (upgrade.go); the
-// connections it returns from Accept carry every other request. Serve with
-// an http.Server whose ConnContext is Edge.ConnContext. Connections from
-// Config.TrustedProxies may start with a PROXY protocol header, which
-// names the client. Closing it (the server's Close or Shutdown) waits for
-// the handshakes under way.
-func (e *Edge) Listener(ln net.Listener) net.Listener {
-	return newMuxListener(frameListener{ln, e.cfg.TrustedProxies}, e)
+// directly and upgrades requests for /ws itself (upgrade.go), passing them
+// to h (the server's handler, which must lead /ws to the edge; nil means
+// the edge itself); the connections it returns from Accept carry every
+// other request. Serve with an http.Server whose Handler is h and whose
+// ConnContext is Edge.ConnContext. Connections from Config.TrustedProxies
+// may start with a PROXY protocol header, which names the client. Closing
+// it (the server's Close or Shutdown) waits for the handshakes under way.
+func (e *Edge) Listener(ln net.Listener, h http.Handler) net.Listener {
+	if h == nil {
+		h = e
+	}
+	return newMuxListener(frameListener{ln, e.cfg.TrustedProxies}, e, h)
 }
 
 // ConnContext is the http.Server ConnContext that hands the edge its

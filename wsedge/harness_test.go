@@ -82,7 +82,7 @@ func (v *env) startEdge(dir string, mut func(*wsedge.Config)) *edge {
 		t.Fatal(err)
 	}
 	hs := httptest.NewUnstartedServer(e)
-	hs.Listener = e.Listener(hs.Listener)
+	hs.Listener = e.Listener(hs.Listener, nil)
 	hs.Config.ConnContext = e.ConnContext
 	hs.Start()
 	ed := &edge{Edge: e, url: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws", store: st, dir: dir, http: hs}

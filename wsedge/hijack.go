@@ -51,7 +51,11 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		conn.Close()
 		return nil, nil, err
 	}
-	if fc, ok := conn.(*frameConn); ok {
+	inner := conn
+	if pc, ok := inner.(*prefixConn); ok { // an upgrade net/http served (a keep-alive connection's later request)
+		inner = pc.Conn
+	}
+	if fc, ok := inner.(*frameConn); ok {
 		fc.upgrade()
 	}
 	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, connWriteBuffer)), nil

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,12 +48,14 @@ var upgradeReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil,
 // upgrades requests for /ws itself, and hands every other connection to
 // the http.Server that serves it through Accept.
 type muxListener struct {
-	inner net.Listener
-	e     *Edge
+	inner   net.Listener
+	e       *Edge
+	handler http.Handler // the server's, for /ws requests
 
-	plain chan net.Conn // connections for net/http
-	work  chan net.Conn // to a worker waiting for one
-	done  chan struct{} // closed by Close
+	plain    chan net.Conn // connections for net/http
+	work     chan net.Conn // to a worker waiting for one
+	done     chan struct{} // closed by Close
+	loopDone chan struct{} // closed when the accept loop has ended (or never will start)
 
 	start     sync.Once
 	closeOnce sync.Once
@@ -63,9 +67,9 @@ type muxListener struct {
 	closed  bool
 }
 
-func newMuxListener(inner net.Listener, e *Edge) *muxListener {
-	return &muxListener{inner: inner, e: e, plain: make(chan net.Conn), work: make(chan net.Conn), done: make(chan struct{}),
-		reading: map[net.Conn]struct{}{}}
+func newMuxListener(inner net.Listener, e *Edge, h http.Handler) *muxListener {
+	return &muxListener{inner: inner, e: e, handler: h, plain: make(chan net.Conn), work: make(chan net.Conn),
+		done: make(chan struct{}), loopDone: make(chan struct{}), reading: map[net.Conn]struct{}{}}
 }
 
 // Accept returns the next connection that is not a WebSocket upgrade. The
@@ -90,6 +94,12 @@ func (l *muxListener) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.done)
 		err = l.inner.Close()
+		l.start.Do(func() { // never served: Accept returns at once from now on
+			l.acceptErr = net.ErrClosed
+			close(l.plain)
+			close(l.loopDone)
+		})
+		<-l.loopDone // no worker starts after this
 		l.mu.Lock()
 		l.closed = true
 		for c := range l.reading {
@@ -122,6 +132,7 @@ func (l *muxListener) track(c net.Conn, on bool) bool {
 // descriptors) is retried after a growing pause, as net/http does; any
 // other ends the loop and, through Accept, the server.
 func (l *muxListener) acceptLoop() {
+	defer close(l.loopDone)
 	var pause time.Duration
 	for {
 		c, err := l.inner.Accept()
@@ -134,6 +145,7 @@ func (l *muxListener) acceptLoop() {
 				case <-time.After(pause):
 					continue
 				case <-l.done:
+					err = net.ErrClosed // not the temporary error: the server must stop
 				}
 			}
 			l.acceptErr = err
@@ -182,7 +194,9 @@ func (l *muxListener) serve(c net.Conn) {
 		return
 	}
 	c.SetReadDeadline(time.Now().Add(l.e.cfg.HandshakeTimeout))
-	limit := &io.LimitedReader{R: c, N: int64(l.e.cfg.MaxHandshakeBytes)}
+	// net/http's slack above MaxHeaderBytes, so that /ws takes what any
+	// other request may send
+	limit := &io.LimitedReader{R: c, N: int64(l.e.cfg.MaxHandshakeBytes) + 4096}
 	br := upgradeReaders.Get().(*bufio.Reader)
 	br.Reset(limit)
 	defer func() {
@@ -214,13 +228,16 @@ func (l *muxListener) serve(c net.Conn) {
 
 // upgrade serves a request for /ws (or the error reading it).
 func (l *muxListener) upgrade(c net.Conn, br *bufio.Reader, limit *io.LimitedReader, req *http.Request, err error) {
+	if err == nil && req.ProtoAtLeast(1, 1) && req.Host == "" { // two Host headers fail ReadRequest
+		err = errors.New("HTTP/1.1 request without a Host header")
+	}
 	if err != nil {
 		status := http.StatusBadRequest
 		if limit.N == 0 {
 			status = http.StatusRequestHeaderFieldsTooLarge
 		}
 		writeResponse(c, status, nil, []byte(http.StatusText(status)+"\n"))
-		c.Close()
+		closeAfterResponse(c)
 		return
 	}
 	c.SetReadDeadline(time.Time{})
@@ -231,11 +248,39 @@ func (l *muxListener) upgrade(c net.Conn, br *bufio.Reader, limit *io.LimitedRea
 		ctx = context.WithValue(ctx, connKey{}, fc)
 	}
 	w := &upgradeWriter{conn: c, br: br, header: make(http.Header, 4)}
-	l.e.mux.ServeHTTP(w, req.WithContext(ctx))
+	defer func() {
+		// As net/http does: a panic ends this connection, not the edge.
+		if v := recover(); v != nil {
+			buf := make([]byte, 16<<10)
+			l.e.log.Error("panic serving an upgrade", "remote", req.RemoteAddr, "panic", fmt.Sprint(v),
+				"stack", string(buf[:runtime.Stack(buf, false)]))
+			if !w.hijacked {
+				c.Close()
+			}
+		}
+	}()
+	l.handler.ServeHTTP(w, req.WithContext(ctx))
 	if !w.hijacked {
 		w.finish()
-		c.Close()
+		closeAfterResponse(c)
 	}
+}
+
+// closeAfterResponse closes c after an error response, as net/http does:
+// the write side first, then a short drain of what the client is still
+// sending, so that the close does not reset the connection before the
+// client has read the response.
+func closeAfterResponse(c net.Conn) {
+	inner := c
+	if fc, ok := c.(*frameConn); ok {
+		inner = fc.Conn
+	}
+	if cw, ok := inner.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+		c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		io.Copy(io.Discard, io.LimitReader(c, 256<<10))
+	}
+	c.Close()
 }
 
 // isUpgradePath reports whether a request line starts with "GET /ws"

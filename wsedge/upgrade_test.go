@@ -72,6 +72,9 @@ func TestUpgradeListenerRoutesRequests(t *testing.T) {
 	if st, closed := rawRequest(t, e, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: "+strings.Repeat("a", 20<<10)+"\r\n\r\n", 0); st != "431 Request Header Fields Too Large" || !closed {
 		t.Fatalf("oversized upgrade request: %q, closed %v", st, closed)
 	}
+	if st, closed := rawRequest(t, e, "GET /ws HTTP/1.1\r\nConnection: close\r\n\r\n", 0); st != "400 Bad Request" || !closed {
+		t.Fatalf("HTTP/1.1 upgrade request without Host: %q, closed %v", st, closed)
+	}
 	if st, _ := rawRequest(t, e, "GET /wsx HTTP/1.1\r\nHost: x\r\n\r\n", 0); st != "404 Not Found" {
 		t.Fatalf("/wsx: %q, want net/http's 404", st)
 	}
@@ -127,7 +130,7 @@ func TestUpgradeListenerCloseEndsWorkers(t *testing.T) {
 	}
 	srv := &http.Server{Handler: e, ConnContext: e.ConnContext}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(e.Listener(ln)) }()
+	go func() { served <- srv.Serve(e.Listener(ln, nil)) }()
 	silent, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -183,4 +186,26 @@ func readServerFrame(br *bufio.Reader) ([]byte, error) {
 	b := make([]byte, n)
 	_, err := io.ReadFull(br, b)
 	return b, err
+}
+
+// A listener closed before its server ever called Accept returns at once,
+// and its Accept then fails.
+func TestUpgradeListenerClosedBeforeServe(t *testing.T) {
+	v := newEnv(t)
+	e := v.startEdge("", nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := e.Listener(ln, nil)
+	done := make(chan error, 1)
+	go func() { done <- l.Close() }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close of a listener never served did not return")
+	}
+	if _, err := l.Accept(); err == nil {
+		t.Fatal("Accept after Close succeeded")
+	}
 }

@@ -75,7 +75,7 @@ func (c *devConsole) serve(e *wsedge.Edge, public http.Handler, o serverOptions,
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := srv.Serve(e.Listener(c.ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(e.Listener(c.ln, srv.Handler)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("dev console listener stopped", "err", err)
 		}
 	}()

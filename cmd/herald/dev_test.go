@@ -124,6 +124,21 @@ func TestDevConsole(t *testing.T) {
 		} else {
 			resp.Body.Close()
 		}
+		// The edge upgrades /ws itself, still behind the console's host
+		// check: a rebound page (Host and Origin both the attacker's) gets
+		// no session.
+		wreq, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+d.console+"/ws?token="+tok, nil)
+		wreq.Host = "attacker.example:8081"
+		wreq.Header.Set("Origin", "http://attacker.example:8081")
+		wreq.Header.Set("Connection", "Upgrade")
+		wreq.Header.Set("Upgrade", "websocket")
+		wreq.Header.Set("Sec-WebSocket-Version", "13")
+		wreq.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		if resp, err := http.DefaultClient.Do(wreq); err != nil || resp.StatusCode != http.StatusMisdirectedRequest {
+			t.Errorf("console /ws asked for another host: %v %v, want 421", resp, err)
+		} else {
+			resp.Body.Close()
+		}
 		// The console's token opens a session on the console's own /ws,
 		// as the page does; it is not signed with the old fixed secret.
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)

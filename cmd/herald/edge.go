@@ -243,7 +243,7 @@ func serveEdge(ctx context.Context, o *edgeFlags, rdb redis.UniversalClient, log
 	srv := o.srv.newHTTPServer(public, log)
 	srv.ConnContext = e.ConnContext
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(e.Listener(ln)) }()
+	go func() { served <- srv.Serve(e.Listener(ln, public)) }()
 	stopConsole := o.console.serve(e, public, o.srv, log) // herald dev --dev-console
 	defer stopConsole()
 	stopExtra := extra.start(ctx)
