@@ -42,13 +42,21 @@ func (e *Edge) Listener(ln net.Listener, h http.Handler) net.Listener {
 // ConnContext is the http.Server ConnContext that hands the edge its
 // connection wrapper.
 func (e *Edge) ConnContext(ctx context.Context, c net.Conn) context.Context {
-	if pc, ok := c.(*prefixConn); ok {
-		c = pc.Conn
-	}
-	if fc, ok := c.(*frameConn); ok {
+	if fc := frameConnOf(c); fc != nil {
 		return context.WithValue(ctx, connKey{}, fc)
 	}
 	return ctx
+}
+
+// frameConnOf returns the edge's wrapper of c, also under a connection
+// handed to net/http with the bytes already read (prefixConn); nil for a
+// connection from another listener (httptest.NewServer).
+func frameConnOf(c net.Conn) *frameConn {
+	if pc, ok := c.(*prefixConn); ok {
+		c = pc.Conn
+	}
+	fc, _ := c.(*frameConn)
+	return fc
 }
 
 type frameListener struct {

@@ -51,11 +51,7 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		conn.Close()
 		return nil, nil, err
 	}
-	inner := conn
-	if pc, ok := inner.(*prefixConn); ok { // an upgrade net/http served (a keep-alive connection's later request)
-		inner = pc.Conn
-	}
-	if fc, ok := inner.(*frameConn); ok {
+	if fc := frameConnOf(conn); fc != nil { // also an upgrade net/http served (a keep-alive connection's later request)
 		fc.upgrade()
 	}
 	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, connWriteBuffer)), nil

@@ -243,10 +243,7 @@ func (l *muxListener) upgrade(c net.Conn, br *bufio.Reader, limit *io.LimitedRea
 	c.SetReadDeadline(time.Time{})
 	limit.N = 1 << 62 // the reader may read on into the first frames; the library limits those
 	req.RemoteAddr = c.RemoteAddr().String()
-	ctx := context.Background()
-	if fc, ok := c.(*frameConn); ok {
-		ctx = context.WithValue(ctx, connKey{}, fc)
-	}
+	ctx := l.e.ConnContext(context.Background(), c)
 	w := &upgradeWriter{conn: c, br: br, header: make(http.Header, 4)}
 	defer func() {
 		// As net/http does: a panic ends this connection, not the edge.
@@ -272,7 +269,7 @@ func (l *muxListener) upgrade(c net.Conn, br *bufio.Reader, limit *io.LimitedRea
 // client has read the response.
 func closeAfterResponse(c net.Conn) {
 	inner := c
-	if fc, ok := c.(*frameConn); ok {
+	if fc := frameConnOf(c); fc != nil {
 		inner = fc.Conn
 	}
 	if cw, ok := inner.(interface{ CloseWrite() error }); ok {
