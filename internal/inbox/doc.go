@@ -11,6 +11,12 @@
 // Seqs below a feed's oldest retained entry are folded into the watermark,
 // so the set never outgrows the feed's retention.
 //
+// Read state is of one epoch per feed and counts for nothing in another.
+// mark.lua adds to state of the epoch it is given and replaces state of
+// another epoch only when the caller has seen, by reading the feed's head
+// again, that the other is older: a mark made with an epoch that was lost
+// meanwhile never erases the new epoch's state (MarkRead, apply).
+//
 // Unread counts are computed in Redis (unread.lua, one call per feed, one
 // slot each): the entries above the watermark that are not read, not
 // expired and meant for the device.

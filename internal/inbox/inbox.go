@@ -17,6 +17,9 @@ import (
 // ErrInvalid.
 var (
 	ErrInvalid = errors.New("inbox: invalid input")
+	// ErrEpochChurn: a mark met read state of yet another epoch in every
+	// round of MarkRead (feeds losing their history again and again).
+	ErrEpochChurn = errors.New("inbox: read state keeps changing epoch")
 )
 
 // ValidationError names the input field at fault.

@@ -24,8 +24,11 @@ type Mark struct {
 
 // MarkRead marks notifications of u's inbox read for every device of the
 // user and returns the inbox's unread count for u.Device. Ids of history
-// that is gone (another epoch) are ignored; ids that are not an inbox's
-// (a topic's, malformed) are refused with a *ValidationError.
+// that is gone (another epoch) are ignored, and so is what a mark would
+// write in a feed that loses its history while the mark is made: a mark
+// never lowers or erases the read state of a feed's current epoch. Ids
+// that are not an inbox's (a topic's, malformed) are refused with a
+// *ValidationError.
 func (ib *Inbox) MarkRead(ctx context.Context, u User, m Mark) (int, error) {
 	set := 0
 	if len(m.IDs) > 0 {
@@ -47,30 +50,83 @@ func (ib *Inbox) MarkRead(ctx context.Context, u User, m Mark) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	key := ib.space.ReadState(u.Tenant, u.User)
-	ttl := strconv.FormatInt(int64(ib.cfg.StateTTL.Seconds()), 10)
-	err = ib.pipelined(ctx, func(p redis.Pipeliner) {
-		for _, name := range feedNames {
-			fm, ok := plan[name]
-			if !ok || fm.epoch == "" {
-				continue
-			}
-			markScript.EvalSha(ctx, p, []string{key}, name, fm.epoch, fm.first, fm.atLeast, ib.cfg.MaxReadSet, ttl, fm.seqText())
-		}
-	})
-	if err != nil {
+	if err := ib.apply(ctx, u, plan); err != nil {
 		return 0, fmt.Errorf("mark read for %s/%s: %w", u.Tenant, u.User, err)
 	}
 	return ib.Unread(ctx, u)
 }
 
+// maxApply bounds the rounds of apply. Each round past the first needs
+// the feed to change epoch again meanwhile.
+const maxApply = 4
+
+// apply writes plan, one mark.lua call per feed in one pipeline. The plan
+// was made with the epochs read from the feeds' heads; read state found in
+// another epoch may be newer (the feed lost its history since) or older.
+// So such a feed's head is read again: if its epoch is still the plan's,
+// the other epoch is older and the next round replaces its state; if not,
+// the plan's epoch is gone and the feed's mark is dropped, like an id of
+// another epoch.
+func (ib *Inbox) apply(ctx context.Context, u User, plan map[string]feedMark) error {
+	key := ib.space.ReadState(u.Tenant, u.User)
+	ttl := strconv.FormatInt(int64(ib.cfg.StateTTL.Seconds()), 10)
+	for round := 0; ; round++ {
+		var cmds [len(feedNames)]*redis.Cmd
+		err := ib.pipelined(ctx, func(p redis.Pipeliner) {
+			for i, name := range feedNames {
+				if fm := plan[name]; fm.epoch != "" {
+					cmds[i] = markScript.EvalSha(ctx, p, []string{key}, name, fm.epoch, fm.first, fm.atLeast,
+						ib.cfg.MaxReadSet, ttl, fm.seqText(), fm.replaces)
+				}
+			}
+		})
+		if err != nil {
+			return err
+		}
+		next := map[string]feedMark{}
+		for i, name := range feedNames {
+			if cmds[i] == nil {
+				continue
+			}
+			fm := plan[name]
+			switch had, err := cmds[i].Text(); {
+			case err != nil:
+				return err
+			case had == fm.epoch:
+				continue // applied
+			default:
+				fm.replaces = had
+			}
+			epoch, _, err := ib.reader.Tip(ctx, u.feed(name))
+			switch {
+			case errors.Is(err, feed.ErrNoFeed):
+				continue // gone: nothing to mark
+			case err != nil:
+				return err
+			case epoch == fm.epoch:
+				next[name] = fm
+			}
+		}
+		if len(next) == 0 {
+			return nil
+		}
+		if round+1 == maxApply {
+			return ErrEpochChurn
+		}
+		plan = next
+	}
+}
+
 // feedMark is what to mark in one feed.
 type feedMark struct {
-	epoch   string // the feed's current epoch; "" when the feed is gone
-	first   uint64 // its oldest retained seq
-	last    uint64 // its newest seq: nothing after it can be marked
-	atLeast uint64
-	seqs    []uint64
+	epoch string // the feed's current epoch; "" when the feed is gone
+	// replaces is an epoch known to be older than epoch, whose read
+	// state the mark replaces ("" = none yet).
+	replaces string
+	first    uint64 // its oldest retained seq
+	last     uint64 // its newest seq: nothing after it can be marked
+	atLeast  uint64
+	seqs     []uint64
 }
 
 func (fm feedMark) seqText() string { return feedRead{set: fm.seqs}.setText() }
@@ -127,9 +183,11 @@ func (ib *Inbox) planUpTo(ctx context.Context, u User, id string, plan map[strin
 	}
 	fm.atLeast = min(seq, fm.last)
 	plan[name] = fm
-	_, es, err := ib.reader.Range(ctx, u.feed(name), seq-1, 1)
-	if err != nil || len(es) == 0 || es[0].Seq != seq {
-		return ignoreGone(err) // trimmed: its own feed is marked, that is all
+	ep, es, err := ib.reader.Range(ctx, u.feed(name), seq-1, 1)
+	if err != nil || ep != epoch || len(es) == 0 || es[0].Seq != seq {
+		// trimmed (or a new epoch since the head was read): its own feed
+		// is marked, that is all
+		return ignoreGone(err)
 	}
 	ts := es[0].TS
 	other := FeedTenant
@@ -148,9 +206,9 @@ func (ib *Inbox) planUpTo(ctx context.Context, u User, id string, plan map[strin
 	if fr := st[other]; fr.epoch == ofm.epoch {
 		after = fr.mark
 	}
-	_, rest, err := ib.reader.Range(ctx, u.feed(other), after, int64(ib.cfg.MaxReadSet))
-	if err != nil {
-		return ignoreGone(err)
+	ep, rest, err := ib.reader.Range(ctx, u.feed(other), after, int64(ib.cfg.MaxReadSet))
+	if err != nil || ep != ofm.epoch {
+		return ignoreGone(err) // gone, or a new epoch since the head was read
 	}
 	for _, e := range rest {
 		if e.TS <= ts {

@@ -1,24 +1,37 @@
 -- Mark entries of one feed read in a user's read state.
 -- KEYS[1] the read-state hash
--- ARGV[1] feed name  ARGV[2] the feed's current epoch
+-- ARGV[1] feed name  ARGV[2] the feed's epoch, as the caller read it
 -- ARGV[3] the feed's oldest retained seq (0 = none): seqs below it are gone
 --         and fold into the watermark
 -- ARGV[4] the watermark is at least this (everything up to it read; 0 none)
 -- ARGV[5] most seqs kept above the watermark  ARGV[6] state TTL in seconds
 -- ARGV[7] seqs to mark read, comma-separated
--- State of another epoch is dropped first. Then the watermark moves up over
--- every read seq that follows it, so the set holds only seqs past a gap.
+-- ARGV[8] an epoch the caller knows to be older than ARGV[2] ('' = none)
+--
+-- The script cannot read the feed's meta (the tenant feed's is in another
+-- slot), so it never decides which of two epochs is current. State of
+-- ARGV[2] (or none, or malformed) is added to; state of ARGV[8] is
+-- replaced; state of any other epoch is left alone, since ARGV[2] may be
+-- the older one (the feed lost its history after the caller read it).
+-- Returns the epoch the state is in afterwards: ARGV[2] when the mark was
+-- applied, the other epoch when nothing was written.
+--
+-- Then the watermark moves up over every read seq that follows it, so the
+-- set holds only seqs past a gap.
 local wf, sf = 'w:' .. ARGV[1], 's:' .. ARGV[1]
 local cur = redis.call('HMGET', KEYS[1], wf, sf)
 local epoch = ARGV[2]
 local mark, set = 0, {}
 if cur[1] then
   local c = string.find(cur[1], ':', 1, true)
-  if c and string.sub(cur[1], 1, c - 1) == epoch then
+  local had = c and c > 1 and string.sub(cur[1], 1, c - 1)
+  if had == epoch then
     mark = tonumber(string.sub(cur[1], c + 1)) or 0
     if cur[2] then
       for s in string.gmatch(cur[2], '%d+') do set[#set+1] = tonumber(s) end
     end
+  elseif had and had ~= ARGV[8] then
+    return had
   end
 end
 local first, atLeast = tonumber(ARGV[3]) or 0, tonumber(ARGV[4]) or 0
@@ -54,4 +67,4 @@ else
   redis.call('HDEL', KEYS[1], sf)
 end
 redis.call('EXPIRE', KEYS[1], ARGV[6])
-return mark
+return epoch
