@@ -193,7 +193,8 @@ func (l *muxListener) serve(c net.Conn) {
 	if !l.track(c, true) {
 		return
 	}
-	c.SetReadDeadline(time.Now().Add(l.e.cfg.HandshakeTimeout))
+	headerBy := time.Now().Add(l.e.cfg.HandshakeTimeout)
+	c.SetReadDeadline(headerBy)
 	// net/http's slack above MaxHeaderBytes, so that /ws takes what any
 	// other request may send
 	limit := &io.LimitedReader{R: c, N: int64(l.e.cfg.MaxHandshakeBytes) + 4096}
@@ -217,8 +218,8 @@ func (l *muxListener) serve(c net.Conn) {
 	}
 	// net/http reads on from what was peeked
 	b, _ := br.Peek(br.Buffered())
-	pc := &prefixConn{Conn: c, pending: bytes.Clone(b)}
-	c.SetReadDeadline(time.Time{}) // net/http sets its own
+	pc := &prefixConn{Conn: c, pending: bytes.Clone(b), headerBy: headerBy}
+	c.SetReadDeadline(time.Time{}) // net/http sets its own, held to headerBy
 	select {
 	case l.plain <- pc:
 	case <-l.done:
@@ -291,6 +292,25 @@ func isUpgradePath(head []byte) bool {
 type prefixConn struct {
 	net.Conn
 	pending []byte
+	// headerBy is when the first request's header must be in, counted
+	// from when the listener started reading it: net/http's first read
+	// deadline (its header timeout, counted from when it got the
+	// connection) is held to it, so that a slow client does not get the
+	// sniffing time and net/http's whole timeout on top.
+	headerBy time.Time
+}
+
+// SetReadDeadline holds net/http's first deadline, the first request's
+// header timeout, to headerBy. net/http sets it before it starts reading
+// and before any other goroutine of the connection exists.
+func (c *prefixConn) SetReadDeadline(t time.Time) error {
+	if !c.headerBy.IsZero() {
+		if t.IsZero() || t.After(c.headerBy) {
+			t = c.headerBy
+		}
+		c.headerBy = time.Time{}
+	}
+	return c.Conn.SetReadDeadline(t)
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/internal/leakcheck"
+	"github.com/heraldrt/herald/wsedge"
 )
 
 // rawRequest sends req on a new connection to e's listener, in parts with
@@ -116,6 +117,41 @@ func TestUpgradeKeepsBytesAfterTheRequest(t *testing.T) {
 		}
 	}
 	t.Fatal("no pong for the ping sent with the upgrade request")
+}
+
+// A request for another path than /ws gets the handshake timeout once in
+// all: the time the listener spent on its first bytes counts toward the
+// server's header timeout, not before it.
+func TestUpgradeListenerSlowRequestTimesOutOnce(t *testing.T) {
+	v := newEnv(t)
+	const limit = 600 * time.Millisecond
+	e := v.startEdge("", func(c *wsedge.Config) { c.HandshakeTimeout = limit })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a server of its own, with a header timeout far above the edge's
+	srv := &http.Server{Handler: e, ConnContext: e.ConnContext, ReadHeaderTimeout: 20 * limit}
+	go srv.Serve(e.Listener(ln, nil))
+	t.Cleanup(func() { srv.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	if _, err := io.WriteString(c, "GET /hea"); err != nil { // 8 bytes: not /ws, handed on at once
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(15 * limit))
+	_, err = io.Copy(io.Discard, c) // net/http answers 408 or just closes
+	took := time.Since(start)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("the connection was still open after %v: the server's header timeout started over", took)
+	}
+	if took < limit/2 {
+		t.Fatalf("closed after %v, before the handshake timeout %v", took, limit)
+	}
 }
 
 // Closing the listener ends its handshake workers, also one waiting for a
