@@ -99,6 +99,11 @@ func At(t time.Time) PublishOption { return func(o *publishOptions) { o.at = t }
 // was told is stored. Otherwise they fail with an error wrapping
 // ErrNotReplicated (the entry may be stored: send it again with
 // the same idempotency key). n 0 (the default) waits for none.
+//
+// With a *redis.Client or *redis.ClusterClient, timeout may be as long as
+// or longer than the client's ReadTimeout: the WAIT is read under
+// ReadTimeout + timeout + 1s. With any other client keep timeout at least
+// a second below its ReadTimeout.
 func WithReplicaAcks(n int, timeout time.Duration) Option {
 	return func(p *Producer) { p.replicas = replicas.Policy{Replicas: n, Timeout: timeout} }
 }

@@ -119,9 +119,12 @@ func parseDispatcherFlags(args []string) (*dispatcherFlags, error) {
 			return nil, fmt.Errorf("%w: --%s %d must not be negative", errUsage, name, v)
 		}
 	}
-	if t := c.Append.Replicas.Timeout; t <= 0 || t > 2*time.Second {
-		// the Redis client gives up on a reply after 3s
-		return nil, fmt.Errorf("%w: --replica-ack-timeout %v must be above 0 and at most 2s", errUsage, t)
+	if t := c.Append.Replicas.Timeout; t <= 0 || t > time.Minute {
+		// Any value is fine with any read_timeout in --redis-url (the WAIT
+		// is read under read_timeout + this, see internal/replicas); the
+		// minute only catches a typo, since a batch waits this long per try
+		// while a replica is missing.
+		return nil, fmt.Errorf("%w: --replica-ack-timeout %v must be above 0 and at most 1m", errUsage, t)
 	}
 	if c.Linger < 0 {
 		return nil, fmt.Errorf("%w: --linger %v must not be negative", errUsage, c.Linger)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldrt/herald/dispatcher"
 	"github.com/heraldrt/herald/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
@@ -143,6 +144,50 @@ func TestDispatcherCommandFailsInOneLine(t *testing.T) {
 	}
 	if err := runDispatch(t.Context(), []string{"--batch-size", "-1"}, &logs); !errors.Is(err, errUsage) {
 		t.Fatalf("negative batch size: %v", err)
+	}
+}
+
+// TestDispatcherReplicaAckTimeoutPastReadTimeout: --replica-ack-timeout
+// longer than the read_timeout of --redis-url is accepted, and a batch
+// that no replica acknowledges fails with "not acknowledged", not with an
+// i/o timeout; once a replica is there it is delivered, once.
+func TestDispatcherReplicaAckTimeoutPastReadTimeout(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- runDispatch(ctx, []string{"--redis-url", srv.URL() + "?read_timeout=200ms", "--prefix", "cli:",
+			"--admin-listen", "off", "--consumer", "cli-1", "--log-format", "json",
+			"--replica-acks", "1", "--replica-ack-timeout", "700ms", "--retry-max", "100ms"}, &logs)
+	}()
+	pollUntil(t, 10*time.Second, "the ready log line", func() bool { return strings.Contains(logs.String(), "dispatcher ready") })
+	rdb.XAdd(ctx, &redis.XAddArgs{Stream: "cli:events", Values: []any{"type", "a.b", "tenant", "acme", "to", "user:u1", "data", "{}"}})
+	pollUntil(t, 10*time.Second, "a batch that failed for want of a replica", func() bool {
+		return strings.Contains(logs.String(), "not acknowledged by enough replicas")
+	})
+	if strings.Contains(logs.String(), "i/o timeout") {
+		t.Fatalf("an i/o timeout in the logs:\n%s", logs.String())
+	}
+	redistest.StartReplica(t, srv)
+	pollUntil(t, 10*time.Second, "the event acknowledged", func() bool {
+		p, err := rdb.XPending(ctx, "cli:events", dispatcher.DefaultGroup).Result()
+		return err == nil && p.Count == 0
+	})
+	if n := rdb.XLen(ctx, "cli:feed:{acme:u:u1}").Val(); n != 1 {
+		t.Fatalf("%d feed entries, want 1", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("dispatcher returned %v", err)
+	}
+	for _, bad := range []string{"0", "-1s"} {
+		err := runDispatch(t.Context(), []string{"--replica-ack-timeout", bad}, &logs)
+		if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "--replica-ack-timeout") {
+			t.Fatalf("--replica-ack-timeout %s: %v, want a usage error naming the flag", bad, err)
+		}
 	}
 }
 

@@ -11,6 +11,9 @@
 //	srv := redistest.Start(t, redistest.WithAOF())
 //	rdb := srv.Client(t)
 //
+// [StartReplica] adds a replica to a Server (for tests of WAIT), and
+// [StartCluster] starts a Redis Cluster, with replicas if asked.
+//
 // Code without a testing.TB (a TestMain, a benchmark harness, a demo command)
 // calls [Launch] and must call [Server.Close].
 //

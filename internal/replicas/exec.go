@@ -20,8 +20,12 @@ var ErrNotReplicated = errors.New("not acknowledged by enough replicas")
 // Policy says how many replicas must have a write before it counts as
 // stored. The zero Policy waits for none.
 type Policy struct {
-	Replicas int           // replicas that must acknowledge; 0 means none
-	Timeout  time.Duration // longest wait for them; 0 means 1s
+	Replicas int // replicas that must acknowledge; 0 means none
+
+	// Timeout is the longest wait for them; 0 means 1s. It may be as
+	// long as or longer than the client's ReadTimeout: Exec reads the
+	// WAIT's reply under a deadline of its own (see Exec).
+	Timeout time.Duration
 }
 
 // On reports whether p waits for replicas.
@@ -40,8 +44,18 @@ func (p Policy) On() bool { return p.Replicas > 0 }
 // that is all duplicates) must still wait for the first attempt's writes
 // to reach the replicas.
 //
-// p.Timeout must stay below the client's ReadTimeout (3s by default), or
-// the client gives up on the WAIT before Redis answers.
+// go-redis reads a whole pipeline's replies under one read deadline, the
+// client's ReadTimeout from when the pipeline was written, and ignores a
+// command's own timeout there (that of pipe.Wait included). So Exec sends
+// each master's pipeline through a copy of its *redis.Client whose
+// ReadTimeout is ReadTimeout + p.Timeout + waitSlack: the commands before
+// the WAIT have the whole ReadTimeout they would have without it, and the
+// WAIT its timeout on top. Without that, a p.Timeout near ReadTimeout
+// failed with an i/o timeout instead of ErrNotReplicated, and go-redis
+// sent the whole pipeline again, up to MaxRetries times, before giving up.
+// A client that is not a *redis.Client (a Ring, a wrapper) is used as it
+// is: keep p.Timeout + waitSlack + the time its commands take below its
+// ReadTimeout.
 func Exec(ctx context.Context, rdb redis.UniversalClient, p Policy, n int, tx bool, key func(i int) string, queue func(pipe redis.Pipeliner, i int)) error {
 	groups, clients, err := byMaster(ctx, rdb, n, key)
 	if err != nil {
@@ -61,7 +75,7 @@ func Exec(ctx context.Context, rdb redis.UniversalClient, p Policy, n int, tx bo
 		}
 	}
 	for addr, idx := range groups {
-		pipe := clients[addr].Pipeline()
+		pipe := forWait(clients[addr], timeout).Pipeline()
 		if tx {
 			// The transactions first (one per slot on a cluster: one may
 			// not span slots), then the mark and WAIT outside them: inside
@@ -103,6 +117,29 @@ func Exec(ctx context.Context, rdb redis.UniversalClient, p Policy, n int, tx bo
 		return fmt.Errorf("commands redirected (the caller retries): %w", redirected)
 	}
 	return first
+}
+
+// waitSlack is how late Redis may answer a WAIT after its timeout: it
+// times blocked clients out from its cron, every 1000/hz ms (100 ms at the
+// default hz 10: measured up to 100 ms late on Redis 7.0; 1 s at hz 1).
+const waitSlack = time.Second
+
+// forWait returns c, for a pipeline that ends with a WAIT of timeout, with
+// a read deadline that covers the WAIT: ReadTimeout + timeout + waitSlack
+// (see Exec). A client without a read deadline, or that is not a
+// *redis.Client, is returned as it is. The copy shares c's connections;
+// it costs about a dozen small allocations, nothing next to the WAIT.
+// Its WriteTimeout is the same as its ReadTimeout (go-redis sets both).
+func forWait(c pipeliner, timeout time.Duration) pipeliner {
+	cl, ok := c.(*redis.Client)
+	if !ok {
+		return c
+	}
+	read := cl.Options().ReadTimeout
+	if read <= 0 { // 0: no deadline; -1: none set at all
+		return c
+	}
+	return cl.WithTimeout(read + timeout + waitSlack)
 }
 
 // txParts splits one master's commands into the transactions they may

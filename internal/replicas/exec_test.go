@@ -84,3 +84,84 @@ func TestClusterWaitsOnEveryMaster(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitLongerThanReadTimeout: a WAIT timeout well past the client's
+// ReadTimeout gives the WAIT's own answer, not an i/o timeout, and the
+// pipeline is sent once (go-redis sends a pipeline that timed out again,
+// writes and all, up to MaxRetries times) on a connection that is kept.
+func TestWaitLongerThanReadTimeout(t *testing.T) {
+	const n = 5
+	pol := replicas.Policy{Replicas: 1, Timeout: 700 * time.Millisecond}
+	for _, tc := range []struct {
+		name string
+		set  func(t *testing.T, master *redistest.Server) // the master's replicas
+		want error
+	}{
+		{"no replica", func(*testing.T, *redistest.Server) {}, replicas.ErrNotReplicated},
+		{"replica frozen", func(t *testing.T, master *redistest.Server) {
+			r := redistest.StartReplica(t, master)
+			if err := r.Pause(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = r.Resume() })
+		}, replicas.ErrNotReplicated},
+		{"replica", func(t *testing.T, master *redistest.Server) { redistest.StartReplica(t, master) }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			master := redistest.Start(t)
+			tc.set(t, master)
+			rdb := redis.NewClient(&redis.Options{Addr: master.Addr(), ReadTimeout: 200 * time.Millisecond})
+			t.Cleanup(func() { _ = rdb.Close() })
+			ctx := context.Background()
+			incr := func(pipe redis.Pipeliner, i int) { pipe.Incr(ctx, keyOf(i)) }
+			start := time.Now()
+			err := replicas.Exec(ctx, rdb, pol, n, false, keyOf, incr)
+			t.Logf("Exec: %v after %v", err, time.Since(start))
+			if !errors.Is(err, tc.want) { // errors.Is(err, nil): err == nil
+				t.Fatalf("err %v, want %v", err, tc.want)
+			}
+			for i := range n {
+				if got, err := master.Client(t).Get(ctx, keyOf(i)).Int(); got != 1 || err != nil {
+					t.Fatalf("key %d: %d %v, want 1: the pipeline was sent more than once", i, got, err)
+				}
+			}
+			s := *rdb.PoolStats()
+			if s.PipelineStats != nil { // pipelines have a pool of their own
+				s = redis.PoolStats(*s.PipelineStats)
+			}
+			if s.TotalConns != 1 || s.IdleConns != 1 {
+				t.Fatalf("pool %d connections, %d idle; want the one connection kept", s.TotalConns, s.IdleConns)
+			}
+		})
+	}
+}
+
+// TestClusterWaitLongerThanReadTimeout: on a cluster too (each master's
+// pipeline goes through its node's client), a WAIT longer than the
+// client's ReadTimeout on a master whose replica is frozen gives
+// ErrNotReplicated, not an i/o timeout.
+func TestClusterWaitLongerThanReadTimeout(t *testing.T) {
+	cl := redistest.StartCluster(t, 1, redistest.WithReplicas(1))
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs()[:1], ReadTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := context.Background()
+	if err := rdb.Ping(ctx).Err(); err != nil { // load the slot map before the replica freezes
+		t.Fatal(err)
+	}
+	replica := cl.Nodes[1]
+	if err := replica.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = replica.Resume() })
+	const n = 5
+	incr := func(pipe redis.Pipeliner, i int) { pipe.Incr(ctx, keyOf(i)) }
+	err := replicas.Exec(ctx, rdb, replicas.Policy{Replicas: 1, Timeout: 700 * time.Millisecond}, n, false, keyOf, incr)
+	if !errors.Is(err, replicas.ErrNotReplicated) {
+		t.Fatalf("err %v, want ErrNotReplicated", err)
+	}
+	for i := range n {
+		if got, err := cl.Nodes[0].Client(t).Get(ctx, keyOf(i)).Int(); got != 1 || err != nil {
+			t.Fatalf("key %d: %d %v, want 1: the pipeline was sent more than once", i, got, err)
+		}
+	}
+}
