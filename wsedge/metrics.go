@@ -35,8 +35,9 @@ type metrics struct {
 	audit          *prometheus.CounterVec
 	pruned         prometheus.Counter
 
-	presenceRemoved, presenceRemoveErrors prometheus.Counter
-	sessions                              prometheus.Collector
+	presenceRemoved, presenceRemoveErrors  prometheus.Counter
+	onlineRepairAdded, onlineRepairRemoved prometheus.Counter
+	sessions                               prometheus.Collector
 
 	// Client limits (clientlimits.go).
 	limited            [numLimits]prometheus.Counter // sessions closed with 4029, per token bucket
@@ -85,6 +86,8 @@ func newMetrics() *metrics {
 		unreadFrames:         c("unread_frames_total", "Unread frames sent after a user's inbox read state changed."),
 		presenceRemoved:      c("presence_removed_total", "Presence entries of ended sessions removed from Redis (in batches)."),
 		presenceRemoveErrors: c("presence_remove_errors_total", "Presence entries of ended sessions that could not be removed (the device's next connect replaces them; a dead edge's are cleaned by the others)."),
+		onlineRepairAdded:    c("online_repair_added_total", "Users with a live session here that the online repair added back to their tenant's online set."),
+		onlineRepairRemoved:  c("online_repair_removed_total", "Users with no device online that the online repair took out of their tenant's online set."),
 		pruned:               c("closed_sessions_pruned_total", "Closed-session records deleted from the store after the retention."),
 		audit: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_edge_audit_total",
 			Help: "Audit events (refused connections, limit hits) by reason, logged or suppressed by the log's rate limit."}, []string{"reason"}),
@@ -109,7 +112,7 @@ func (m *metrics) sessionsFn(f func() float64) {
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.connects, m.byWire, m.wireBytes, m.closes, m.connectSeconds, m.frames, m.flushFrames, m.pushed, m.replayed,
 		m.filled, m.gaps, m.resets, m.slow, m.acks, m.acksFlushed, m.ackFlushErrors, m.upstream,
-		m.ruleSkipped, m.ruleHeld, m.rulePubDenied, m.ruleConnDenied, m.pubsubErrors, m.resubscribes, m.deadEdges, m.replacedRemote, m.unreadFrames, m.audit, m.pruned, m.presenceRemoved, m.presenceRemoveErrors, m.sessions,
+		m.ruleSkipped, m.ruleHeld, m.rulePubDenied, m.ruleConnDenied, m.pubsubErrors, m.resubscribes, m.deadEdges, m.replacedRemote, m.unreadFrames, m.audit, m.pruned, m.presenceRemoved, m.onlineRepairAdded, m.onlineRepairRemoved, m.presenceRemoveErrors, m.sessions,
 		m.limited[limitFrames], m.limited[limitBytes], m.limited[limitPubs], m.limited[limitPubBytes],
 		m.limitSubs, m.devicesEvicted, m.positionsForgotten, m.upstreamTrimmed}
 }

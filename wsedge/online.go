@@ -2,7 +2,9 @@ package wsedge
 
 import (
 	"context"
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -14,11 +16,26 @@ import (
 //     holds into the field named after itself of keys.Online(tenant), at
 //     most once a second for the tenants whose count changed, and removes
 //     its fields when it drains; keys.EdgeTenants lists the tenants it
-//     wrote, so that a dead edge's fields go with its presence (cleanEdge). The sum of the fields is the tenant's connections.
+//     wrote, so that a dead edge's fields go with its presence (cleanEdge).
+//     The sum of the fields is the tenant's connections.
 //   - users: keys.OnlineUsers(tenant) holds the users with a device online.
 //     Every set-up adds its user (in the pipeline it sends anyway); the
 //     removal of a presence entry that leaves the user no device removes
-//     the user, after checking again that none came back meanwhile.
+//     the user, after checking again that none came back meanwhile
+//     (settleOffline). The record of the entry in the edge's set
+//     (keys.EdgeSessions) goes in the same round trip as the user, after
+//     it: an edge that dies between the two leaves the record, and the
+//     dead-edge clean-up removes the user. That clean-up deletes the dead
+//     edge's records only once its users are out, so a clean-up that fails
+//     or dies half-way is done again at the next heartbeat.
+//
+// What no record covers (a Redis call that failed, a user taken out by an
+// edge that died before it added them back, two edges' checks crossing,
+// state left by older versions) is found by the repair (repairOnline): every
+// second each edge looks at up to repairBatch of its own presence records
+// and up to repairBatch users of the online sets of its tenants
+// (keys.EdgeTenants: those it counted, and those of the dead edges it
+// cleaned up after), and corrects the set to what presence says.
 
 // onlineInterval is how often changed connection counts are written.
 const onlineInterval = time.Second
@@ -32,17 +49,22 @@ func (e *Edge) countOnlineLocked(tenant string, d int) {
 	e.onlineDirty[tenant] = struct{}{}
 }
 
-// onlineLoop writes the changed counts until the edge stops; the drain
-// writes the last ones (writeOnline after every session ended).
+// onlineLoop writes the changed counts, and repairs the online users, until
+// the edge stops; the drain writes the last counts (writeOnline after every
+// session ended).
 func (e *Edge) onlineLoop() {
 	tick := time.NewTicker(onlineInterval)
 	defer tick.Stop()
+	var repair onlineRepair
 	for {
 		select {
 		case <-e.ctx.Done():
 			return
 		case <-tick.C:
 			e.writeOnline(e.ctx)
+			if !e.draining.Load() {
+				e.repairOnline(e.ctx, &repair)
+			}
 		}
 	}
 }
@@ -100,13 +122,25 @@ func offline(users []userKey, left []*redis.Cmd) []userKey {
 	return out
 }
 
-// dropOffline removes users from their tenant's online set, then adds
+// dropOffline is settleOffline for callers with nothing to send after the
+// users' removal, and nothing to do when it fails but log it (recover).
+func (e *Edge) dropOffline(ctx context.Context, users []userKey) {
+	if _, err := e.settleOffline(ctx, users, nil); err != nil {
+		e.log.Warn("could not remove users gone offline from the online counts", "users", len(users), "err", err)
+	}
+}
+
+// settleOffline removes users from their tenant's online set, then adds
 // back those that have a device online again (one may have connected
 // since their last device left): removing first means a connect that lands
-// in between is seen by the check.
-func (e *Edge) dropOffline(ctx context.Context, users []userKey) {
-	if len(users) == 0 {
-		return
+// in between is seen by the check. then, if not nil, adds commands to the
+// removal's round trip, after it: the records that let someone else redo
+// the removal (an edge's set of its presence entries) go there, so that
+// they outlive every removal that did not happen. It returns how many
+// users it took out; an error means the removal may not have happened.
+func (e *Edge) settleOffline(ctx context.Context, users []userKey, then func(redis.Pipeliner)) (int, error) {
+	if len(users) == 0 && then == nil {
+		return 0, nil
 	}
 	sp := e.cfg.Space
 	lens := make([]*redis.IntCmd, len(users))
@@ -117,11 +151,13 @@ func (e *Edge) dropOffline(ctx context.Context, users []userKey) {
 		for i, u := range users {
 			lens[i] = p.HLen(ctx, sp.Presence(u.tenant, u.user))
 		}
+		if then != nil {
+			then(p)
+		}
 		return nil
 	})
 	if err != nil {
-		e.log.Warn("could not remove users gone offline from the online counts", "users", len(users), "err", err)
-		return
+		return 0, fmt.Errorf("remove users gone offline from the online sets: %w", err)
 	}
 	var back []userKey
 	for i, u := range users {
@@ -130,7 +166,7 @@ func (e *Edge) dropOffline(ctx context.Context, users []userKey) {
 		}
 	}
 	if len(back) == 0 {
-		return
+		return len(users), nil
 	}
 	_, err = e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, u := range back {
@@ -138,7 +174,173 @@ func (e *Edge) dropOffline(ctx context.Context, users []userKey) {
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil { // not the caller's to redo: the repair adds them back (repairOwn)
 		e.log.Warn("could not count users online again", "users", len(back), "err", err)
 	}
+	return len(users) - len(back), nil
+}
+
+// repairBatch bounds what each half of the online repair looks at per
+// tick: this edge's presence records, and users of its tenants' online
+// sets (SSCAN's COUNT; a small set comes whole).
+const repairBatch = 256
+
+// repairTenantScans bounds the tenant sets the repair scans per tick.
+const repairTenantScans = 16
+
+// onlineRepair is where the repair's two walks are (onlineLoop owns it).
+type onlineRepair struct {
+	own     uint64   // SSCAN cursor in keys.EdgeSessions of this edge
+	tenants []string // tenants left to walk in this round, the current first
+	users   uint64   // SSCAN cursor in the current tenant's online set
+}
+
+// repairOnline takes one bounded step of each walk, and logs what it
+// corrected.
+func (e *Edge) repairOnline(ctx context.Context, r *onlineRepair) {
+	var added, removed int
+	err := e.call(ctx, "online.repair", func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		a, rm, err := e.repairOwn(ctx, r)
+		added, removed = added+a, removed+rm
+		if err != nil {
+			return err
+		}
+		rm, err = e.repairTenants(ctx, r)
+		removed += rm
+		return err
+	})
+	if added+removed > 0 {
+		e.m.onlineRepairAdded.Add(float64(added))
+		e.m.onlineRepairRemoved.Add(float64(removed))
+		e.log.Info("repaired the online users", "added", added, "removed", removed)
+	}
+	if err != nil {
+		e.log.Debug("online repair failed", "err", err)
+	}
+}
+
+// repairOwn walks this edge's presence records: a live session's user is
+// added to the online set if missing; the entry of a session that is not
+// live here any more (its removal failed, or its set-up's writes landed
+// after it) is removed as the reaper would.
+func (e *Edge) repairOwn(ctx context.Context, r *onlineRepair) (added, removed int, err error) {
+	sp := e.cfg.Space
+	members, cur, err := e.rdb.SScan(ctx, sp.EdgeSessions(e.cfg.EdgeID), r.own, "", repairBatch).Result()
+	if err != nil {
+		return 0, 0, err
+	}
+	r.own = cur
+	var live []userKey
+	var ended []gone
+	for _, m := range members {
+		parts := strings.Split(m, "\x00")
+		if len(parts) != 4 {
+			continue
+		}
+		u := userKey{parts[0], parts[1]}
+		if e.isLive(parts[0], parts[1], parts[2], parts[3]) {
+			live = append(live, u)
+			continue
+		}
+		ended = append(ended, gone{key: sp.Presence(u.tenant, u.user), edgeSet: sp.EdgeSessions(e.cfg.EdgeID),
+			device: parts[2], value: e.cfg.EdgeID + " " + parts[3], member: m, user: u})
+	}
+	if added, err = e.addOnline(ctx, live); err != nil {
+		return 0, 0, err
+	}
+	removed, err = e.removePresence(ctx, ended)
+	return added, removed, err
+}
+
+// isLive says whether the session is the device's live session here.
+func (e *Edge) isLive(tenant, user, device, id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.devices[deviceKey{tenant, user, device}]
+	return s != nil && s.id == id
+}
+
+// addOnline adds users with a live session here to their online sets,
+// then checks their presence: a user whose session ended meanwhile (and
+// whose removal may have run before the add) is taken out again.
+func (e *Edge) addOnline(ctx context.Context, users []userKey) (int, error) {
+	if len(users) == 0 {
+		return 0, nil
+	}
+	sp := e.cfg.Space
+	adds := make([]*redis.IntCmd, len(users))
+	lens := make([]*redis.IntCmd, len(users))
+	_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, u := range users {
+			adds[i] = p.SAdd(ctx, sp.OnlineUsers(u.tenant), u.user)
+			lens[i] = p.HLen(ctx, sp.Presence(u.tenant, u.user))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("add live users to the online sets: %w", err)
+	}
+	added := 0
+	var none []userKey
+	for i, u := range users {
+		switch {
+		case adds[i].Val() == 1 && lens[i].Val() > 0:
+			added++
+		case adds[i].Val() == 1:
+			none = append(none, u)
+		}
+	}
+	_, err = e.settleOffline(ctx, none, nil)
+	return added, err
+}
+
+// repairTenants walks the online sets of this edge's tenants, up to
+// repairBatch users and repairTenantScans scans per tick, and takes out the
+// users with no presence entry. A round starts from the tenants in
+// keys.EdgeTenants of this edge.
+func (e *Edge) repairTenants(ctx context.Context, r *onlineRepair) (int, error) {
+	sp := e.cfg.Space
+	if len(r.tenants) == 0 {
+		ts, err := e.rdb.SMembers(ctx, sp.EdgeTenants(e.cfg.EdgeID)).Result()
+		if err != nil {
+			return 0, err
+		}
+		r.tenants, r.users = ts, 0
+	}
+	var users []userKey
+	for scans := 0; scans < repairTenantScans && len(users) < repairBatch && len(r.tenants) > 0; scans++ {
+		t := r.tenants[0]
+		page, cur, err := e.rdb.SScan(ctx, sp.OnlineUsers(t), r.users, "", repairBatch).Result()
+		if err != nil {
+			return 0, err
+		}
+		if r.users = cur; cur == 0 {
+			r.tenants = r.tenants[1:]
+		}
+		for _, u := range page {
+			users = append(users, userKey{t, u})
+		}
+	}
+	if len(users) == 0 {
+		return 0, nil
+	}
+	lens := make([]*redis.IntCmd, len(users))
+	_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, u := range users {
+			lens[i] = p.HLen(ctx, sp.Presence(u.tenant, u.user))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read presence of online users: %w", err)
+	}
+	var none []userKey
+	for i, u := range users {
+		if lens[i].Val() == 0 {
+			none = append(none, u)
+		}
+	}
+	return e.settleOffline(ctx, none, nil)
 }

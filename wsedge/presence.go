@@ -397,7 +397,12 @@ func (e *Edge) heartbeatEdge() {
 	}
 }
 
-// cleanEdge removes the presence entries of a dead edge in one pipeline.
+// cleanEdge removes the presence entries of a dead edge and its online
+// counts in one pipeline, then its users left with no device from the
+// online sets and, after them in that round trip, the edge's records: if
+// anything fails, or this edge dies in between, the records are still
+// there and the next clean-up does it all again (each step can be sent
+// twice). This edge adopts the dead edge's tenants for its online repair.
 func (e *Edge) cleanEdge(ctx context.Context, edge string) error {
 	sp := e.cfg.Space
 	members, err := e.rdb.SMembers(ctx, sp.EdgeSessions(edge)).Result()
@@ -428,15 +433,26 @@ func (e *Edge) cleanEdge(ctx context.Context, edge string) error {
 		for t := range tenants {
 			p.HDel(ctx, sp.Online(t), edge)
 		}
-		p.Del(ctx, sp.EdgeSessions(edge))
-		p.Del(ctx, sp.EdgeTenants(edge)) // apart: two slots on a cluster
-		p.ZRem(ctx, sp.Edges(), edge)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	e.dropOffline(ctx, offline(users, left))
+	adopt := make([]any, 0, len(tenants))
+	for t := range tenants {
+		adopt = append(adopt, t)
+	}
+	_, err = e.settleOffline(ctx, offline(users, left), func(p redis.Pipeliner) {
+		if len(adopt) > 0 && !e.draining.Load() { // a drained edge deletes its set, and must not get it back
+			p.SAdd(ctx, sp.EdgeTenants(e.cfg.EdgeID), adopt...)
+		}
+		p.Del(ctx, sp.EdgeSessions(edge))
+		p.Del(ctx, sp.EdgeTenants(edge)) // apart: two slots on a cluster
+		p.ZRem(ctx, sp.Edges(), edge)
+	})
+	if err != nil {
+		return err
+	}
 	e.m.deadEdges.Inc()
 	e.log.Info("cleaned presence of a dead edge", "dead_edge", edge, "entries", len(members))
 	return nil

@@ -61,9 +61,10 @@ func (e *Edge) reapAll(ctx context.Context) {
 	}
 }
 
-// reap removes a batch of presence entries in one round trip, with one
-// retry after a failure; entries it cannot remove are left to the dead-edge
-// clean-up and to the devices' next connect, which replaces them.
+// reap removes a batch of presence entries, with one retry after a
+// failure; entries it cannot remove stay in the edge's set, where the
+// online repair (repairOwn) finds them, and the dead-edge clean-up if this
+// edge dies. A device's next connect replaces its entry too.
 func (e *Edge) reap(ctx context.Context, batch []gone) {
 	for attempt := range 2 {
 		if attempt > 0 {
@@ -72,27 +73,7 @@ func (e *Edge) reap(ctx context.Context, batch []gone) {
 		err := e.call(ctx, "presence", func(ctx context.Context) error {
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
-			left := make([]*redis.Cmd, len(batch))
-			_, err := e.rdb.Pipelined(cctx, func(p redis.Pipeliner) error {
-				for i, g := range batch {
-					left[i] = delIfOwner.EvalSha(cctx, p, []string{g.key}, g.device, g.value)
-					p.SRem(cctx, g.edgeSet, g.member)
-				}
-				return nil
-			})
-			if err == nil {
-				users := make([]userKey, len(batch))
-				for i, g := range batch {
-					users[i] = g.user
-				}
-				e.dropOffline(cctx, offline(users, left))
-			}
-			if redis.HasErrorPrefix(err, "NOSCRIPT") {
-				err = delIfOwner.Load(cctx, e.rdb).Err()
-				if err == nil {
-					err = errRetry
-				}
-			}
+			_, err := e.removePresence(cctx, batch)
 			return err
 		})
 		if err == nil {
@@ -105,4 +86,39 @@ func (e *Edge) reap(ctx context.Context, batch []gone) {
 		e.log.Warn("could not remove presence entries of ended sessions", "entries", len(batch), "attempt", attempt+1, "err", err)
 	}
 	e.m.presenceRemoveErrors.Add(float64(len(batch)))
+}
+
+// removePresence removes the entries in one round trip, then, in a second
+// (settleOffline), the users they left with no device from the online sets
+// and, after them, the entries' records in the edge's set: every step can
+// be sent again, and the records stay until the users are out. It returns
+// how many users it took out.
+func (e *Edge) removePresence(ctx context.Context, batch []gone) (int, error) {
+	if len(batch) == 0 {
+		return 0, nil
+	}
+	left := make([]*redis.Cmd, len(batch))
+	_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, g := range batch {
+			left[i] = delIfOwner.EvalSha(ctx, p, []string{g.key}, g.device, g.value)
+		}
+		return nil
+	})
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err = delIfOwner.Load(ctx, e.rdb).Err(); err == nil {
+			err = errRetry
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	users := make([]userKey, len(batch))
+	for i, g := range batch {
+		users[i] = g.user
+	}
+	return e.settleOffline(ctx, offline(users, left), func(p redis.Pipeliner) {
+		for _, g := range batch {
+			p.SRem(ctx, g.edgeSet, g.member)
+		}
+	})
 }
