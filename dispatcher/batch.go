@@ -32,6 +32,10 @@ type batch struct {
 	// failed after; its next tries only acknowledge (a dead letter is
 	// written once).
 	deadWritten bool
+	// deferAck: a batch of new entries without dead letters is
+	// acknowledged by the worker's next read, in the same MULTI, rather
+	// than in a round trip of its own.
+	deferAck bool
 }
 
 // handle processes b until it succeeds, retrying transient failures as
@@ -78,6 +82,12 @@ func (w *worker) retryTransient(ctx context.Context, b *batch) error {
 // the entries behind it flow again.
 func (w *worker) recover(ctx context.Context) error {
 	for ctx.Err() == nil {
+		// entries already appended are acknowledged first, so that they
+		// are not read again as pending
+		if err := w.flushAcks(ctx); err != nil {
+			w.readFailed(ctx, err)
+			continue
+		}
 		msgs, err := w.readPending(ctx, 1)
 		var counts map[string]int64
 		if err == nil && len(msgs) > 0 {
@@ -251,6 +261,12 @@ func (w *worker) settle(ctx context.Context, b *batch, dead []deadLetter) error 
 	}
 	if b.deadWritten {
 		dead = nil
+	}
+	if b.deferAck && len(dead) == 0 && !w.cfg.Append.Replicas.On() {
+		// the next read acknowledges them (with replica acks on, each
+		// acknowledgement waits for its replicas here instead)
+		w.unacked = append(w.unacked, ids...)
+		return nil
 	}
 	now := time.Now()
 	cmds := make([]redis.Cmder, len(dead)+1)

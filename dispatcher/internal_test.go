@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	dto "github.com/prometheus/client_model/go"
 	"io"
 	"testing"
 	"time"
@@ -186,5 +187,81 @@ func TestIdleConsumersWithoutPendingAreRemoved(t *testing.T) {
 	w.removeIdleConsumers(ctx)
 	if !names()["busy"] {
 		t.Fatal("removed a consumer without holding the lease")
+	}
+}
+
+// A batch of new entries is acknowledged by the next read, in its MULTI;
+// a failed read keeps the acknowledgement for later, recover sends it
+// before it reads the pending list, and a stopping worker sends what is
+// left.
+func TestDeferredAcknowledgement(t *testing.T) {
+	w, rdb := testWorker(t)
+	ctx := context.Background()
+	pending := func() int64 { return rdb.XPending(ctx, w.stream, w.cfg.Group).Val().Count }
+	add := func(n int) {
+		rdb.XAdd(ctx, &redis.XAddArgs{Stream: w.stream, Values: []any{
+			"type", "a.b", "tenant", "acme", "to", "user:u1", "data", fmt.Sprintf(`{"n":%d}`, n)}})
+	}
+	handleNew := func() {
+		t.Helper()
+		msgs, _, err := w.readNew(ctx)
+		if err != nil || len(msgs) == 0 {
+			t.Fatalf("read: %v %v", err, msgs)
+		}
+		if err := w.handle(ctx, &batch{msgs: msgs, deferAck: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	add(1)
+	add(2)
+	handleNew()
+	if p := pending(); p != 2 || len(w.unacked) != 2 {
+		t.Fatalf("after the batch: %d pending, %d unacked; want both deferred", p, len(w.unacked))
+	}
+	if _, _, err := w.readNew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p := pending(); p != 0 || len(w.unacked) != 0 {
+		t.Fatalf("after the next read: %d pending, %d unacked", p, len(w.unacked))
+	}
+
+	// the next read is not sent (its context ended): the acknowledgement
+	// stays, and recover sends it before reading the pending list
+	add(3)
+	handleNew()
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, _, err := w.readNew(ended); err == nil {
+		t.Fatal("read with an ended context succeeded")
+	}
+	if len(w.unacked) != 1 || pending() != 1 {
+		t.Fatalf("after a failed read: %d unacked, %d pending", len(w.unacked), pending())
+	}
+	reclaimed := func() int {
+		var m dto.Metric
+		w.d.m.appends.WithLabelValues("duplicate").Write(&m)
+		return int(m.GetCounter().GetValue())
+	}
+	dups := reclaimed()
+	if err := w.recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if reclaimed() != dups {
+		t.Fatal("recover handled an entry again that was appended and only waited for its acknowledgement")
+	}
+	if p := pending(); p != 0 || len(w.unacked) != 0 {
+		t.Fatalf("after recover: %d pending, %d unacked", p, len(w.unacked))
+	}
+
+	// a worker that stops, its context ended, acknowledges what is left
+	add(4)
+	handleNew()
+	w.flushAcksOnExit(ended)
+	if p := pending(); p != 0 {
+		t.Fatalf("after stopping: %d pending", p)
+	}
+	if n := len(rdb.XRange(ctx, (keys.Space{}).FeedStream(keys.UserFeed("acme", "u1")), "-", "+").Val()); n != 4 {
+		t.Fatalf("feed has %d entries, want 4", n)
 	}
 }

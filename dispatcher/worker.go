@@ -23,9 +23,13 @@ type worker struct {
 
 	leaseValid func() bool // false once the lease surely expired by the local clock; nil: always true
 
-	hw        string // id of the newest entry handled since the lease was taken
-	lastErr   error  // why the last attempt failed, for the dead-letter reason
-	failures  int    // consecutive failures, for the backoff
+	hw string // id of the newest entry handled since the lease was taken
+	// unacked are entries appended to their feeds but not yet
+	// acknowledged: the next read acknowledges them in its MULTI, saving
+	// a round trip per batch (see deferAck).
+	unacked   []string
+	lastErr   error // why the last attempt failed, for the dead-letter reason
+	failures  int   // consecutive failures, for the backoff
 	nextHouse time.Time
 }
 
@@ -39,6 +43,7 @@ func newWorker(d *Dispatcher, stream string) *worker {
 // run takes the stream over and then handles new entries until ctx ends
 // (nil) or the lease is lost (ErrLeaseLost).
 func (w *worker) run(ctx context.Context) error {
+	defer w.flushAcksOnExit(ctx)
 	if err := w.takeover(ctx); err != nil {
 		return stopErr(ctx, err)
 	}
@@ -66,7 +71,7 @@ func (w *worker) run(ctx context.Context) error {
 		case len(msgs) == 0:
 			w.wait(ctx, newest)
 		default:
-			if err := w.handle(ctx, &batch{msgs: msgs}); err != nil {
+			if err := w.handle(ctx, &batch{msgs: msgs, deferAck: true}); err != nil {
 				return stopErr(ctx, err)
 			}
 			if len(msgs) < w.cfg.BatchSize && w.cfg.Linger > 0 {
@@ -100,7 +105,12 @@ func (w *worker) readNew(ctx context.Context) ([]redis.XMessage, string, error) 
 	var lease *redis.StringCmd
 	var read *redis.XStreamSliceCmd
 	var newest *redis.XMessageSliceCmd
+	var ack *redis.IntCmd
+	acking := len(w.unacked)
 	_, err := w.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		if acking > 0 {
+			ack = p.XAck(ctx, w.stream, w.cfg.Group, w.unacked...)
+		}
 		lease = p.Get(ctx, w.lease)
 		read = p.XReadGroup(ctx, &redis.XReadGroupArgs{
 			Group: w.cfg.Group, Consumer: w.cfg.Consumer, Streams: []string{w.stream, ">"},
@@ -109,6 +119,9 @@ func (w *worker) readNew(ctx context.Context) ([]redis.XMessage, string, error) 
 		newest = p.XRevRangeN(ctx, w.stream, "+", "-", 1)
 		return nil
 	})
+	if ack != nil && ack.Err() == nil {
+		w.unacked = w.unacked[:0] // nothing was added meanwhile: one goroutine
+	}
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, "", fmt.Errorf("read %s: %w", w.stream, err)
 	}
@@ -130,6 +143,34 @@ func (w *worker) readNew(ctx context.Context) ([]redis.XMessage, string, error) 
 		return nil, last[0].ID, nil
 	}
 	return nil, "0-0", nil
+}
+
+// flushAcks acknowledges the entries whose acknowledgement was deferred.
+func (w *worker) flushAcks(ctx context.Context) error {
+	if len(w.unacked) == 0 {
+		return nil
+	}
+	if err := w.rdb.XAck(ctx, w.stream, w.cfg.Group, w.unacked...).Err(); err != nil {
+		return fmt.Errorf("acknowledge %d entries of %s: %w", len(w.unacked), w.stream, err)
+	}
+	w.unacked = w.unacked[:0]
+	return nil
+}
+
+// flushAcksOnExit acknowledges what is left when the worker stops, even
+// after ctx ended. Entries it cannot acknowledge stay pending and are
+// claimed by the stream's next holder, whose feeds already have them: the
+// source ids make them duplicates, as after a crash.
+func (w *worker) flushAcksOnExit(ctx context.Context) {
+	if len(w.unacked) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := w.flushAcks(ctx); err != nil {
+		w.d.m.errors.WithLabelValues("ack").Inc()
+		w.log.Warn("acknowledge on stop", logErr, err)
+	}
 }
 
 // wait blocks until the stream has an entry newer than newest, for at most
