@@ -2,6 +2,7 @@ package wsedge
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/heraldrt/herald/store"
@@ -131,20 +132,28 @@ func (e *Edge) flushAcks(ctx context.Context, spread time.Duration) error {
 }
 
 // recover cleans up after a crash of the previous process on this data
-// directory: sessions it had live lose their presence, and ACK positions it
-// had not copied to Redis are copied now.
+// directory: sessions it had live lose their presence, as the reaper
+// removes it (their users first, their records in the crashed edge's set
+// after them, so that a removal that fails leaves the records to the
+// repair or the dead-edge clean-up), and ACK positions it had not copied
+// to Redis are copied now.
 func (e *Edge) recover(ctx context.Context) error {
 	live, err := e.store.LiveSessions()
 	if err != nil {
 		return err
 	}
-	for _, ss := range live {
-		s := &session{e: e, id: ss.ID, tenant: ss.Tenant, user: ss.User, device: ss.Device}
-		sp := e.cfg.Space
-		left := delIfOwner.Run(ctx, e.rdb, []string{sp.Presence(s.tenant, s.user)}, s.device, ss.Edge+" "+s.id)
-		e.rdb.SRem(ctx, sp.EdgeSessions(ss.Edge), s.presenceMember())
-		e.dropOffline(ctx, offline([]userKey{{s.tenant, s.user}}, []*redis.Cmd{left}))
-		e.store.CloseSession(ss.ID, 0, "edge crashed", time.Now())
+	sp := e.cfg.Space
+	for chunk := range slices.Chunk(live, reapBatch) {
+		batch := make([]gone, len(chunk))
+		for i, ss := range chunk {
+			s := &session{e: e, id: ss.ID, tenant: ss.Tenant, user: ss.User, device: ss.Device}
+			batch[i] = s.gone()
+			batch[i].edgeSet, batch[i].value = sp.EdgeSessions(ss.Edge), ss.Edge+" "+ss.ID
+		}
+		e.reap(ctx, batch)
+		for _, ss := range chunk {
+			e.store.CloseSession(ss.ID, 0, "edge crashed", time.Now())
+		}
 	}
 	if len(live) > 0 {
 		e.log.Info("recovered after a crash", "stale_sessions", len(live))
@@ -176,20 +185,48 @@ func (e *Edge) shutdown(ctx context.Context) error {
 	e.reapAll(ctx)
 	octx, ocancel := context.WithTimeout(context.Background(), 2*time.Second)
 	e.writeOnline(octx) // every session has ended: removes this edge's counts, even past the drain's deadline
-	e.rdb.Del(octx, e.cfg.Space.EdgeTenants(e.cfg.EdgeID))
 	ocancel()
 	e.stopFlush() // the paced copy in progress, if any, stops at its next pipeline
 	ferr := e.store.Flush(ctx)
 	if err := e.flushAcks(ctx, 0); err != nil && ferr == nil {
 		ferr = err
 	}
-	fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	e.rdb.ZRem(fctx, e.cfg.Space.Edges(), e.cfg.EdgeID)
-	cancel()
 	e.cancel()
 	e.stopTimers()
 	e.wg.Wait()
+	e.deregister() // after the heartbeat stopped: none adds the edge back
 	return ferr
+}
+
+// deregister takes the drained edge out of the live-edge registry, with
+// its list of tenants, only if it left nothing in Redis for a survivor to
+// clean: no record of a presence entry (a removal that failed, or did not
+// run before the drain's deadline) and no online count it could not
+// remove. Otherwise the edge stays registered without a heartbeat, so the
+// other edges find it dead after the presence TTL and clean up after it
+// (cleanEdge); an edge that restarts with the same id before then finds
+// its own records in its online repair.
+func (e *Edge) deregister() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	sp := e.cfg.Space
+	e.mu.Lock()
+	counts := len(e.onlineDirty)
+	e.mu.Unlock()
+	entries, err := e.rdb.SCard(ctx, sp.EdgeSessions(e.cfg.EdgeID)).Result()
+	if err != nil || entries > 0 || counts > 0 {
+		e.log.Warn("drained with presence or online counts left in Redis: the other edges remove them once this edge has missed its heartbeats for the presence TTL",
+			"entries", entries, "online_counts", counts, "err", err)
+		return
+	}
+	_, err = e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, sp.EdgeTenants(e.cfg.EdgeID))
+		p.ZRem(ctx, sp.Edges(), e.cfg.EdgeID)
+		return nil
+	})
+	if err != nil {
+		e.log.Warn("could not leave the live-edge registry: the other edges remove this edge after the presence TTL", "err", err)
+	}
 }
 
 func (e *Edge) closeInWaves(ctx context.Context, wave int, pause time.Duration) {

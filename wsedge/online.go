@@ -23,8 +23,9 @@ import (
 //     removal of a presence entry that leaves the user no device removes
 //     the user, after checking again that none came back meanwhile
 //     (settleOffline). The record of the entry in the edge's set
-//     (keys.EdgeSessions) goes in the same round trip as the user, after
-//     it: an edge that dies between the two leaves the record, and the
+//     (keys.EdgeSessions) goes in the round trip after the user's removal,
+//     once Redis has answered it: a removal that fails, or an edge that
+//     dies between the two, leaves the record, and the repair or the
 //     dead-edge clean-up removes the user. That clean-up deletes the dead
 //     edge's records only once its users are out, so a clean-up that fails
 //     or dies half-way is done again at the next heartbeat.
@@ -122,25 +123,65 @@ func offline(users []userKey, left []*redis.Cmd) []userKey {
 	return out
 }
 
-// dropOffline is settleOffline for callers with nothing to send after the
-// users' removal, and nothing to do when it fails but log it (recover).
-func (e *Edge) dropOffline(ctx context.Context, users []userKey) {
-	if _, err := e.settleOffline(ctx, users, nil); err != nil {
-		e.log.Warn("could not remove users gone offline from the online counts", "users", len(users), "err", err)
-	}
-}
-
 // settleOffline removes users from their tenant's online set, then adds
 // back those that have a device online again (one may have connected
 // since their last device left): removing first means a connect that lands
 // in between is seen by the check. then, if not nil, adds commands to the
-// removal's round trip, after it: the records that let someone else redo
-// the removal (an edge's set of its presence entries) go there, so that
-// they outlive every removal that did not happen. It returns how many
-// users it took out; an error means the removal may not have happened.
+// round trip after the removal, which is sent only once Redis has answered
+// every removal: the records that let someone else redo the removal (an
+// edge's set of its presence entries) go there, so that they outlive every
+// removal that did not happen, even one that Redis refused alone or a node
+// of a Cluster failed (a pipeline to several nodes has no order between
+// them). It returns how many users it took out; an error means the removal
+// or the records' round trip may not have happened.
 func (e *Edge) settleOffline(ctx context.Context, users []userKey, then func(redis.Pipeliner)) (int, error) {
-	if len(users) == 0 && then == nil {
-		return 0, nil
+	back, err := e.takeOffline(ctx, users)
+	if err != nil {
+		return 0, err
+	}
+	if len(back) == 0 && then == nil {
+		return len(users), nil
+	}
+	sp := e.cfg.Space
+	cmds, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, u := range back {
+			p.SAdd(ctx, sp.OnlineUsers(u.tenant), u.user)
+		}
+		if then != nil {
+			then(p)
+		}
+		return nil
+	})
+	if err == nil {
+		return len(users) - len(back), nil
+	}
+	// The adds are not the caller's to redo: the repair adds them back
+	// (repairOwn). The records are.
+	addErr := firstErr(cmds[:len(back)])
+	if addErr != nil || then == nil {
+		e.log.Warn("could not count users online again", "users", len(back), "err", err)
+	}
+	if then != nil && (addErr == nil || firstErr(cmds[len(back):]) != nil) {
+		return 0, fmt.Errorf("remove the records of users gone offline: %w", err)
+	}
+	return len(users) - len(back), nil
+}
+
+// firstErr is the first error of cmds, if any.
+func firstErr(cmds []redis.Cmder) error {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// takeOffline is settleOffline's first round trip: it removes the users
+// and returns those that have a device again.
+func (e *Edge) takeOffline(ctx context.Context, users []userKey) ([]userKey, error) {
+	if len(users) == 0 {
+		return nil, nil
 	}
 	sp := e.cfg.Space
 	lens := make([]*redis.IntCmd, len(users))
@@ -151,13 +192,10 @@ func (e *Edge) settleOffline(ctx context.Context, users []userKey, then func(red
 		for i, u := range users {
 			lens[i] = p.HLen(ctx, sp.Presence(u.tenant, u.user))
 		}
-		if then != nil {
-			then(p)
-		}
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("remove users gone offline from the online sets: %w", err)
+		return nil, fmt.Errorf("remove users gone offline from the online sets: %w", err)
 	}
 	var back []userKey
 	for i, u := range users {
@@ -165,19 +203,7 @@ func (e *Edge) settleOffline(ctx context.Context, users []userKey, then func(red
 			back = append(back, u)
 		}
 	}
-	if len(back) == 0 {
-		return len(users), nil
-	}
-	_, err = e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, u := range back {
-			p.SAdd(ctx, sp.OnlineUsers(u.tenant), u.user)
-		}
-		return nil
-	})
-	if err != nil { // not the caller's to redo: the repair adds them back (repairOwn)
-		e.log.Warn("could not count users online again", "users", len(back), "err", err)
-	}
-	return len(users) - len(back), nil
+	return back, nil
 }
 
 // repairBatch bounds what each half of the online repair looks at per

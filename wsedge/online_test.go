@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/internal/keys"
+	"github.com/heraldrt/herald/store"
 	"github.com/heraldrt/herald/wsedge"
 	"github.com/redis/go-redis/v9"
 )
@@ -120,6 +121,125 @@ func TestOnlineUsersRegainsALiveUser(t *testing.T) {
 	v.connect(e, "u1", "d")
 	v.rdb.SRem(ctx, keys.Space{}.OnlineUsers("acme"), "u1")
 	eventually(t, "u1 back in the online set", func() bool { return slices.Equal(v.onlineUsers(), []string{"u1"}) })
+}
+
+// denyOnlineSREM makes SREM fail (NOPERM) on every key but the edges' own
+// (keys.EdgeSessions) until the returned func is called: a user's removal
+// from the online set fails, its record's removal would not.
+func (v *env) denyOnlineSREM(t *testing.T) (restore func()) {
+	t.Helper()
+	ctx := context.Background()
+	edgeKeys := "~" + strings.TrimSuffix(keys.Space{}.EdgeSessions("*"), ":sessions") + ":*"
+	if err := v.rdb.Do(ctx, "ACL", "SETUSER", "default", "-srem", "(+srem "+edgeKeys+")").Err(); err != nil {
+		t.Fatal(err)
+	}
+	restore = func() {
+		if err := v.rdb.Do(ctx, "ACL", "SETUSER", "default", "+srem", "clearselectors").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(restore)
+	return restore
+}
+
+// drain shuts the edge down while its clients read their close frames.
+func (v *env) drain(e *edge, cs ...*client) {
+	v.t.Helper()
+	done := make(chan struct{})
+	go func() { e.stop(); close(done) }()
+	for _, c := range cs {
+		if got := c.closeCode(); got != wsedge.StatusRestart {
+			v.t.Errorf("close code %d, want %d", got, wsedge.StatusRestart)
+		}
+	}
+	<-done
+}
+
+// A drain that leaves nothing behind takes the edge out of the registry.
+func TestDrainLeavesTheRegistry(t *testing.T) {
+	v := newEnv(t)
+	ctx := context.Background()
+	sp := keys.Space{}
+	e := v.startEdge("", func(c *wsedge.Config) { c.EdgeID = "drained" })
+	c := v.connect(e, "u1", "d")
+	eventually(t, "the edge's tenant listed", func() bool { return v.rdb.Exists(ctx, sp.EdgeTenants("drained")).Val() == 1 })
+	v.drain(e, c)
+	if err := v.rdb.ZScore(ctx, sp.Edges(), "drained").Err(); err != redis.Nil {
+		t.Fatalf("the drained edge is still registered (%v)", err)
+	}
+	if n := v.rdb.Exists(ctx, sp.EdgeSessions("drained"), sp.EdgeTenants("drained")).Val(); n != 0 {
+		t.Fatalf("%d of the drained edge's records left", n)
+	}
+	if got := v.onlineUsers(); len(got) != 0 {
+		t.Fatalf("online users %v", got)
+	}
+}
+
+// A drain whose presence removals fail (SREM refused) leaves the edge in
+// the registry, its heartbeat stopped, so that a survivor cleans up after
+// it: the user the drain could not take out goes, and so do the records.
+func TestDrainWithRemovalsLeftStaysRegistered(t *testing.T) {
+	v := newEnv(t)
+	ctx := context.Background()
+	sp := keys.Space{}
+	e := v.startEdge("", func(c *wsedge.Config) { c.EdgeID = "drained" })
+	c := v.connect(e, "u1", "d")
+	restore := v.denySREM(t)
+	v.drain(e, c)
+	if err := v.rdb.ZScore(ctx, sp.Edges(), "drained").Err(); err != nil {
+		t.Fatalf("the drained edge left the registry with presence records left (%v)", err)
+	}
+	if n := v.rdb.SCard(ctx, sp.EdgeSessions("drained")).Val(); n != 1 {
+		t.Fatalf("the drained edge has %d presence records, want 1", n)
+	}
+	restore()
+	v.startEdge("", func(c *wsedge.Config) { c.EdgeID = "survivor"; c.PresenceTTL = 300 * time.Millisecond })
+	eventually(t, "the drained edge cleaned up after", func() bool {
+		return len(v.onlineUsers()) == 0 &&
+			v.rdb.ZScore(ctx, sp.Edges(), "drained").Err() == redis.Nil &&
+			v.rdb.Exists(ctx, sp.EdgeSessions("drained"), sp.EdgeTenants("drained")).Val() == 0
+	})
+}
+
+// The recovery after a crash fails to take the crashed session's user out
+// of the online set: the record of the session stays, so the user goes
+// once the failure passes.
+func TestOnlineUsersRecoveryKeepsTheRecordOfAFailedRemoval(t *testing.T) {
+	v := newEnv(t)
+	ctx := context.Background()
+	sp := keys.Space{}
+	dir := t.TempDir()
+	st, err := store.Open(dir, store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.PutSession(store.Session{ID: "s1", Tenant: "acme", User: "u1", Device: "d", Edge: "crashed", ConnectedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	const member = "acme\x00u1\x00d\x00s1"
+	v.rdb.ZAdd(ctx, sp.Edges(), redis.Z{Score: float64(time.Now().UnixMilli()), Member: "crashed"})
+	v.rdb.SAdd(ctx, sp.EdgeSessions("crashed"), member)
+	v.rdb.HSet(ctx, sp.Presence("acme", "u1"), "d", "crashed s1 1")
+	v.rdb.SAdd(ctx, sp.OnlineUsers("acme"), "u1")
+
+	restore := v.denyOnlineSREM(t)
+	v.startEdge(dir, func(c *wsedge.Config) { c.EdgeID = "restarted"; c.PresenceTTL = 300 * time.Millisecond })
+	if n := v.rdb.HLen(ctx, sp.Presence("acme", "u1")).Val(); n != 0 {
+		t.Fatalf("u1 has %d presence entries after the recovery", n)
+	}
+	if !v.rdb.SIsMember(ctx, sp.EdgeSessions("crashed"), member).Val() {
+		t.Fatalf("the record went while its user is still online (%v)", v.onlineUsers())
+	}
+	restore()
+	eventually(t, "u1 out of the online set, the crashed edge cleaned up after", func() bool {
+		return len(v.onlineUsers()) == 0 &&
+			v.rdb.ZScore(ctx, sp.Edges(), "crashed").Err() == redis.Nil &&
+			v.rdb.Exists(ctx, sp.EdgeSessions("crashed")).Val() == 0
+	})
 }
 
 // nopermErrors is how many commands Redis refused for want of permission.

@@ -399,7 +399,7 @@ func (e *Edge) heartbeatEdge() {
 
 // cleanEdge removes the presence entries of a dead edge and its online
 // counts in one pipeline, then its users left with no device from the
-// online sets and, after them in that round trip, the edge's records: if
+// online sets and, once Redis answered that, the edge's records: if
 // anything fails, or this edge dies in between, the records are still
 // there and the next clean-up does it all again (each step can be sent
 // twice). This edge adopts the dead edge's tenants for its online repair.

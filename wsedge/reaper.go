@@ -90,9 +90,9 @@ func (e *Edge) reap(ctx context.Context, batch []gone) {
 
 // removePresence removes the entries in one round trip, then, in a second
 // (settleOffline), the users they left with no device from the online sets
-// and, after them, the entries' records in the edge's set: every step can
-// be sent again, and the records stay until the users are out. It returns
-// how many users it took out.
+// and, in a third once Redis answered the second, the entries' records in
+// the edge's set: every step can be sent again, and the records stay until
+// the users are out. It returns how many users it took out.
 func (e *Edge) removePresence(ctx context.Context, batch []gone) (int, error) {
 	if len(batch) == 0 {
 		return 0, nil
