@@ -38,9 +38,12 @@ type Config struct {
 	RingSize         int           // recent entries kept per feed; 0 means 128
 	AckFlushInterval time.Duration // ACK positions to Redis, each copy spread over half of it; 0 means 5s
 	PresenceTTL      time.Duration // an edge silent this long is dead; 0 means 30s
-	SetupTimeout     time.Duration // longest session set-up (Redis, store) before 1013; 0 means 3s
-	MaxSetups        int           // session set-ups running at once, the rest wait their turn; 0 means 64
-	SetupQueueWait   time.Duration // longest wait for a turn before 1013; 0 means 30s
+	// OnlineRepairInterval is how often the online-users repair takes its
+	// bounded step (online.go); 0 means 5s.
+	OnlineRepairInterval time.Duration
+	SetupTimeout         time.Duration // longest session set-up (Redis, store) before 1013; 0 means 3s
+	MaxSetups            int           // session set-ups running at once, the rest wait their turn; 0 means 64
+	SetupQueueWait       time.Duration // longest wait for a turn before 1013; 0 means 30s
 	// HandshakeTimeout and MaxHandshakeBytes bound an upgrade request read
 	// by Listener's connections: the time to send its request line and
 	// headers (0 means 10s) and their size (0 means 16 KiB; 431 past it).
@@ -132,6 +135,7 @@ func (c *Config) fill() {
 	def(&c.AckFlushInterval, 5*time.Second)
 	def(&c.TokenLeeway, 30*time.Second)
 	def(&c.PresenceTTL, 30*time.Second)
+	def(&c.OnlineRepairInterval, 5*time.Second)
 	def(&c.SetupTimeout, 3*time.Second)
 	def(&c.SetupQueueWait, 30*time.Second)
 	def(&c.HandshakeTimeout, 10*time.Second)

@@ -70,7 +70,8 @@ func (v *env) startEdge(dir string, mut func(*wsedge.Config)) *edge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := wsedge.Config{Verifier: ver, Store: st, ConnectRatePerIP: -1, AckFlushInterval: 50 * time.Millisecond}
+	cfg := wsedge.Config{Verifier: ver, Store: st, ConnectRatePerIP: -1, AckFlushInterval: 50 * time.Millisecond,
+		OnlineRepairInterval: 200 * time.Millisecond}
 	if mut != nil {
 		mut(&cfg)
 	}

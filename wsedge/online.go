@@ -33,7 +33,7 @@ import (
 // What no record covers (a Redis call that failed, a user taken out by an
 // edge that died before it added them back, two edges' checks crossing,
 // state left by older versions) is found by the repair (repairOnline): every
-// second each edge looks at up to repairBatch of its own presence records
+// OnlineRepairInterval (5s) each edge looks at up to repairBatch of its own presence records
 // and up to repairBatch users of the online sets of its tenants
 // (keys.EdgeTenants: those it counted, and those of the dead edges it
 // cleaned up after), and corrects the set to what presence says.
@@ -56,6 +56,8 @@ func (e *Edge) countOnlineLocked(tenant string, d int) {
 func (e *Edge) onlineLoop() {
 	tick := time.NewTicker(onlineInterval)
 	defer tick.Stop()
+	repairTick := time.NewTicker(e.cfg.OnlineRepairInterval)
+	defer repairTick.Stop()
 	var repair onlineRepair
 	for {
 		select {
@@ -63,6 +65,7 @@ func (e *Edge) onlineLoop() {
 			return
 		case <-tick.C:
 			e.writeOnline(e.ctx)
+		case <-repairTick.C:
 			if !e.draining.Load() {
 				e.repairOnline(e.ctx, &repair)
 			}

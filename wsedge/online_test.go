@@ -46,9 +46,7 @@ func TestOnlineUsersConvergeAfterDeadEdge(t *testing.T) {
 	v := newEnv(t)
 	ctx := context.Background()
 	sp := keys.Space{}
-	stale := float64(time.Now().Add(-time.Hour).UnixMilli())
-	v.rdb.ZAdd(ctx, sp.Edges(), redis.Z{Score: stale, Member: "ghost"})
-	v.rdb.SAdd(ctx, sp.EdgeSessions("ghost"), "acme\x00u9\x00d\x00s1", "acme\x00u8\x00d\x00s2")
+	v.deadEdge("ghost", "acme\x00u9\x00d\x00s1", "acme\x00u8\x00d\x00s2")
 	v.rdb.SAdd(ctx, sp.EdgeTenants("ghost"), "acme")
 	v.rdb.HSet(ctx, sp.Online("acme"), "ghost", "3")
 	v.rdb.HSet(ctx, sp.Presence("acme", "u9"), "d", "ghost s1")
@@ -72,9 +70,7 @@ func TestOnlineUsersDeadEdgeCleanUpResumesAfterFailure(t *testing.T) {
 	v := newEnv(t)
 	ctx := context.Background()
 	sp := keys.Space{}
-	stale := float64(time.Now().Add(-time.Hour).UnixMilli())
-	v.rdb.ZAdd(ctx, sp.Edges(), redis.Z{Score: stale, Member: "ghost"})
-	v.rdb.SAdd(ctx, sp.EdgeSessions("ghost"), "acme\x00u9\x00d\x00s1")
+	v.deadEdge("ghost", "acme\x00u9\x00d\x00s1")
 	v.rdb.HSet(ctx, sp.Presence("acme", "u9"), "d", "ghost s1")
 	v.rdb.SAdd(ctx, sp.OnlineUsers("acme"), "u9")
 

@@ -12,15 +12,23 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// deadEdge registers an edge whose last heartbeat was an hour ago, holding
+// the presence records members ("<tenant>\x00<user>\x00<device>\x00<session>").
+func (v *env) deadEdge(edge string, members ...any) {
+	ctx := context.Background()
+	sp := keys.Space{}
+	stale := float64(time.Now().Add(-time.Hour).UnixMilli())
+	v.rdb.ZAdd(ctx, sp.Edges(), redis.Z{Score: stale, Member: edge})
+	v.rdb.SAdd(ctx, sp.EdgeSessions(edge), members...)
+}
+
 // An edge that stopped heartbeating loses its presence entries to a live
 // edge's clean-up; a device that moved to another edge meanwhile keeps its own.
 func TestDeadEdgePresenceIsCleaned(t *testing.T) {
 	v := newEnv(t)
 	ctx := context.Background()
 	sp := keys.Space{}
-	stale := float64(time.Now().Add(-time.Hour).UnixMilli())
-	v.rdb.ZAdd(ctx, sp.Edges(), redis.Z{Score: stale, Member: "ghost"})
-	v.rdb.SAdd(ctx, sp.EdgeSessions("ghost"), "acme\x00u9\x00d\x00s1", "acme\x00u8\x00d\x00s2")
+	v.deadEdge("ghost", "acme\x00u9\x00d\x00s1", "acme\x00u8\x00d\x00s2")
 	v.rdb.HSet(ctx, sp.Presence("acme", "u9"), "d", "ghost s1")
 	v.rdb.HSet(ctx, sp.Presence("acme", "u8"), "d", "elsewhere s3") // moved: not the ghost's any more
 

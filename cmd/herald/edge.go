@@ -104,6 +104,7 @@ func (f *flags) edge(o *edgeFlags) {
 	f.Duration(&o.cfg.Heartbeat, "heartbeat", 25*time.Second, "server ping interval, told to clients in welcome")
 	f.Duration(&o.cfg.WriteTimeout, "write-timeout", 10*time.Second, "longest write of one batch of frames to a client before 4008")
 	f.Duration(&o.cfg.PresenceTTL, "presence-ttl", 30*time.Second, "an edge that has not heartbeated for this long (it heartbeats every third of it) is dead: the others remove its presence entries and online counts")
+	f.Duration(&o.cfg.OnlineRepairInterval, "online-repair-interval", 5*time.Second, "how often the repair of the online-users set takes its bounded step (256 own presence records, 256 tenant users)")
 	f.String(&o.cfg.EdgeID, "edge-id", "", "this edge's id in presence (default <hostname>-<pid>)")
 	f.Duration(&o.drainTime, "drain-timeout", 30*time.Second, "longest graceful drain on SIGTERM")
 	f.Duration(&o.storeSync, "store-sync-interval", 50*time.Millisecond, "how often ACK positions are committed (fsync) to the store; a crash loses at most this much of them, which means a few notifications pushed again, never lost")
