@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -160,12 +159,11 @@ func (e *Edge) settleOffline(ctx context.Context, users []userKey, then func(red
 	}
 	// The adds are not the caller's to redo: the repair adds them back
 	// (repairOwn). The records are.
-	addErr := firstErr(cmds[:len(back)])
-	if addErr != nil || then == nil {
-		e.log.Warn("could not count users online again", "users", len(back), "err", err)
+	if addErr := firstErr(cmds[:len(back)]); addErr != nil {
+		e.log.Warn("could not count users online again", "users", len(back), "err", addErr)
 	}
-	if then != nil && (addErr == nil || firstErr(cmds[len(back):]) != nil) {
-		return 0, fmt.Errorf("remove the records of users gone offline: %w", err)
+	if recErr := firstErr(cmds[len(back):]); recErr != nil {
+		return 0, fmt.Errorf("remove the records of users gone offline: %w", recErr)
 	}
 	return len(users) - len(back), nil
 }
@@ -264,17 +262,17 @@ func (e *Edge) repairOwn(ctx context.Context, r *onlineRepair) (added, removed i
 	var live []userKey
 	var ended []gone
 	for _, m := range members {
-		parts := strings.Split(m, "\x00")
-		if len(parts) != 4 {
+		rec, ok := parseMember(m)
+		if !ok {
 			continue
 		}
-		u := userKey{parts[0], parts[1]}
-		if e.isLive(parts[0], parts[1], parts[2], parts[3]) {
+		u := userKey{rec.tenant, rec.user}
+		if e.isLive(rec) {
 			live = append(live, u)
 			continue
 		}
 		ended = append(ended, gone{key: sp.Presence(u.tenant, u.user), edgeSet: sp.EdgeSessions(e.cfg.EdgeID),
-			device: parts[2], value: e.cfg.EdgeID + " " + parts[3], member: m, user: u})
+			device: rec.device, value: e.cfg.EdgeID + " " + rec.id, member: m, user: u})
 	}
 	if added, err = e.addOnline(ctx, live); err != nil {
 		return 0, 0, err
@@ -284,11 +282,11 @@ func (e *Edge) repairOwn(ctx context.Context, r *onlineRepair) (added, removed i
 }
 
 // isLive says whether the session is the device's live session here.
-func (e *Edge) isLive(tenant, user, device, id string) bool {
+func (e *Edge) isLive(r presenceRecord) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s := e.devices[deviceKey{tenant, user, device}]
-	return s != nil && s.id == id
+	s := e.devices[deviceKey{r.tenant, r.user, r.device}]
+	return s != nil && s.id == r.id
 }
 
 // addOnline adds users with a live session here to their online sets,

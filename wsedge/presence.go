@@ -48,6 +48,18 @@ func (s *session) presenceMember() string {
 	return s.tenant + "\x00" + s.user + "\x00" + s.device + "\x00" + s.id
 }
 
+// presenceRecord is a parsed edge-set member (presenceMember).
+type presenceRecord struct{ tenant, user, device, id string }
+
+// parseMember parses an edge-set member; false for one not in its format.
+func parseMember(m string) (presenceRecord, bool) {
+	parts := strings.Split(m, "\x00")
+	if len(parts) != 4 {
+		return presenceRecord{}, false
+	}
+	return presenceRecord{parts[0], parts[1], parts[2], parts[3]}, true
+}
+
 // replaceElsewhere asks the other edges to close the session this device
 // had before, if presence says one was open on another edge (a session of
 // this edge was replaced by register already). The request names the old
@@ -421,14 +433,14 @@ func (e *Edge) cleanEdge(ctx context.Context, edge string) error {
 	}
 	_, err = e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, m := range members {
-			parts := strings.Split(m, "\x00")
-			if len(parts) != 4 {
+			r, ok := parseMember(m)
+			if !ok {
 				continue
 			}
 			left = append(left, delIfOwner.Eval(ctx, p, // Eval: a pipeline cannot fall back from EVALSHA
-				[]string{sp.Presence(parts[0], parts[1])}, parts[2], edge+" "+parts[3]))
-			users = append(users, userKey{parts[0], parts[1]})
-			tenants[parts[0]] = true
+				[]string{sp.Presence(r.tenant, r.user)}, r.device, edge+" "+r.id))
+			users = append(users, userKey{r.tenant, r.user})
+			tenants[r.tenant] = true
 		}
 		for t := range tenants {
 			p.HDel(ctx, sp.Online(t), edge)
