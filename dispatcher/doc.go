@@ -43,11 +43,13 @@
 //
 // # Batches
 //
-// Each batch (up to BatchSize entries) costs three round trips: the read,
-// the feed appends (two pipelines sent at once, split by feed, so that the
-// client encodes one while Redis runs the other; each feed's appends stay
-// in order), and one pipeline with the dead letters and a single XACK of
-// every id. A failed append is retried with capped
+// Each batch (up to BatchSize entries) costs two round trips: the read,
+// which carries the previous batch's XACK in its MULTI, and the feed
+// appends (two pipelines sent at once, split by feed, so that the client
+// encodes one while Redis runs the other; each feed's appends stay in
+// order). A batch with dead letters, claimed or re-read entries, or
+// replica acks settles in a pipeline of its own instead: the dead letters
+// and a single XACK of every id. A failed append is retried with capped
 // exponential backoff and never skipped: transient failures (network,
 // LOADING, READONLY, OOM...) retry the batch as it is; others (a script or
 // WRONGTYPE error caused by the data) re-read the pending entries one at a

@@ -25,6 +25,12 @@
 //     a new device's first positions (HSETNX). When the old presence entry
 //     names a session on another edge, a request on the edges' control
 //     channel has that edge close it (1000, replaced).
+//   - Presence: each session has an entry in its user's presence hash and
+//     a record of it in this edge's set; the user is in the tenant's
+//     online-users set while any device is online. Ended sessions are
+//     removed in batches (the reaper), a dead edge's by the others after
+//     its heartbeats stop, and a bounded repair (Config.OnlineRepairInterval)
+//     corrects whatever a failure left; see online.go.
 //   - ACKs go to the Pebble store (package store) at once and to Redis in
 //     batches (Config.AckFlushInterval), so another edge can resume the
 //     device.
