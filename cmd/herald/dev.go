@@ -54,6 +54,9 @@ func devMain(ctx context.Context, args []string, logs io.Writer) error {
 	if err := f.parse(args); err != nil {
 		return err
 	}
+	if err := o.check(); err != nil {
+		return err
+	}
 	log, err := o.log.logger(logs)
 	if err != nil {
 		return err

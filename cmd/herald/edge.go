@@ -113,6 +113,28 @@ func (f *flags) edge(o *edgeFlags) {
 	f.Int(&o.gcPercent, "gc-percent", 50, "Go GC target percentage (GOGC); an edge holds many small idle sessions, so a lower value trades a little CPU for RSS; the GOGC variable wins")
 }
 
+// check refuses durations the edge cannot use. Each must be above 0:
+// wsedge.Config and auth.Config read 0 (and the edge read a negative
+// value) as "the default", so --jwt-leeway 0 used to mean 30s and
+// --online-repair-interval -1s 5s, silently.
+func (o *edgeFlags) check() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"jwt-leeway", o.leeway}, {"setup-timeout", o.cfg.SetupTimeout}, {"setup-queue-wait", o.cfg.SetupQueueWait},
+		{"closed-retention", o.cfg.ClosedRetention}, {"upstream-max-age", o.cfg.UpstreamMaxAge},
+		{"heartbeat", o.cfg.Heartbeat}, {"write-timeout", o.cfg.WriteTimeout}, {"presence-ttl", o.cfg.PresenceTTL},
+		{"online-repair-interval", o.cfg.OnlineRepairInterval}, {"drain-timeout", o.drainTime},
+		{"store-sync-interval", o.storeSync}, {"ack-flush-interval", o.cfg.AckFlushInterval},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("%w: --%s %v must be above 0", errUsage, d.name, d.v)
+		}
+	}
+	return nil
+}
+
 func runEdge(ctx context.Context, args []string) error {
 	o := new(edgeFlags)
 	f := newFlags("edge", edgeHelp)
@@ -121,6 +143,9 @@ func runEdge(ctx context.Context, args []string) error {
 	f.admin(&o.admin, &o.srv)
 	f.edge(o)
 	if err := f.parse(args); err != nil {
+		return err
+	}
+	if err := o.check(); err != nil {
 		return err
 	}
 	log, err := o.log.logger(os.Stderr)
