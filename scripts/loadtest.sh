@@ -107,23 +107,9 @@ go build -o bin/herald-load ./cmd/herald-load
 load=$root/bin/herald-load
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/herald-load.XXXXXX")
-pids=()
-# stop_all ends the processes of this script, newest first (edge, then
-# dispatcher, then redis-server), each politely, then for good after 10 s.
-stop_all() {
-	local pid i
-	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-		pid=${pids[i]}
-		kill -TERM "$pid" 2>/dev/null || true
-		for _ in $(seq 100); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-	pids=()
-}
+script_name=loadtest
+# shellcheck source=scripts/stack.sh
+. scripts/stack.sh
 cleanup() {
 	stop_all
 	rm -rf "$work"
@@ -134,36 +120,6 @@ trap 'exit 130' INT TERM
 secret=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 export HERALD_JWT_HS256_SECRET=$secret
 
-# redis_port prints a loopback port below the ephemeral range (so no
-# client socket holds it) that nothing listens on.
-redis_port() {
-	local p low
-	low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-	while :; do
-		p=$((10000 + RANDOM % (low - 10000)))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-}
-
-# wait_line FILE TEXT: wait up to 30 s for TEXT in FILE.
-wait_line() {
-	for _ in $(seq 300); do
-		grep -q "$2" "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "loadtest: no '$2' in $1 within 30s:" >&2
-	tail -20 "$1" >&2
-	exit 1
-}
-
-# addr_of FILE KEY: the address logged as KEY=host:port on the ready line.
-addr_of() {
-	grep -m1 -o "$2=127\.0\.0\.1:[0-9]*" "$1" | cut -d= -f2
-}
-
 # start_stack: redis, dispatcher, edge; sets redis_url, ws, metrics and
 # data_dir. The dispatcher and the edge listen on ports the kernel picks,
 # read from their ready lines.
@@ -171,7 +127,7 @@ start_stack() {
 	local rp try ok=0
 	mkdir -p "$work/redis"
 	for try in 1 2 3 4 5; do
-		rp=$(redis_port)
+		rp=$(free_port)
 		redis-server --bind 127.0.0.1 --port "$rp" --save "" --appendonly no --dir "$work/redis" \
 			--logfile "$work/redis.log" --daemonize no &
 		pids+=($!)

@@ -24,16 +24,11 @@ DURATION=${DURATION:-30s}
 stamp=$(date -u '+%Y-%m-%dT%H%MZ')
 OUT=${OUT:-$root/benchmarks/results/$stamp-scale.md}
 work=$(mktemp -d /tmp/herald-scale.XXXXXX)
-pids=()
+script_name=scale
+# shellcheck source=scripts/stack.sh
+. scripts/stack.sh
 cleanup() {
-	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done
-	for _ in $(seq 100); do
-		alive=0
-		for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-		[ $alive = 0 ] && break
-		sleep 0.1
-	done
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	stop_all
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -42,32 +37,9 @@ bash scripts/setup-redis.sh --check >/dev/null 2>&1 || bash scripts/setup-redis.
 go build -o bin/herald ./cmd/herald
 go build -o bin/herald-load ./cmd/herald-load
 
-# free_port: a port that is free, and so is its cluster bus port (+10000).
-free_port() {
-	local p
-	while :; do
-		p=$((12000 + RANDOM % 18000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 10000))") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-}
-
-wait_line() {
-	for _ in $(seq 300); do
-		grep -q "$2" "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "scale: no '$2' in $1 within 30s" >&2
-	tail -20 "$1" >&2
-	exit 1
-}
-addr_of() { grep -m1 -o "$2=127\.0\.0\.1:[0-9]*" "$1" | cut -d= -f2; }
-
 ports=()
 for i in 0 1 2; do
-	p=$(free_port)
+	p=$(free_port bus)
 	ports+=("$p")
 	mkdir -p "$work/r$p"
 	redis-server --bind 127.0.0.1 --port "$p" --cluster-enabled yes --cluster-config-file "$work/r$p/nodes.conf" \
