@@ -81,6 +81,7 @@ func BenchmarkAppendManyUsersIdem(b *testing.B) {
 func benchManyUsers(b *testing.B, w workload, perCall int) {
 	ctx := context.Background()
 	script, raw, cfl := startBenchServer(b, w.users), startBenchServer(b, w.users), startBenchServer(b, w.users)
+	bare := startBenchServer(b, w.users)
 	var clock time.Time // the appender's; real time after the warm-up
 	a := feed.NewAppender(script.rdb, feed.AppendConfig{BatchSize: perCall, Now: func() time.Time {
 		return cmp.Or(clock, time.Now())
@@ -90,7 +91,8 @@ func benchManyUsers(b *testing.B, w workload, perCall int) {
 	}
 	reqs := manyUserRequests(w)
 	warm := warmUpRequests(w)
-	var s, r, c serverUsage
+	var s, r, c, bs serverUsage
+	bareSeqs := make(map[keys.Feed]uint64)
 	b.ResetTimer()
 	for done := 0; done < b.N; {
 		n := min(w.round(), b.N-done)
@@ -98,6 +100,8 @@ func benchManyUsers(b *testing.B, w workload, perCall int) {
 		script.flush(b)
 		raw.flush(b)
 		cfl.flush(b)
+		bare.flush(b)
+		clear(bareSeqs)
 		if w.steady {
 			// one notification each, then another a window later
 			clock = time.Now().Add(-25 * time.Hour)
@@ -107,12 +111,14 @@ func benchManyUsers(b *testing.B, w workload, perCall int) {
 			clock = time.Time{}
 			appendRaw(b, raw.rdb, warm, perCall)
 			appendCentrifugoLike(b, cfl.rdb, warm, perCall)
+			appendBare(b, bare.rdb, bareSeqs, warm, perCall)
 		}
 		b.StartTimer()
 		s.add(script.measure(b, func() { appendScript(b, a, reqs[:n], perCall) }))
 		b.StopTimer()
 		r.add(raw.measure(b, func() { appendRaw(b, raw.rdb, reqs[:n], perCall) }))
 		c.add(cfl.measure(b, func() { appendCentrifugoLike(b, cfl.rdb, reqs[:n], perCall) }))
+		bs.add(bare.measure(b, func() { appendBare(b, bare.rdb, bareSeqs, reqs[:n], perCall) }))
 		b.StartTimer()
 		done += n
 	}
@@ -129,12 +135,15 @@ func benchManyUsers(b *testing.B, w workload, perCall int) {
 	b.ReportMetric(s.cpuUsec/r.cpuUsec, "x-raw")
 	b.ReportMetric(c.cpuUsec/n, "cfl-redis-µs/notif")
 	b.ReportMetric(s.cpuUsec/c.cpuUsec, "x-cfl")
+	b.ReportMetric(bs.cpuUsec/n, "bare-redis-µs/notif")
+	b.ReportMetric(bs.cpuUsec/c.cpuUsec, "bare-x-cfl")
 	b.ReportMetric(s.memory/n, "redis-B/notif")
 	b.ReportMetric(r.memory/n, "raw-redis-B/notif")
 	if b.N >= w.round() {
 		s.log(b, "script", n)
 		r.log(b, "raw", n)
 		c.log(b, "cfl", n)
+		bs.log(b, "bare", n)
 	}
 }
 
@@ -206,6 +215,46 @@ func appendRaw(b *testing.B, rdb *redis.Client, reqs []feed.Request, perCall int
 				Stream: sp.FeedStream(r.Feed), MaxLen: 1000, Approx: true,
 				Values: []any{"type", r.Type, "ts", r.TS, "data", r.Data},
 			})
+			e := feed.Entry{Epoch: "0123456789", Seq: seqs[r.Feed], Type: r.Type, TS: r.TS, Data: r.Data}
+			buf = e.AppendPayload(buf[:0])
+			pipe.Publish(ctx, sp.FeedChannel(r.Feed), string(buf))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// appendBare sends, with the pipelines of appendScript and no script, the
+// fewest commands an append that keeps each feed's state in its meta hash
+// could send per notification if the dispatcher knew every feed's seq
+// (it does not check anything; it only measures): HSETNX of the
+// idempotency key (the check and the mark in one), XADD under the next
+// seq, HSET of the seq and the source position, PUBLISH, and the two
+// EXPIREs when the feed is new. What the script costs above this is what
+// Lua costs; what this costs is the floor of that design.
+// seqs holds each feed's last seq on rdb.
+func appendBare(b *testing.B, rdb *redis.Client, seqs map[keys.Feed]uint64, reqs []feed.Request, perCall int) {
+	ctx, sp := context.Background(), keys.Space{}
+	step := perCall * callsPerAppend
+	now := strconv.FormatInt(time.Now().Unix(), 10)
+	var buf []byte
+	for i := 0; i < len(reqs); i += step {
+		pipe := rdb.Pipeline()
+		for _, r := range reqs[i:min(i+step, len(reqs))] {
+			seqs[r.Feed]++
+			seq := strconv.FormatUint(seqs[r.Feed], 10)
+			stream, meta := sp.FeedStream(r.Feed), sp.FeedMeta(r.Feed)
+			pipe.HSetNX(ctx, meta, "i:"+r.IdemKey, now+":"+seq)
+			pipe.XAdd(ctx, &redis.XAddArgs{
+				Stream: stream, MaxLen: 1000, Approx: true, ID: seq + "-0",
+				Values: []any{"type", r.Type, "ts", r.TS, "data", r.Data},
+			})
+			pipe.HSet(ctx, meta, "seq", seq, "src:"+r.SourceStream, r.SourceID)
+			if seqs[r.Feed] == 1 {
+				pipe.Expire(ctx, stream, 7*24*time.Hour)
+				pipe.Expire(ctx, meta, 7*24*time.Hour)
+			}
 			e := feed.Entry{Epoch: "0123456789", Seq: seqs[r.Feed], Type: r.Type, TS: r.TS, Data: r.Data}
 			buf = e.AppendPayload(buf[:0])
 			pipe.Publish(ctx, sp.FeedChannel(r.Feed), string(buf))
