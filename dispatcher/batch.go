@@ -28,10 +28,10 @@ type batch struct {
 	// stream were handled: they are appended without the source-id check,
 	// which would drop them, so they arrive out of order instead of never.
 	lateBefore string
-	// deadWritten: a try of this batch wrote its dead letters, though it
-	// failed after; its next tries only acknowledge (a dead letter is
-	// written once).
-	deadWritten bool
+	// deadWritten are the entries whose dead letters a try of this batch
+	// wrote, though it failed after: its next tries do not write them
+	// again (a dead letter is written once).
+	deadWritten map[string]bool
 	// deferAck: a batch of new entries without dead letters is
 	// acknowledged by the worker's next read, in the same MULTI, rather
 	// than in a round trip of its own.
@@ -108,9 +108,9 @@ func (w *worker) recover(ctx context.Context) error {
 // process handles one batch: malformed entries and entries delivered too
 // often go to the dead-letter stream, the others are appended to their
 // feeds in one pipeline, and then the dead letters are written and every
-// entry is acknowledged in a second one. Nothing is acknowledged unless
-// everything before it was appended; a repeated process is harmless since
-// the feeds drop what they already have.
+// entry is acknowledged (see settle). Nothing is acknowledged unless
+// everything before it was appended or dead-lettered; a repeated process
+// is harmless since the feeds drop what they already have.
 func (w *worker) process(ctx context.Context, b *batch) error {
 	start := time.Now()
 	p := w.plan(b)
@@ -250,79 +250,106 @@ func (w *worker) appendSeq(ctx context.Context, reqs []feed.Request) ([]feed.Res
 	return out, nil
 }
 
-// settle writes the dead letters and acknowledges every entry of the batch
-// in one pipeline (with replica acks, one per master, each with its WAIT).
-// A dead letter is written once: when a try fails after writing them, the
-// next only acknowledges.
+// settle writes the dead letters and then acknowledges every entry of the
+// batch: with deferAck (no dead letters, no replica acks) by the next
+// read, else in a round trip of its own (with replica acks, one per
+// master, each with its WAIT). An entry is acknowledged only once its dead letter is written: in
+// one pipeline with the XADDs, the XACK would take even when an XADD
+// failed (a WRONGTYPE or OOM on the dead-letter stream), and the entry
+// would be in neither stream. A dead letter is written once: when a try
+// fails after writing some, the next writes only the others.
 func (w *worker) settle(ctx context.Context, b *batch, dead []deadLetter) error {
+	if err := w.writeDead(ctx, b, dead); err != nil {
+		return err
+	}
 	ids := make([]string, len(b.msgs))
 	for i, m := range b.msgs {
 		ids[i] = m.ID
 	}
-	if b.deadWritten {
-		dead = nil
-	}
 	if b.deferAck && len(dead) == 0 && !w.cfg.Append.Replicas.On() {
 		// the next read acknowledges them (with replica acks on, each
-		// acknowledgement waits for its replicas here instead)
+		// acknowledgement waits for its replicas here instead; dead
+		// letters are acknowledged at once, so that a crash in between
+		// does not write them again)
 		w.unacked = append(w.unacked, ids...)
 		return nil
 	}
+	var ack *redis.IntCmd
+	err := w.settleExec(ctx, 1, w.stream, func(p redis.Pipeliner, _ int) {
+		ack = p.XAck(ctx, w.stream, w.cfg.Group, ids...)
+	})
+	if err == nil {
+		err = ack.Err()
+	}
+	if err != nil {
+		return fmt.Errorf("acknowledge %d entries of %s: %w", len(ids), w.stream, err)
+	}
+	return nil
+}
+
+// writeDead writes the dead letters that b has not written yet, in one
+// pipeline, and notes in b those that were written.
+func (w *worker) writeDead(ctx context.Context, b *batch, dead []deadLetter) error {
+	todo := make([]deadLetter, 0, len(dead))
+	for _, dl := range dead {
+		if !b.deadWritten[dl.sourceID] {
+			todo = append(todo, dl)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
 	now := time.Now()
-	cmds := make([]redis.Cmder, len(dead)+1)
-	queue := func(p redis.Pipeliner, i int) {
-		if i < len(dead) {
-			cmds[i] = p.XAdd(ctx, &redis.XAddArgs{
-				Stream: w.cfg.Space.DLQ(), MaxLen: w.cfg.DLQMaxLen, Approx: w.cfg.DLQMaxLen > 0,
-				Values: dead[i].xaddValues(w.stream, now),
-			})
-			return
-		}
-		cmds[i] = p.XAck(ctx, w.stream, w.cfg.Group, ids...)
-	}
-	var err error
-	if pol := w.cfg.Append.Replicas; pol.On() {
-		// The dead letters and the acknowledgement on a replica too, as the
-		// appends were: an XACK lost in a failover would bring the entries
-		// back as pending, to be appended again as late ones (without
-		// their source positions, so a duplicate unless they carry an
-		// idempotency key); a dead letter lost would be lost for good.
-		key := func(i int) string {
-			if i < len(dead) {
-				return w.cfg.Space.DLQ()
-			}
-			return w.stream
-		}
-		err = replicas.Exec(ctx, w.rdb, pol, len(cmds), false, key, queue)
-	} else {
-		_, err = w.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i := range cmds {
-				queue(p, i)
-			}
-			return nil
+	cmds := make([]*redis.StringCmd, len(todo))
+	err := w.settleExec(ctx, len(todo), w.cfg.Space.DLQ(), func(p redis.Pipeliner, i int) {
+		cmds[i] = p.XAdd(ctx, &redis.XAddArgs{
+			Stream: w.cfg.Space.DLQ(), MaxLen: w.cfg.DLQMaxLen, Approx: w.cfg.DLQMaxLen > 0,
+			Values: todo[i].xaddValues(w.stream, now),
 		})
-	}
-	written := len(dead) > 0 // every dead letter's XADD took
+	})
+	written := 0
 	for i, c := range cmds {
 		if c == nil || c.Err() != nil {
-			written = written && i == len(dead) // only the XACK failed
 			if c != nil && err == nil {
 				err = c.Err()
 			}
+			continue
 		}
+		// counted when written, whatever happens after
+		if b.deadWritten == nil {
+			b.deadWritten = make(map[string]bool, len(todo))
+		}
+		b.deadWritten[todo[i].sourceID] = true
+		w.d.m.dlq.WithLabelValues(todo[i].kind).Inc()
+		written++
 	}
-	if written { // counted when written, whatever the acknowledgement did
-		b.deadWritten = true
-		for i := range dead {
-			w.d.m.dlq.WithLabelValues(dead[i].kind).Inc()
-		}
+	if written > 0 {
 		// one line per batch: the dead-letter stream has the details
-		w.log.Warn("entries dead-lettered", logCount, len(dead), logID, dead[0].sourceID, "reason", dead[0].reason)
+		w.log.Warn("entries dead-lettered", logCount, written, logID, todo[0].sourceID, "reason", todo[0].reason)
 	}
 	if err != nil {
-		return fmt.Errorf("dead-letter and acknowledge %d entries of %s: %w", len(ids), w.stream, err)
+		return fmt.Errorf("dead-letter %d entries of %s: %w", len(todo), w.stream, err)
 	}
 	return nil
+}
+
+// settleExec sends n commands queued by queue, all on key, in one pipeline;
+// with replica acks, followed by a WAIT for the replicas: a dead letter
+// lost in a failover would be lost for good, and an XACK lost would bring
+// the entries back as pending, to be appended again as late ones (without
+// their source positions, so a duplicate unless they carry an idempotency
+// key). Each command also carries its own error.
+func (w *worker) settleExec(ctx context.Context, n int, key string, queue func(redis.Pipeliner, int)) error {
+	if pol := w.cfg.Append.Replicas; pol.On() {
+		return replicas.Exec(ctx, w.rdb, pol, n, false, func(int) string { return key }, queue)
+	}
+	_, err := w.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range n {
+			queue(p, i)
+		}
+		return nil
+	})
+	return err
 }
 
 // count updates the event and append counters of a processed batch.

@@ -96,6 +96,19 @@ func (w *worker) housekeeping(ctx context.Context) error {
 	if held != w.d.owner {
 		return ErrLeaseLost
 	}
+	// The claim takes this consumer's entries too: those whose
+	// acknowledgement is held are appended, and one idle longer than
+	// ClaimIdle (a batch retried that long) would be appended again as a
+	// late entry, without the source-id check. Acknowledge them first;
+	// if that fails, claim at the next round.
+	if err := w.flushAcks(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		w.d.m.errors.WithLabelValues("housekeeping").Inc()
+		w.log.Warn("acknowledge before claiming", logErr, err)
+		return nil
+	}
 	n, err := w.claim(ctx, w.cfg.ClaimIdle, w.hw)
 	if err != nil {
 		return err

@@ -48,13 +48,15 @@
 // appends (two pipelines sent at once, split by feed, so that the client
 // encodes one while Redis runs the other; each feed's appends stay in
 // order). A batch with dead letters, claimed or re-read entries, or
-// replica acks settles in a pipeline of its own instead: the dead letters
-// and a single XACK of every id. A failed append is retried with capped
-// exponential backoff and never skipped: transient failures (network,
-// LOADING, READONLY, OOM...) retry the batch as it is; others (a script or
-// WRONGTYPE error caused by the data) re-read the pending entries one at a
-// time, which counts deliveries, so the one entry at fault is dead-lettered
-// once delivered more than MaxDeliveries times and the ones behind it flow.
+// replica acks is acknowledged in a round trip of its own instead (a
+// single XACK of every id), and its dead letters are written in one before
+// it, so that an entry whose dead letter failed stays pending. A failed
+// append is retried with capped exponential backoff and never skipped:
+// transient failures (network, LOADING, READONLY, OOM...) retry the batch
+// as it is; others (a script or WRONGTYPE error caused by the data) re-read
+// the pending entries one at a time, which counts deliveries, so the one
+// entry at fault is dead-lettered once delivered more than MaxDeliveries
+// times and the ones behind it flow.
 //
 // Every ClaimInterval the holder also claims entries idle longer than
 // ClaimIdle in other consumers (a safety net) and deletes consumers with
