@@ -138,7 +138,7 @@ func (s *step) enter(k *argKeys, batch bool) (*ruleState, int64) {
 func (g *gate) blockedBy(tr any, args []any) (*ruleState, int64) {
 	switch r := tr.(type) {
 	case *hotspot.Rule:
-		if i := r.ParamIndex; i >= 0 && i < len(g.owner) && i < len(args) {
+		if i := r.ParamIndex; i >= 0 && i < len(g.owner) && i < len(args) && g.owner[i] != nil {
 			limit := r.Threshold
 			if n, ok := r.SpecificItems[args[i]]; ok {
 				limit = n
@@ -160,8 +160,8 @@ func (g *gate) blockedBy(tr any, args []any) (*ruleState, int64) {
 		}
 	}
 	// A rule from a set being swapped in: attribute it to the gate's first.
-	if len(g.owner) > 0 {
-		return g.owner[0].st, g.slots[0].Threshold
+	if len(g.hot) > 0 {
+		return g.hot[0].st, g.slots[0].Threshold // slots[0] is hot[0]'s base
 	}
 	return g.flows[0].st, int64(g.flows[0].r.Threshold)
 }

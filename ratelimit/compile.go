@@ -31,7 +31,9 @@ import (
 // a glob on "herald.<op>.lease:<glob>". A check goes per user (leased),
 // the exact resource, per tenant (leased), then global (leased, then each
 // glob), and stops at the first that refuses, so a rule that refuses never
-// uses up the allowance of a rule of a later dimension.
+// uses up the allowance of a rule of a later dimension. (So when there are
+// leased per-tenant rules, exact global rules for every type leave the
+// exact resource for "herald.<op>:*", entered after the per-tenant one.)
 //
 // Each hotspot rule reads its own positional argument (ParamIndex = its
 // slot). A check passes, for each slot, the rule's key (a userKey or a
@@ -50,10 +52,10 @@ import (
 // would limit.
 //
 // Resource names are bounded by the number of rules. Counters live in
-// Sentinel per rule and value; when a reload keeps a rule unchanged (same
-// resource, slot, limit, interval, overrides), Sentinel keeps its counters,
-// and a changed rule inherits the counters of an old rule with the same
-// resource, interval and capacity.
+// Sentinel per rule and value; a rule keeps its slot across reloads, so
+// when a reload keeps it unchanged (same resource, limit, interval,
+// overrides) Sentinel keeps its counters, and a changed rule may inherit
+// the counters of its own slot when the interval stays (gate.place).
 
 var ops = [...]Op{OpPush, OpPub, OpConnect, OpPublish}
 
@@ -103,8 +105,10 @@ type gate struct {
 	per      Per  // a leased gate's dimension
 	leased   bool // its rules have high limits: steps take leases
 	hot      []*hotRule
-	slots    []*hotspot.Rule // slot → Sentinel rule
-	owner    []*hotRule      // slot → its rule
+	slots    []*hotspot.Rule // Sentinel rules, in the order Sentinel checks them
+	keys     []string        // each slot's key: its rule's name, and the tenant of an override
+	owner    []*hotRule      // ParamIndex → its rule (nil: unused); by position until placed
+	index    map[string]int  // slot key → ParamIndex, once placed
 	flows    []flowRule      // global rules, all with the same glob
 }
 
@@ -118,6 +122,7 @@ type flowRule struct {
 func (g *gate) addHot(st *ruleState, capacity int64) *hotRule {
 	r := st.rule
 	hr := &hotRule{st: st, per: r.Per}
+	tenant := "" // of the override a slot is for
 	newSlot := func(threshold int64) int {
 		i := len(g.slots)
 		g.slots = append(g.slots, &hotspot.Rule{
@@ -126,6 +131,7 @@ func (g *gate) addHot(st *ruleState, capacity int64) *hotRule {
 			ParamsMaxCapacity: capacity, SpecificItems: map[any]int64{},
 		})
 		g.owner = append(g.owner, hr)
+		g.keys = append(g.keys, r.Name+"\x00"+tenant)
 		return i
 	}
 	hr.base = newSlot(r.Limit)
@@ -141,6 +147,7 @@ func (g *gate) addHot(st *ruleState, capacity int64) *hotRule {
 			if hr.byTenant == nil {
 				hr.byTenant = map[string]int{}
 			}
+			tenant = key.tenant
 			hr.byTenant[key.tenant] = newSlot(r.Overrides[k])
 		}
 	}
@@ -149,6 +156,54 @@ func (g *gate) addHot(st *ruleState, capacity int64) *hotRule {
 	}
 	g.hot = append(g.hot, hr)
 	return hr
+}
+
+// place gives the gate's slots their ParamIndex. A slot that was on the
+// same resource in the rule set before (prev, nil for none) keeps its
+// index, others take the lowest free ones, and each slot's ParamsMaxCapacity
+// is raised by its index. Sentinel keeps a rule's counters only when the
+// new rule equals the old one, ParamIndex included, and otherwise hands a
+// new rule the counters of the first old rule with the same resource,
+// interval and capacity. With indices kept and capacities apart, a rule
+// that stays the same keeps its counters when a rule before it is added or
+// removed, and a changed rule can only inherit those of its own slot.
+func (g *gate) place(prev *gate) {
+	at := make([]int, len(g.slots)) // position → ParamIndex
+	used := map[int]bool{}
+	for i, k := range g.keys {
+		at[i] = -1
+		if prev == nil {
+			continue
+		}
+		if j, ok := prev.index[k]; ok && !used[j] {
+			at[i], used[j] = j, true
+		}
+	}
+	n, free := 0, 0
+	for i := range at {
+		if at[i] < 0 {
+			for used[free] {
+				free++
+			}
+			at[i], used[free] = free, true
+		}
+		n = max(n, at[i]+1)
+	}
+	owner := make([]*hotRule, n)
+	g.index = make(map[string]int, len(g.slots))
+	for i, r := range g.slots {
+		r.ParamIndex = at[i]
+		r.ParamsMaxCapacity += int64(at[i])
+		owner[at[i]] = g.owner[i]
+		g.index[g.keys[i]] = at[i]
+	}
+	g.owner = owner
+	for _, hr := range g.hot {
+		hr.base = at[hr.base]
+		for t, i := range hr.byTenant {
+			hr.byTenant[t] = at[i]
+		}
+	}
 }
 
 // step is a gate and the hotspot rules on it that match a type (its flow
@@ -162,7 +217,7 @@ type step struct {
 	batch    int64
 	batchOpt api.EntryOption // api.WithBatchCount(batch)
 	leases   leases          // nil: no leases
-	args     sync.Pool       // *entryArgs of len(g.slots)
+	args     sync.Pool       // *entryArgs of len(g.owner)
 }
 
 // plan is what one check of one type does.
@@ -301,7 +356,7 @@ func (o *opRules) step(g *gate, rules []*hotRule, enforce bool) *step {
 		s.leases = newLeases(g.per)
 		s.batchOpt = api.WithBatchCount(uint32(s.batch))
 	}
-	n := len(g.slots)
+	n := len(g.owner)
 	s.args.New = func() any { a := make([]any, n); return &entryArgs{args: a, opt: api.WithArgs(a...)} }
 	if o.steps == nil {
 		o.steps = map[string]*step{}
@@ -317,13 +372,27 @@ type ruleSet struct {
 	states map[string]*ruleState
 	hot    []*hotspot.Rule
 	flows  []*flow.Rule
+	prev   map[string]*gate // resource → gate of the set replaced, while compiling
 }
 
 // capacities are the values tracked per Sentinel rule.
 type capacities struct{ users, tenants int64 }
 
 func compile(doc *Document, m *Metrics, caps capacities) *ruleSet {
+	return recompile(nil, doc, m, caps)
+}
+
+// recompile compiles doc to replace prev (nil for none): see gate.place.
+func recompile(prev *ruleSet, doc *Document, m *Metrics, caps capacities) *ruleSet {
 	rs := &ruleSet{doc: doc, states: make(map[string]*ruleState, len(doc.Rules))}
+	if prev != nil {
+		rs.prev = map[string]*gate{}
+		for _, o := range prev.ops {
+			for _, g := range append(o.enforce[:len(o.enforce):len(o.enforce)], o.shadow...) {
+				rs.prev[g.resource] = g
+			}
+		}
+	}
 	for i := range doc.Rules {
 		r := &doc.Rules[i]
 		rs.states[r.Name] = &ruleState{rule: r, c: m.forRule(r.Name), interval: r.Interval}
@@ -331,6 +400,7 @@ func compile(doc *Document, m *Metrics, caps capacities) *ruleSet {
 	for i, op := range ops {
 		rs.ops[i] = rs.compileOp(op, caps)
 	}
+	rs.prev = nil // not kept: a chain of replaced sets would never be freed
 	return rs
 }
 
@@ -364,6 +434,7 @@ func (rs *ruleSet) compileOp(op Op, caps capacities) *opRules {
 				rs.addFlow(g, r)
 			} else {
 				g.addHot(rs.states[r.Name], caps.of(r.Per))
+				g.place(rs.prev[g.resource])
 				rs.hot = append(rs.hot, g.slots...)
 			}
 			o.shadow = append(o.shadow, g)
@@ -393,9 +464,21 @@ func (rs *ruleSet) compileOp(op Op, caps capacities) *opRules {
 			rs.addFlow(g, r)
 		}
 	}
-	for _, g := range append([]*gate{users, exact, tenants, global}, globs...) {
+	// Global rules on the exact gate count what passed its Entry, which
+	// comes before the leased per-tenant gate: a tenant that a leased rule
+	// refuses would use up the global allowance. Then they go on a gate of
+	// their own after it.
+	everyType := &gate{resource: res + ":*", per: PerGlobal}
+	if len(tenants.slots) > 0 && len(exact.flows) > 0 {
+		everyType.flows, exact.flows = exact.flows, nil
+		for _, f := range everyType.flows {
+			f.r.Resource = everyType.resource
+		}
+	}
+	for _, g := range append([]*gate{users, exact, tenants, everyType, global}, globs...) {
 		if len(g.slots) > 0 || len(g.flows) > 0 {
 			o.enforce = append(o.enforce, g)
+			g.place(rs.prev[g.resource])
 			rs.hot = append(rs.hot, g.slots...)
 		}
 	}

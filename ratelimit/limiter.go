@@ -111,7 +111,7 @@ func (l *Limiter) Apply(doc *Document) error {
 	if l.closed {
 		return ErrClosed
 	}
-	rs := compile(doc, l.m, l.caps)
+	rs := recompile(l.rules.Load(), doc, l.m, l.caps)
 	if err := l.load(rs.hot, rs.flows); err != nil {
 		return err
 	}

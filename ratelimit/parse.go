@@ -130,7 +130,8 @@ type docPos struct {
 }
 
 type rulePos struct {
-	mapping   bool // false when the item is not a mapping (the decoder says so)
+	mapping   bool // false when the item is not a mapping
+	null      bool // the item is empty ("-" or "- ~")
 	line, end int
 	fields    map[string]int        // key → line
 	values    map[string]*yaml.Node // key → value node
@@ -158,6 +159,7 @@ func positions(m *yaml.Node) *docPos {
 func rulePositions(r *yaml.Node) rulePos {
 	rp := rulePos{line: r.Line, end: lastLine(r), fields: map[string]int{}, values: map[string]*yaml.Node{}, overrides: map[string]int{}}
 	if r.Kind != yaml.MappingNode {
+		rp.null = r.Kind == yaml.ScalarNode && r.Tag == "!!null"
 		return rp
 	}
 	rp.mapping = true

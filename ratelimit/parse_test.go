@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -253,5 +254,40 @@ func TestParseExampleFile(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("got:\n%s", strings.Join(got, "\n"))
+	}
+}
+
+// An empty list item used to vanish silently (yaml.v3 leaves it out), and
+// with it every rule after the check on lengths: "rules: [-, a]" became
+// "rules: []", turning every limit off.
+func TestParseRefusesEmptyAndAliasRuleItems(t *testing.T) {
+	const a = "  - {name: a, per: user, limit: 1, interval: 1s, action: drop}\n"
+	cases := []struct {
+		name, doc string
+		want      []string
+	}{
+		{"empty item", "version: 1\nrules:\n  -\n" + a, []string{
+			`line 3: rule #1: empty where a mapping (one rule) is expected`}},
+		{"null item", "version: 1\nrules:\n" + a + "  - ~\n", []string{
+			`line 4: rule #2: empty where a mapping (one rule) is expected`}},
+		{"alias item", "version: 1\nrules:\n  - &x {name: a, per: user, limit: 1, interval: 1s, action: drop}\n  - *x\n", []string{
+			`line 4: rule #2: not a mapping where a mapping (one rule) is expected`}},
+		{"scalar item, reported once", "version: 1\nrules:\n  - foo\n", []string{
+			`line 3: rule #1: "foo" where a mapping (one rule) is expected`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			doc, err := ParseRules([]byte(c.doc))
+			if err == nil {
+				t.Fatalf("accepted with %d rules", len(doc.Rules))
+			}
+			var got []string
+			for _, p := range Problems(err) {
+				got = append(got, p.Error())
+			}
+			if !slices.Equal(got, c.want) {
+				t.Fatalf("problems\n%q\nwant\n%q", got, c.want)
+			}
+		})
 	}
 }

@@ -55,8 +55,23 @@ func (v *validator) document(raw *docYAML) *Document {
 		v.add(line, "rules", "%d rules, more than the %d allowed", len(raw.Rules), MaxRules)
 		return nil
 	}
+	// yaml.v3 leaves an empty list item ("-", "- ~") out of raw.Rules
+	// without a word, and an alias item ("- *base") decodes with no
+	// position to check it by: name both, or the document would silently
+	// lose rules. Items the decoder refused are skipped by add.
+	for i, rp := range v.pos.rules {
+		if !rp.mapping {
+			v.rule = v.pos.ruleLabel(i)
+			what := "empty"
+			if !rp.null {
+				what = "not a mapping"
+			}
+			v.add(rp.line, "", "%s where a mapping (one rule) is expected", what)
+		}
+	}
+	v.rule = ""
 	if len(raw.Rules) != len(v.pos.rules) {
-		return doc // the decoder reported why
+		return doc // the decoder, or the loop above, reported why
 	}
 	names := map[string]int{}
 	for i := range raw.Rules {
