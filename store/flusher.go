@@ -72,7 +72,14 @@ func (s *Store) sleep(t *time.Timer, d time.Duration, wake chan struct{}) bool {
 func (s *Store) flushPending() error {
 	s.mu.Lock()
 	if s.pending.n == 0 {
+		// Forget can empty a set that AckSync or Flush wait on: complete its
+		// generation, or they would wait for good. Nothing is in flight
+		// (only this goroutine commits), so all they waited for is durable
+		// or forgotten.
+		g := s.cur
+		s.cur = newFlushGen()
 		s.mu.Unlock()
+		close(g.done)
 		return nil
 	}
 	batch, g := s.pending, s.cur
