@@ -83,6 +83,7 @@ func (k *Keys) Reload() error {
 func parseKeys(file string, raw []byte) ([]Key, error) {
 	var set []Key
 	names := map[string]int{}
+	secrets := map[[sha256.Size]byte]int{}
 	sc := bufio.NewScanner(bytes.NewReader(raw))
 	for line := 1; sc.Scan(); line++ {
 		text := bytes.TrimSpace(sc.Bytes())
@@ -107,7 +108,14 @@ func parseKeys(file string, raw []byte) ([]Key, error) {
 			return nil, bad("name", "%q is also on line %d", f[0], prev)
 		}
 		names[string(f[0])] = line
-		set = append(set, Key{Name: string(f[0]), Tenant: string(f[2]), sum: sha256.Sum256(f[1])})
+		// One secret, one binding: Lookup would answer with the last line,
+		// so a key repeated with another tenant (or *) would act for it.
+		sum := sha256.Sum256(f[1])
+		if prev, dup := secrets[sum]; dup {
+			return nil, bad("key", "the same key is also on line %d", prev)
+		}
+		secrets[sum] = line
+		set = append(set, Key{Name: string(f[0]), Tenant: string(f[2]), sum: sum})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("API keys file %s: %w", file, err)

@@ -97,3 +97,18 @@ func TestFieldValue(t *testing.T) {
 		}
 	}
 }
+
+// TestDuplicateKeyRefused: one secret on two lines binds it twice; Lookup
+// answered with the last line, so a key copied from the acme line onto a
+// "*" line silently acted on every tenant. Before the fix the file loaded
+// and the acme key could act on globex.
+func TestDuplicateKeyRefused(t *testing.T) {
+	ks, err := ParseKeys("keys", []byte("acme 0123456789abcdef acme\nops 0123456789abcdef *\n"))
+	if err == nil {
+		k := ks.Lookup("0123456789abcdef")
+		t.Fatalf("a key on two lines loaded: it is %q, tenant %q (acts on globex: %v)", k.Name, k.Tenant, k.MayActOn("globex"))
+	}
+	if !strings.Contains(err.Error(), "line 2: field key") || strings.Contains(err.Error(), "0123456789abcdef") {
+		t.Errorf("error %q: want line 2, field key, and not the secret", err)
+	}
+}
