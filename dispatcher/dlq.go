@@ -104,11 +104,18 @@ type Replayed struct {
 // are): each is checked against the contract, added to the ingest stream
 // of its tenant and then deleted from the dead-letter stream. An entry that
 // is missing, still malformed or refused by fix is reported in its
-// Replayed.Err and left where it is. The error is for Redis failures.
+// Replayed.Err and left where it is. An id given twice is replayed once.
+// The error is for Redis failures. Two replays of the same dead letter at
+// once may both publish it; run one at a time.
 func (q *DLQ) Replay(ctx context.Context, ids []string, fix FixFunc) ([]Replayed, error) {
 	out := make([]Replayed, 0, len(ids))
 	var dls []DeadLetter
+	seen := make(map[string]bool, len(ids))
 	for _, id := range ids {
+		if seen[id] {
+			continue // named twice: published once
+		}
+		seen[id] = true
 		dl, err := q.Show(ctx, id)
 		switch {
 		case errors.Is(err, ErrNotFound), errors.Is(err, ErrBadDLQID):
@@ -123,21 +130,39 @@ func (q *DLQ) Replay(ctx context.Context, ids []string, fix FixFunc) ([]Replayed
 	return append(out, res...), err
 }
 
-// ReplayAll replays every dead letter, as Replay does, oldest first.
+// ReplayAll replays every dead letter there is when it starts, as Replay
+// does, oldest first. Dead letters added meanwhile are left alone: a
+// replayed event that a running dispatcher dead-letters again comes back
+// at the end of the stream, and taking it again would loop for good.
 func (q *DLQ) ReplayAll(ctx context.Context, fix FixFunc) ([]Replayed, error) {
+	last, err := q.rdb.XRevRangeN(ctx, q.cfg.Space.DLQ(), "+", "-", 1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list dead letters: %w", err)
+	}
+	if len(last) == 0 {
+		return nil, nil
+	}
+	end := last[0].ID
 	var out []Replayed
 	after := ""
 	for {
 		page, err := q.List(ctx, 100, after)
-		if err != nil || len(page) == 0 {
-			return out, err
-		}
-		res, err := q.replay(ctx, page, fix)
-		out = append(out, res...)
 		if err != nil {
 			return out, err
 		}
-		after = page[len(page)-1].ID
+		n := len(page)
+		for n > 0 && idLess(end, page[n-1].ID) {
+			n-- // added after the start
+		}
+		if n == 0 {
+			return out, nil
+		}
+		res, err := q.replay(ctx, page[:n], fix)
+		out = append(out, res...)
+		if err != nil || n < len(page) {
+			return out, err
+		}
+		after = page[n-1].ID
 	}
 }
 

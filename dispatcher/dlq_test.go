@@ -3,6 +3,7 @@ package dispatcher_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/heraldrt/herald/dispatcher"
 	"github.com/heraldrt/herald/events"
 	"github.com/heraldrt/herald/internal/keys"
+	"github.com/redis/go-redis/v9"
 )
 
 // malformed are entries that break the contract, each with the field its
@@ -186,5 +188,55 @@ func TestDeadLetterWrittenOnceWhileSettleFails(t *testing.T) {
 	}
 	if n := metricValue(t, d.Dispatcher, "herald_dispatcher_dlq_total", "malformed"); n != 1 {
 		t.Fatalf("dlq_total{malformed} = %v, want 1", n)
+	}
+}
+
+// TestDLQReplayAllStopsAtWhatWasThere: ReplayAll replays the dead letters
+// there were when it started and stops, though each one it replays is
+// dead-lettered again meanwhile (as a running dispatcher does with an
+// event that is still bad); an id named twice to Replay is published once.
+func TestDLQReplayAllStopsAtWhatWasThere(t *testing.T) {
+	_, rdb := newServer(t)
+	space := keys.Space{}
+	ctx := context.Background()
+	dlq := space.DLQ()
+	for i := range 3 {
+		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: dlq, Values: []any{"type", "a.b", "tenant", "acme", "to", "user:u1",
+			"data", fmt.Sprintf(`{"n":%d}`, i), "reason", "test", "source_stream", space.Events(), "source_id", "1-1"}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := dispatcher.NewDLQ(rdb, dispatcher.DLQConfig{Space: space})
+	again := 0
+	res, err := q.ReplayAll(ctx, func(dl *dispatcher.DeadLetter) error {
+		if again++; again > 50 {
+			return errors.New("replayed 50 times: ReplayAll does not stop")
+		}
+		// the event comes back as a new dead letter, at the end
+		return rdb.XAdd(ctx, &redis.XAddArgs{Stream: dlq, Values: []any{"type", "a.b", "tenant", "acme", "to", "user:u1",
+			"data", dl.Fields["data"], "reason", "again", "source_stream", space.Events(), "source_id", "1-2"}}).Err()
+	})
+	if err != nil || len(res) != 3 {
+		t.Fatalf("replay all: %v, %d replayed (want the 3 there were)", err, len(res))
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatalf("replay all: %+v", r)
+		}
+	}
+	if n := rdb.XLen(ctx, space.Events()).Val(); n != 3 {
+		t.Fatalf("%d events published, want 3", n)
+	}
+
+	dls, err := q.List(ctx, 1, "")
+	if err != nil || len(dls) != 1 {
+		t.Fatalf("list: %v %d", err, len(dls))
+	}
+	res, err = q.Replay(ctx, []string{dls[0].ID, dls[0].ID}, nil)
+	if err != nil || len(res) != 1 || res[0].Err != nil {
+		t.Fatalf("replay of one id named twice: %v %+v", err, res)
+	}
+	if n := rdb.XLen(ctx, space.Events()).Val(); n != 4 {
+		t.Fatalf("%d events published, want 4", n)
 	}
 }
