@@ -97,12 +97,14 @@ func parseKeys(file string, raw []byte) ([]Key, error) {
 		switch {
 		case len(f) != 3:
 			return nil, bad("line", "%d fields: want \"<name> <key> <tenant or *>\"", len(f))
+		// A bad name or tenant is not quoted: with the columns in the wrong
+		// order it may be a key, and this error goes to the log.
 		case !nameRE.Match(f[0]):
-			return nil, bad("name", "%q is not [A-Za-z0-9_.@-]{1,64}", f[0])
+			return nil, bad("name", "%d characters, not [A-Za-z0-9_.@-]{1,64} (not shown: it may be a key)", len(f[0]))
 		case len(f[1]) < MinKeyLen:
 			return nil, bad("key", "%d characters: at least %d", len(f[1]), MinKeyLen)
 		case !tenantRE.Match(f[2]):
-			return nil, bad("tenant", "%q is not a tenant id or *", f[2])
+			return nil, bad("tenant", "%d characters, not a tenant id or * (not shown: it may be a key)", len(f[2]))
 		}
 		if prev, dup := names[string(f[0])]; dup {
 			return nil, bad("name", "%q is also on line %d", f[0], prev)

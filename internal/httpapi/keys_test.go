@@ -112,3 +112,22 @@ func TestDuplicateKeyRefused(t *testing.T) {
 		t.Errorf("error %q: want line 2, field key, and not the secret", err)
 	}
 }
+
+// TestBadKeysLineDoesNotShowTheKey: with the columns in the wrong order a
+// key lands where a name or a tenant goes; the error, which is logged,
+// names the line and field without it.
+func TestBadKeysLineDoesNotShowTheKey(t *testing.T) {
+	const secret = "s3cr3t+K3y/abcdefgh=="
+	for _, file := range []string{
+		secret + " ops *\n",      // key first
+		"ops * " + secret + "\n", // tenant and key swapped
+	} {
+		_, err := parseKeys("keys", []byte(file))
+		if err == nil || !strings.Contains(err.Error(), "line 1: field ") {
+			t.Fatalf("%q: %v, want the line and field named", file, err)
+		}
+		if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "s3cr3t") {
+			t.Fatalf("the error shows the key: %v", err)
+		}
+	}
+}
