@@ -281,6 +281,7 @@ func (d *Dispatcher) acquire(ctx context.Context, n int) {
 		if n == 0 {
 			return
 		}
+		sent := time.Now()
 		ok, err := d.rdb.SetNX(ctx, d.cfg.Space.Lease(s), d.owner, d.cfg.LeaseTTL).Result()
 		if err != nil {
 			d.m.errors.WithLabelValues("lease").Inc()
@@ -288,7 +289,7 @@ func (d *Dispatcher) acquire(ctx context.Context, n int) {
 			return
 		}
 		if ok {
-			d.hold(ctx, s)
+			d.hold(ctx, s, sent)
 			n--
 		}
 	}
@@ -327,9 +328,10 @@ func (d *Dispatcher) freeStreams(ctx context.Context) ([]string, error) {
 	return free, nil
 }
 
-// hold starts the holder of a stream whose lease was just acquired.
-func (d *Dispatcher) hold(ctx context.Context, stream string) {
-	h := newHolder(ctx, d, stream)
+// hold starts the holder of a stream whose lease was just acquired by a
+// SET sent at sent.
+func (d *Dispatcher) hold(ctx context.Context, stream string, sent time.Time) {
+	h := newHolder(ctx, d, stream, sent)
 	d.mu.Lock()
 	d.holders[stream] = h
 	d.mu.Unlock()

@@ -265,3 +265,21 @@ func TestDeferredAcknowledgement(t *testing.T) {
 		t.Fatalf("feed has %d entries, want 4", n)
 	}
 }
+
+// TestLeaseValidityCountsFromTheSend: a lease taken by a SET whose reply
+// came back late is surely held only until LeaseTTL after the SET was
+// sent; counting from the reply would overstate it by the round trip.
+func TestLeaseValidityCountsFromTheSend(t *testing.T) {
+	w, _ := testWorker(t)
+	ttl := w.d.cfg.LeaseTTL
+	late := newHolder(context.Background(), w.d, w.stream, time.Now().Add(-ttl-time.Millisecond))
+	defer late.cancel()
+	if late.valid() {
+		t.Fatalf("a lease sent %v ago with a TTL of %v counts as held", ttl+time.Millisecond, ttl)
+	}
+	fresh := newHolder(context.Background(), w.d, w.stream, time.Now())
+	defer fresh.cancel()
+	if !fresh.valid() {
+		t.Fatal("a lease just taken counts as lost")
+	}
+}

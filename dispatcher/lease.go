@@ -27,11 +27,13 @@ type holder struct {
 	validUntil atomic.Int64
 }
 
-func newHolder(parent context.Context, d *Dispatcher, stream string) *holder {
+// newHolder holds stream's lease, taken by a SET sent at sent: the lease is
+// surely ours until LeaseTTL after that, not after the reply came back.
+func newHolder(parent context.Context, d *Dispatcher, stream string, sent time.Time) *holder {
 	ctx, cancel := context.WithCancel(parent)
 	h := &holder{
 		d: d, stream: stream, lease: d.cfg.Space.Lease(stream),
-		ctx: ctx, cancel: cancel, done: make(chan struct{}), base: time.Now(),
+		ctx: ctx, cancel: cancel, done: make(chan struct{}), base: sent,
 	}
 	h.validUntil.Store(int64(d.cfg.LeaseTTL))
 	return h
