@@ -194,28 +194,57 @@ func (e *Envelope) parseOptional(f map[string]string) error {
 	return nil
 }
 
+// parseExtensions keeps the x- fields. Of several unknown fields it names
+// the first in byte order, so that the error does not depend on map order.
 func (e *Envelope) parseExtensions(f map[string]string) error {
+	unknown, found := "", false
 	for k, v := range f {
 		switch k {
 		case FieldType, FieldTenant, FieldTo, FieldData, FieldID, FieldDevice, FieldTTL, FieldTS:
 			continue
 		}
 		if !strings.HasPrefix(k, ExtensionPrefix) {
-			return &ValidationError{Field: k, Problem: "is not a field of the contract (use the x- prefix for your own)", Err: ErrUnknown}
+			if !found || k < unknown {
+				unknown, found = k, true
+			}
+			continue
 		}
 		if e.Ext == nil {
 			e.Ext = make(map[string]string)
 		}
 		e.Ext[k] = v
 	}
+	if found {
+		e.Ext = nil
+		return &ValidationError{Field: unknown, Problem: "is not a field of the contract (use the x- prefix for your own)", Err: ErrUnknown}
+	}
 	return nil
 }
 
 // Validate checks an envelope built in code with the given limits, as Parse
-// would check it on the wire.
+// would check it on the wire. It also refuses what Values cannot write
+// faithfully: an Ext key without the x- prefix (a contract field would be
+// written twice) and a negative TTL (Values would drop it).
 func (l Limits) Validate(e Envelope) error {
+	if e.TTL < 0 {
+		return invalid(FieldTTL, "must not be negative")
+	}
+	if k, ok := firstNonExtension(e.Ext); ok {
+		return &ValidationError{Field: k, Problem: "is not an extension field (they start with x-)", Err: ErrUnknown}
+	}
 	_, err := l.Parse(e.fieldMap())
 	return err
+}
+
+// firstNonExtension is the first key of ext in byte order without the x-
+// prefix, if any.
+func firstNonExtension(ext map[string]string) (first string, found bool) {
+	for k := range ext {
+		if !strings.HasPrefix(k, ExtensionPrefix) && (!found || k < first) {
+			first, found = k, true
+		}
+	}
+	return first, found
 }
 
 // Validate checks an envelope with the default limits.

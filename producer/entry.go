@@ -81,10 +81,14 @@ func precheck(env events.Envelope) error {
 	if env.TTL < 0 {
 		return &events.ValidationError{Field: events.FieldTTL, Problem: "must not be negative", Err: events.ErrInvalid}
 	}
+	bad, found := "", false
 	for k := range env.Ext {
-		if !strings.HasPrefix(k, events.ExtensionPrefix) {
-			return &events.ValidationError{Field: k, Problem: "is not an extension field (they start with x-)", Err: events.ErrUnknown}
+		if !strings.HasPrefix(k, events.ExtensionPrefix) && (!found || k < bad) {
+			bad, found = k, true // the first in byte order: the same error every time
 		}
+	}
+	if found {
+		return &events.ValidationError{Field: bad, Problem: "is not an extension field (they start with x-)", Err: events.ErrUnknown}
 	}
 	return nil
 }

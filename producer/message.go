@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/heraldrt/herald/events"
@@ -33,15 +34,26 @@ func Event(ev events.Event, opts ...PublishOption) Message {
 // Envelope is the batch message that PublishEnvelope(ctx, env) would send.
 func Envelope(env events.Envelope) Message { return Message{env: env, kind: rawMessage} }
 
-// typeName names the message in errors, before it is validated.
+// typeName names the message in errors, before it is validated. A nil
+// event has no name: EventType with a value receiver panics on a nil
+// pointer.
 func (m Message) typeName() string {
 	switch {
 	case m.kind == rawMessage:
 		return m.env.Type
-	case m.event != nil:
+	case !isNil(m.event):
 		return m.event.EventType()
 	}
 	return ""
+}
+
+// isNil reports whether ev is nil or a typed nil pointer.
+func isNil(ev events.Event) bool {
+	if ev == nil {
+		return true
+	}
+	v := reflect.ValueOf(ev)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
 // envelope builds the message's entry with the producer's defaults filled
@@ -65,7 +77,7 @@ func (p *Producer) envelope(m Message, now time.Time) (env events.Envelope, trus
 
 // eventEnvelope builds the entry of a typed event.
 func (p *Producer) eventEnvelope(ev events.Event, opts []PublishOption, now time.Time) (events.Envelope, error) {
-	if ev == nil {
+	if isNil(ev) {
 		return events.Envelope{}, ErrNilEvent
 	}
 	var o publishOptions
