@@ -399,12 +399,21 @@ func (s *session) startLocked(c *cursor, positions map[string][]events.Position)
 	s.cursors = append(s.cursors, c)
 }
 
-// detach stops following a feed (unsub frame, session end).
+// detach stops following a feed (unsub frame, session end). A catch-up
+// job of the cursor that is queued or running stops at its next step, and
+// a rate rule's hold timer is stopped: nothing more of the feed is pushed,
+// and no position of it saved.
 func (e *Edge) detach(s *session, c *cursor) {
 	fs := c.fs
 	fs.mu.Lock()
 	fs.removeSubLocked(c)
+	s.mu.Lock()
+	c.detached = true
+	t := c.timer
+	c.timer = nil
+	s.mu.Unlock()
 	fs.mu.Unlock()
+	e.stopLater(t)
 	e.hub.release(fs)
 }
 

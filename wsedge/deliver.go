@@ -123,7 +123,7 @@ func (e *Edge) catchUp(ctx context.Context, c *cursor) {
 	for ctx.Err() == nil {
 		fs.mu.Lock()
 		s.mu.Lock()
-		if s.closed {
+		if s.closed || c.detached {
 			s.mu.Unlock()
 			fs.mu.Unlock()
 			return
@@ -183,7 +183,7 @@ func (s *session) pausedLocked(c *cursor) bool {
 // applyLocked (fs.mu and s.mu held) delivers entries read from the stream after from, unless the
 // cursor moved meanwhile (a resume frame), in which case the loop reads again.
 func (s *session) applyLocked(c *cursor, from uint64, epoch string, entries []feed.Entry) {
-	if c.sent != from || s.closed {
+	if c.sent != from || s.closed || c.detached {
 		return
 	}
 	if epoch != c.epoch {

@@ -188,8 +188,9 @@ func (e *Edge) catchUpWorker() {
 	}
 }
 
-// later hands a held cursor back to the catch-up pool after d. Shutdown
-// stops the timers that have not fired.
+// later hands a held cursor back to the catch-up pool after d (c.s.mu
+// held). detach stops the timer of a cursor whose feed or session ends;
+// Shutdown stops the timers that have not fired.
 func (e *Edge) later(d time.Duration, c *cursor) {
 	e.timersMu.Lock()
 	defer e.timersMu.Unlock()
@@ -204,6 +205,18 @@ func (e *Edge) later(d time.Duration, c *cursor) {
 		e.jobQ.push(c)
 	})
 	e.timers[t] = struct{}{}
+	c.timer = t
+}
+
+// stopLater stops a timer of later's that has not fired (nil: none).
+func (e *Edge) stopLater(t *time.Timer) {
+	if t == nil {
+		return
+	}
+	t.Stop()
+	e.timersMu.Lock()
+	delete(e.timers, t)
+	e.timersMu.Unlock()
 }
 
 func (e *Edge) stopTimers() {

@@ -63,6 +63,13 @@ type cursor struct {
 	heldTill   time.Time // a rate rule holds the next entry until then
 	heldSeq    uint64    // the entry it holds
 	heldSince  time.Time // since when
+	// timer hands the held cursor back to the catch-up pool (Edge.later);
+	// detach stops it
+	timer *time.Timer
+	// detached: the session no longer follows the feed (unsub, a refresh
+	// that forbids the topic, the session's end); a catch-up job or timer
+	// still under way for it does nothing more
+	detached bool
 }
 
 func (s *session) setClaims(c auth.Claims) {
