@@ -162,14 +162,10 @@ func TestIdleConsumersWithoutPendingAreRemoved(t *testing.T) {
 		}
 		return out
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for names()["old"] {
-		if time.Now().After(deadline) {
-			t.Fatal("idle consumer old was not removed")
-		}
+	pollUntil(t, 5*time.Second, "idle consumer old to be removed", func() bool {
 		w.removeIdleConsumers(ctx)
-		time.Sleep(10 * time.Millisecond) // polling until the consumers are idle long enough
-	}
+		return !names()["old"]
+	})
 	if n := names(); !n["busy"] || !n["me"] {
 		t.Fatalf("consumers left: %v; busy (pending) and me must stay", n)
 	}
@@ -281,5 +277,17 @@ func TestLeaseValidityCountsFromTheSend(t *testing.T) {
 	defer fresh.cancel()
 	if !fresh.valid() {
 		t.Fatal("a lease just taken counts as lost")
+	}
+}
+
+// pollUntil polls cond until it holds or the deadline passes.
+func pollUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for delay := time.Millisecond; !cond(); delay = min(2*delay, 20*time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(delay) // polling a condition with a deadline
 	}
 }

@@ -10,18 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// pollUntil polls cond until it holds or the deadline passes.
-func pollUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for delay := time.Millisecond; !cond(); delay = min(2*delay, 20*time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(delay) // polling a condition with a deadline
-	}
-}
-
 // A batch whose acknowledgement is held for the next read (here: one that
 // took longer than ClaimIdle, as one retried through a long OOM or LOADING
 // does) must not be claimed by this worker's own periodic claim, which
