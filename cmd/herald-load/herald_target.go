@@ -167,16 +167,20 @@ func (h *herald) Processes(ctx context.Context) ([]Process, error) {
 }
 
 // redisInfo reads Redis's CPU seconds (used_cpu_sys + used_cpu_user) and
-// RSS (used_memory_rss) from INFO, under the process metrics' names.
+// RSS (used_memory_rss) from INFO, under the process metrics' names, and
+// each command's calls and time from INFO commandstats (parseCommandStats).
 func redisInfo(ctx context.Context, rdb redis.UniversalClient) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	info, err := rdb.Info(ctx, "cpu", "memory").Result()
+	info, err := rdb.Info(ctx, "cpu", "memory", "commandstats").Result()
 	if err != nil {
 		return nil, fmt.Errorf("redis INFO: %w", err)
 	}
 	m := make(map[string]float64)
 	for _, line := range strings.Split(info, "\n") {
+		if parseCommandStats(strings.TrimSpace(line), m) {
+			continue
+		}
 		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
 		if !ok {
 			continue

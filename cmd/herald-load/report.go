@@ -270,6 +270,9 @@ func personalRows(row func(k, format string, a ...any), s *personalResult, acks 
 		row("p99 per 5 s", "%s ms (by publish time)", strings.Join(p99s, " "))
 	}
 	row("cpu/notif", "%.1f µs every server process + Redis (Redis %.1f, edge %.1f)", s.CPUPerNotifUS, s.RedisPerNotUS, s.EdgePerNotUS)
+	if s.RedisCmds != "" {
+		row("redis/notif", "%s (Redis's time per command, INFO commandstats: a script's commands count in it and again by name)", s.RedisCmds)
+	}
 	if s.WirePerNotB > 0 {
 		row("wire/notif", "%.1f bytes written by the edges per notification (frame headers included, after compression)", s.WirePerNotB)
 	}

@@ -50,8 +50,11 @@ type procResult struct {
 	// WireBytes are the bytes of data frames an edge wrote over the
 	// phase (herald_edge_written_bytes_total: headers included, after
 	// compression); 0 for other processes.
-	WireBytes float64  `json:"wire_bytes,omitempty"`
-	Errors    []string `json:"errors,omitempty"`
+	WireBytes float64 `json:"wire_bytes,omitempty"`
+	// Commands are a Redis's costliest commands over the phase, by its
+	// INFO commandstats; nil for other processes.
+	Commands []cmdCost `json:"redis_commands,omitempty"`
+	Errors   []string  `json:"errors,omitempty"`
 }
 
 // connectResult: the clients connecting, and what it cost the server.
@@ -105,6 +108,10 @@ type personalResult struct {
 	RedisPerNotUS float64         `json:"redis_cpu_per_notification_us"`
 	EdgePerNotUS  float64         `json:"edge_cpu_per_notification_us"`
 	WirePerNotB   float64         `json:"edge_wire_bytes_per_notification,omitempty"` // Herald: bytes the edges wrote per notification delivered
+	// RedisCmds is where Redis's time went, per notification delivered:
+	// each costly command's time (INFO commandstats, so a script's own
+	// commands count in the script and again under their names) and calls.
+	RedisCmds string `json:"redis_commands_per_notification,omitempty"`
 	SLOMS         float64         `json:"slo_ms,omitempty"`
 	Held          bool            `json:"held"` // p99 within the SLO, nothing lost, no publish error
 }

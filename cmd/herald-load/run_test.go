@@ -80,6 +80,10 @@ func TestRunEveryScenario(t *testing.T) {
 		if p.Published == 0 || p.Delivered != p.Published || p.Lost != 0 || p.Acks != p.Delivered || p.Foreign != 0 {
 			t.Errorf("%s: %+v", name, p)
 		}
+		// where Redis's time went: the append script and the ingest XADD
+		if !strings.Contains(p.RedisCmds, "evalsha ") || !strings.Contains(p.RedisCmds, "xadd ") {
+			t.Errorf("%s: Redis commands per notification %q, want evalsha and xadd in it", name, p.RedisCmds)
+		}
 	}
 	b := phaseNamed(t, r, "broadcast").Broadcast
 	if b.Complete != 3 || b.Delivered != 60 || b.Median <= 0 || b.Acks != 60 {
@@ -101,7 +105,7 @@ func TestRunEveryScenario(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"### herald-load run, ", "Command: `herald-load run --edges", "| personal | highest personal rate", "== storm", `"acks":"each"`} {
+	for _, want := range []string{"### herald-load run, ", "Command: `herald-load run --edges", "| personal | highest personal rate", "== storm", `"acks":"each"`, "redis/notif "} {
 		if !strings.Contains(string(b2), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, b2)
 		}

@@ -139,6 +139,9 @@ func (r *runner) fill(pr *phaseRec, after sample, loadCPU float64) {
 	for i, proc := range r.procs {
 		pp := procResult{Name: proc.Name, Role: proc.Role, CPUS: round3(after.get(i, metricCPU) - before.get(i, metricCPU)),
 			WireBytes: after.get(i, metricWireBytes) - before.get(i, metricWireBytes)}
+		if proc.Role == roleRedis && i < len(before.Procs) && i < len(after.Procs) {
+			pp.Commands = commandCosts(before.Procs[i], after.Procs[i])
+		}
 		for j, s := range []sample{before, after} {
 			pp.RSSMB[j] = round3(s.get(i, metricRSS) / (1 << 20))
 			pp.Goroutines[j] = s.get(i, metricGoroutines)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -170,5 +171,32 @@ func TestOrderPayload(t *testing.T) {
 		if !ok || d.N != n || d.R != "ab12" || d.T != 1732550000123456 {
 			t.Fatalf("parsed %+v %v from %s", d, ok, b)
 		}
+	}
+}
+
+func TestCommandStats(t *testing.T) {
+	before, after := map[string]float64{}, map[string]float64{}
+	for line, m := range map[string]map[string]float64{
+		"cmdstat_xadd:calls=10,usec=100,usec_per_call=10.00,rejected_calls=0,failed_calls=0": before,
+		"cmdstat_get:calls=5,usec=5,usec_per_call=1.00":                                       before,
+		"cmdstat_xadd:calls=30,usec=400,usec_per_call=13.33":                                  after,
+		"cmdstat_get:calls=5,usec=5,usec_per_call=1.00 ":                                      after, // not called in between
+		"cmdstat_evalsha:calls=2,usec=900,usec_per_call=450.00":                               after, // new
+		"cmdstat_xinfo|groups:calls=1,usec=3":                                                 after,
+	} {
+		if !parseCommandStats(strings.TrimSpace(line), m) {
+			t.Fatalf("%q not read", line)
+		}
+	}
+	if parseCommandStats("used_cpu_sys:1.5", after) || parseCommandStats("cmdstat_:calls=1", after) {
+		t.Fatal("a line of another kind was read as a command's")
+	}
+	got := commandCosts(before, after)
+	want := []cmdCost{{"evalsha", 2, 900}, {"xadd", 20, 300}, {"xinfo|groups", 1, 3}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("costs %+v, want %+v", got, want)
+	}
+	if s := perNotification(got[:2], 100); s != "evalsha 9.00 µs (0.020 calls), xadd 3.00 µs (0.200 calls)" {
+		t.Fatalf("per notification: %q", s)
 	}
 }

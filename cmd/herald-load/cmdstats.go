@@ -1,0 +1,92 @@
+package main
+
+import (
+	"cmp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Redis's INFO commandstats, sampled with the process figures: for each
+// command, metricCmdCalls+name and metricCmdUsec+name. A phase's
+// difference says where Redis's time went: the profile behind the Redis
+// CPU figures.
+const (
+	metricCmdCalls = "redis_cmd_calls:"
+	metricCmdUsec  = "redis_cmd_usec:"
+)
+
+// parseCommandStats reads one INFO line such as
+// "cmdstat_xadd:calls=12,usec=34,usec_per_call=2.83,..." into m and
+// reports whether it was one.
+func parseCommandStats(line string, m map[string]float64) bool {
+	rest, ok := strings.CutPrefix(line, "cmdstat_")
+	if !ok {
+		return false
+	}
+	name, fields, ok := strings.Cut(rest, ":")
+	if !ok || name == "" {
+		return false
+	}
+	for f := range strings.SplitSeq(fields, ",") {
+		k, v, _ := strings.Cut(f, "=")
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "calls":
+			m[metricCmdCalls+name] = n
+		case "usec":
+			m[metricCmdUsec+name] = n
+		}
+	}
+	return true
+}
+
+// cmdCost is one Redis command's share of a phase.
+type cmdCost struct {
+	Name  string  `json:"name"`
+	Calls float64 `json:"calls"`
+	Usec  float64 `json:"usec"`
+}
+
+// maxCmdCosts is how many commands a phase keeps, the costliest first.
+const maxCmdCosts = 10
+
+// commandCosts is what each command took between two readings of one
+// Redis, the costliest first, at most maxCmdCosts of them.
+func commandCosts(before, after map[string]float64) []cmdCost {
+	var out []cmdCost
+	for k, usec := range after {
+		name, ok := strings.CutPrefix(k, metricCmdUsec)
+		if !ok {
+			continue
+		}
+		c := cmdCost{Name: name, Calls: after[metricCmdCalls+name] - before[metricCmdCalls+name], Usec: usec - before[k]}
+		if c.Calls > 0 && c.Usec > 0 {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b cmdCost) int {
+		return cmp.Or(cmp.Compare(b.Usec, a.Usec), strings.Compare(a.Name, b.Name))
+	})
+	if len(out) > maxCmdCosts {
+		out = out[:maxCmdCosts]
+	}
+	return out
+}
+
+// perNotification describes costs for n notifications: "evalsha 15.1 µs
+// (0.030 calls), xadd 3.8 µs (2.01 calls), ...".
+func perNotification(costs []cmdCost, n float64) string {
+	if n <= 0 || len(costs) == 0 {
+		return ""
+	}
+	parts := make([]string, len(costs))
+	for i, c := range costs {
+		parts[i] = strings.ToLower(c.Name) + " " + strconv.FormatFloat(c.Usec/n, 'f', 2, 64) +
+			" µs (" + strconv.FormatFloat(c.Calls/n, 'f', 3, 64) + " calls)"
+	}
+	return strings.Join(parts, ", ")
+}
