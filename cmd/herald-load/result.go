@@ -111,9 +111,9 @@ type personalResult struct {
 	// RedisCmds is where Redis's time went, per notification delivered:
 	// each costly command's time (INFO commandstats, so a script's own
 	// commands count in the script and again under their names) and calls.
-	RedisCmds string `json:"redis_commands_per_notification,omitempty"`
-	SLOMS         float64         `json:"slo_ms,omitempty"`
-	Held          bool            `json:"held"` // p99 within the SLO, nothing lost, no publish error
+	RedisCmds string  `json:"redis_commands_per_notification,omitempty"`
+	SLOMS     float64 `json:"slo_ms,omitempty"`
+	Held      bool    `json:"held"` // p99 within the SLO, nothing lost, no publish error
 }
 
 // broadcastResult: tenant-wide events, one at a time.

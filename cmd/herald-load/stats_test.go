@@ -178,11 +178,11 @@ func TestCommandStats(t *testing.T) {
 	before, after := map[string]float64{}, map[string]float64{}
 	for line, m := range map[string]map[string]float64{
 		"cmdstat_xadd:calls=10,usec=100,usec_per_call=10.00,rejected_calls=0,failed_calls=0": before,
-		"cmdstat_get:calls=5,usec=5,usec_per_call=1.00":                                       before,
-		"cmdstat_xadd:calls=30,usec=400,usec_per_call=13.33":                                  after,
-		"cmdstat_get:calls=5,usec=5,usec_per_call=1.00 ":                                      after, // not called in between
-		"cmdstat_evalsha:calls=2,usec=900,usec_per_call=450.00":                               after, // new
-		"cmdstat_xinfo|groups:calls=1,usec=3":                                                 after,
+		"cmdstat_get:calls=5,usec=5,usec_per_call=1.00":                                      before,
+		"cmdstat_xadd:calls=30,usec=400,usec_per_call=13.33":                                 after,
+		"cmdstat_get:calls=5,usec=5,usec_per_call=1.00 ":                                     after, // not called in between
+		"cmdstat_evalsha:calls=2,usec=900,usec_per_call=450.00":                              after, // new
+		"cmdstat_xinfo|groups:calls=1,usec=3":                                                after,
 	} {
 		if !parseCommandStats(strings.TrimSpace(line), m) {
 			t.Fatalf("%q not read", line)
