@@ -77,7 +77,7 @@ func commandCosts(before, after map[string]float64) []cmdCost {
 	return out
 }
 
-// perNotification describes costs for n notifications: "evalsha 15.1 µs
+// perNotification describes costs for n notifications (or connections): "evalsha 15.1 µs
 // (0.030 calls), xadd 3.8 µs (2.01 calls), ...".
 func perNotification(costs []cmdCost, n float64) string {
 	if n <= 0 || len(costs) == 0 {
@@ -89,4 +89,16 @@ func perNotification(costs []cmdCost, n float64) string {
 			" µs (" + strconv.FormatFloat(c.Calls/n, 'f', 3, 64) + " calls)"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// redisCommands is where the Redis processes' time went over the phase,
+// per one of n (notifications, connections): "" when unknown.
+func (p *phaseResult) redisCommands(n float64) string {
+	var out []string
+	for _, pp := range p.Processes {
+		if s := perNotification(pp.Commands, n); s != "" {
+			out = append(out, pp.Name+": "+s)
+		}
+	}
+	return strings.Join(out, "; ")
 }

@@ -200,6 +200,9 @@ func (p *phaseResult) table(w io.Writer, acks bool) error {
 		if c.ServerCPUMS > 0 {
 			row("cpu/conn", "edge %.3f ms, Redis %.3f ms, every server process + Redis %.3f ms", c.EdgeCPUMS, c.RedisCPUMS, c.ServerCPUMS)
 		}
+		if c.RedisCmds != "" {
+			row("redis/conn", "%s (INFO commandstats)", c.RedisCmds)
+		}
 	}
 	if i := p.Idle; i != nil && i.GoMetrics {
 		row("idle", "%d connections held %.0fs: edge RSS %.0f B/conn above the baseline (heap in use %.0f, stacks %.0f); %.2f goroutines, %.2f descriptors per conn",

@@ -68,6 +68,7 @@ type connectResult struct {
 	EdgeCPUMS   float64          `json:"edge_cpu_per_conn_ms"`
 	ServerCPUMS float64          `json:"server_cpu_per_conn_ms"` // every server process and Redis
 	RedisCPUMS  float64          `json:"redis_cpu_per_conn_ms"`
+	RedisCmds   string           `json:"redis_commands_per_conn,omitempty"` // as personalResult.RedisCmds, per connection
 	Closes      map[string]int64 `json:"closes,omitempty"`
 }
 

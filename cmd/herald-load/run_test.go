@@ -68,7 +68,7 @@ func TestRunEveryScenario(t *testing.T) {
 		t.Fatalf("run: ok %v, acks %q, idempotency %v, best %v, headlines %+v\n%s", r.OK, r.Acks, r.Idempotency, r.BestRate, r.Headlines, out)
 	}
 	c := phaseNamed(t, r, "connect")
-	if c.Connect.Connected != 20 || c.Connect.ServerCPUMS <= 0 || c.Connect.ConnectMS.N != 20 {
+	if c.Connect.Connected != 20 || c.Connect.ServerCPUMS <= 0 || c.Connect.ConnectMS.N != 20 || !strings.HasPrefix(c.Connect.RedisCmds, "redis: ") {
 		t.Errorf("connect %+v", c.Connect)
 	}
 	idle := phaseNamed(t, r, "idle")
@@ -81,7 +81,7 @@ func TestRunEveryScenario(t *testing.T) {
 			t.Errorf("%s: %+v", name, p)
 		}
 		// where Redis's time went: the append script and the ingest XADD
-		if !strings.Contains(p.RedisCmds, "evalsha ") || !strings.Contains(p.RedisCmds, "xadd ") {
+		if !strings.Contains(p.RedisCmds, "redis: ") || !strings.Contains(p.RedisCmds, "evalsha ") || !strings.Contains(p.RedisCmds, "xadd ") {
 			t.Errorf("%s: Redis commands per notification %q, want evalsha and xadd in it", name, p.RedisCmds)
 		}
 	}

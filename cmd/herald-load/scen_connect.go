@@ -27,6 +27,7 @@ func (r *runner) connect(ctx context.Context) error {
 		res.EdgeCPUMS = round3(pr.res.cpuOf(roleEdge) / n * 1000)
 		res.ServerCPUMS = round3(pr.res.cpuOf("") / n * 1000)
 		res.RedisCPUMS = round3(pr.res.cpuOf(roleRedis) / n * 1000)
+		res.RedisCmds = pr.res.redisCommands(n)
 	}
 	var why []string
 	if res.Connected < int64(res.Clients) {

@@ -167,12 +167,6 @@ func (r *runner) personalTotals(res *personalResult, p *phaseResult, pb *publish
 		res.RedisPerNotUS = round3(p.cpuOf(roleRedis) / n * 1e6)
 		res.EdgePerNotUS = round3(p.cpuOf(roleEdge) / n * 1e6)
 		res.WirePerNotB = round3(p.wireBytesOf() / n)
-		var cmds []string
-		for _, pp := range p.Processes {
-			if s := perNotification(pp.Commands, n); s != "" {
-				cmds = append(cmds, s)
-			}
-		}
-		res.RedisCmds = strings.Join(cmds, "; ")
+		res.RedisCmds = p.redisCommands(n)
 	}
 }
