@@ -85,7 +85,7 @@ func (w *worker) recover(ctx context.Context) error {
 		// entries already appended are acknowledged first, so that they
 		// are not read again as pending
 		if err := w.flushAcks(ctx); err != nil {
-			w.readFailed(ctx, err)
+			w.opFailed(ctx, opAck, err)
 			continue
 		}
 		msgs, err := w.readPending(ctx, 1)
@@ -94,7 +94,7 @@ func (w *worker) recover(ctx context.Context) error {
 			counts, err = w.deliveries(ctx, msgs)
 		}
 		if err != nil {
-			w.readFailed(ctx, err)
+			w.opFailed(ctx, opRead, err)
 			continue
 		}
 		if len(msgs) == 0 {

@@ -35,12 +35,11 @@ func (w *worker) claim(ctx context.Context, minIdle time.Duration, lateBefore st
 			if ctx.Err() != nil {
 				return total, ctx.Err()
 			}
-			w.d.m.errors.WithLabelValues("claim").Inc()
-			w.readFailed(ctx, fmt.Errorf("claim pending entries of %s: %w", w.stream, err))
+			w.opFailed(ctx, opClaim, fmt.Errorf("claim pending entries of %s: %w", w.stream, err))
 			continue
 		}
 		if err := w.ackDeleted(ctx, deleted); err != nil {
-			w.readFailed(ctx, err)
+			w.opFailed(ctx, opClaim, err)
 			continue
 		}
 		if len(msgs) > 0 {
@@ -66,7 +65,7 @@ func (w *worker) handleClaimed(ctx context.Context, msgs []redis.XMessage, lateB
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		w.readFailed(ctx, err)
+		w.opFailed(ctx, opClaim, err)
 	}
 }
 

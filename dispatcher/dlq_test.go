@@ -240,3 +240,41 @@ func TestDLQReplayAllStopsAtWhatWasThere(t *testing.T) {
 		t.Fatalf("%d events published, want 4", n)
 	}
 }
+
+// TestFailuresCountedUnderTheirOp: a failed operation is counted once,
+// under the op it was part of. A dispatcher whose Redis user may not XACK
+// fails its reads (the held acknowledgement rides in the read's MULTI),
+// then the recovery's acknowledgement: counted as ack, not as read. One
+// that may not XAUTOCLAIM fails its takeover's claim: counted as claim
+// only, not as read too.
+func TestFailuresCountedUnderTheirOp(t *testing.T) {
+	srv, admin := newServer(t)
+	ctx := context.Background()
+	limited := func(user, deny string) *redis.Client {
+		if err := admin.Do(ctx, "ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", "-"+deny).Err(); err != nil {
+			t.Fatal(err)
+		}
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: user, Password: "pw"})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+
+	space := keys.Space{Prefix: "noack:"}
+	d := startDispatcher(t, limited("noack", "xack"), testConfig(t, space, "c1"))
+	publishRaw(t, admin, space.Events(), "type", "a.b", "tenant", "acme", "to", "user:u1", "data", `{}`)
+	waitFor(t, 10*time.Second, "a failed acknowledgement", func() bool {
+		n, _ := metricValueOK(t, d.Dispatcher, "herald_dispatcher_errors_total", "ack")
+		return n >= 1
+	})
+	d.stop(t)
+
+	space = keys.Space{Prefix: "noclaim:"}
+	d = startDispatcher(t, limited("noclaim", "xautoclaim"), testConfig(t, space, "c2"))
+	waitFor(t, 10*time.Second, "failed claims", func() bool {
+		n, _ := metricValueOK(t, d.Dispatcher, "herald_dispatcher_errors_total", "claim")
+		return n >= 2
+	})
+	if n, _ := metricValueOK(t, d.Dispatcher, "herald_dispatcher_errors_total", "read"); n != 0 {
+		t.Fatalf("errors{read} = %v after failed claims only, want 0", n)
+	}
+}

@@ -61,7 +61,7 @@ func (w *worker) run(ctx context.Context) error {
 			if errors.Is(err, ErrLeaseLost) {
 				return err
 			}
-			w.readFailed(ctx, err)
+			w.opFailed(ctx, opRead, err)
 			// The read may have taken entries before its reply was lost
 			// (Redis died or the connection broke): they are pending for
 			// this consumer, and go first, in order, before anything newer.
@@ -168,7 +168,7 @@ func (w *worker) flushAcksOnExit(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	if err := w.flushAcks(ctx); err != nil {
-		w.d.m.errors.WithLabelValues("ack").Inc()
+		w.d.m.errors.WithLabelValues(opAck).Inc()
 		w.log.Warn("acknowledge on stop", logErr, err)
 	}
 }
@@ -181,11 +181,15 @@ func (w *worker) wait(ctx context.Context, newest string) {
 		Streams: []string{w.stream, newest}, Count: 1, Block: w.cfg.Block,
 	}).Err()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		w.readFailed(ctx, err)
+		w.opFailed(ctx, opRead, err)
 	}
 }
 
-func (w *worker) readFailed(ctx context.Context, err error) {
+// opFailed handles a failed Redis operation of the worker's loop: a
+// missing consumer group is created again; anything else is counted in
+// herald_dispatcher_errors_total under op, logged, and waited out with
+// the backoff.
+func (w *worker) opFailed(ctx context.Context, op string, err error) {
 	if ctx.Err() != nil {
 		return
 	}
@@ -195,10 +199,17 @@ func (w *worker) readFailed(ctx context.Context, err error) {
 			return
 		}
 	}
-	w.d.m.errors.WithLabelValues("read").Inc()
-	w.log.Warn("read failed", logErr, err)
+	w.d.m.errors.WithLabelValues(op).Inc()
+	w.log.Warn(op+" failed", logErr, err)
 	w.backoff(ctx)
 }
+
+// The ops of herald_dispatcher_errors_total that opFailed counts.
+const (
+	opRead  = "read"  // reading new or pending entries
+	opClaim = "claim" // claiming entries left idle, and what that reads
+	opAck   = "ack"   // acknowledging entries held back from earlier batches
+)
 
 // backoff sleeps for the next capped exponential delay; false when ctx
 // ended first.
