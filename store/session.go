@@ -114,20 +114,21 @@ func (s *Store) RecentlyClosed(limit int) ([]Session, error) {
 }
 
 // PruneClosed deletes closed sessions whose ClosedAt is before olderThan and
-// returns how many it deleted.
+// returns how many it deleted. The records are ordered by ClosedAt, so
+// they go with one range deletion, whose batch is the same size however
+// many sessions closed since the last prune; they are counted first.
 func (s *Store) PruneClosed(olderThan time.Time) (int, error) {
 	n := 0
 	err := s.withDB(func(db *pebble.DB) error {
-		b := db.NewBatch()
-		defer b.Close()
-		err := scan(db, prefixClosed, closedTimePrefix(olderThan), false, func(k, _ []byte) (bool, error) {
+		end := closedTimePrefix(olderThan)
+		err := scan(db, prefixClosed, end, false, func(_, _ []byte) (bool, error) {
 			n++
-			return true, b.Delete(k, nil)
+			return true, nil
 		})
 		if err != nil || n == 0 {
 			return err
 		}
-		return b.Commit(pebble.NoSync)
+		return db.DeleteRange(prefixClosed, end, pebble.NoSync)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("prune closed sessions: %w", err)
