@@ -262,10 +262,14 @@ func TestFailuresCountedUnderTheirOp(t *testing.T) {
 	space := keys.Space{Prefix: "noack:"}
 	d := startDispatcher(t, limited("noack", "xack"), testConfig(t, space, "c1"))
 	publishRaw(t, admin, space.Events(), "type", "a.b", "tenant", "acme", "to", "user:u1", "data", `{}`)
-	waitFor(t, 10*time.Second, "a failed acknowledgement", func() bool {
+	waitFor(t, 10*time.Second, "failed acknowledgements", func() bool {
 		n, _ := metricValueOK(t, d.Dispatcher, "herald_dispatcher_errors_total", "ack")
-		return n >= 1
+		return n >= 2
 	})
+	// the one read that failed, not the recovery's acknowledgements
+	if n, _ := metricValueOK(t, d.Dispatcher, "herald_dispatcher_errors_total", "read"); n != 1 {
+		t.Fatalf("errors{read} = %v, want 1", n)
+	}
 	d.stop(t)
 
 	space = keys.Space{Prefix: "noclaim:"}

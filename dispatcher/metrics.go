@@ -66,7 +66,7 @@ func newMetrics() *metrics {
 		}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_dispatcher_errors_total",
-			Help: "Failed Redis operations, by op: read (new or pending entries), append (the whole batch: appends, dead letters, acknowledgement), lease, heartbeat, claim (entries left idle), housekeeping, ack (entries held back from earlier batches, acknowledged at a recovery or when a worker stops).",
+			Help: "Failed Redis operations, by op: read (new or pending entries), append (the whole batch: appends, dead letters, acknowledgement), lease, heartbeat, claim (a takeover's claim of the pending entries, and the periodic claim of entries left idle), housekeeping, ack (entries held back from earlier batches, acknowledged at a recovery or when a worker stops).",
 		}, []string{"op"}),
 		lateEntries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_dispatcher_late_entries_total",

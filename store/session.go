@@ -116,9 +116,12 @@ func (s *Store) RecentlyClosed(limit int) ([]Session, error) {
 // PruneClosed deletes closed sessions whose ClosedAt is before olderThan and
 // returns how many it deleted. The records are ordered by ClosedAt, so
 // they go with one range deletion, whose batch is the same size however
-// many sessions closed since the last prune; they are counted first.
+// many sessions closed since the last prune; they are counted first, under
+// the lock CloseSession takes, so that none is deleted uncounted.
 func (s *Store) PruneClosed(olderThan time.Time) (int, error) {
 	n := 0
+	s.sessMu.Lock()
+	defer s.sessMu.Unlock()
 	err := s.withDB(func(db *pebble.DB) error {
 		end := closedTimePrefix(olderThan)
 		err := scan(db, prefixClosed, end, false, func(_, _ []byte) (bool, error) {

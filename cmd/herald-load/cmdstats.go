@@ -14,12 +14,17 @@ import (
 const (
 	metricCmdCalls = "redis_cmd_calls:"
 	metricCmdUsec  = "redis_cmd_usec:"
+	metricCmdRead  = "redis_cmdstats" // 1: the reading holds the section
 )
 
 // parseCommandStats reads one INFO line such as
 // "cmdstat_xadd:calls=12,usec=34,usec_per_call=2.83,..." into m and
 // reports whether it was one.
 func parseCommandStats(line string, m map[string]float64) bool {
+	if line == "# Commandstats" {
+		m[metricCmdRead] = 1
+		return true
+	}
 	rest, ok := strings.CutPrefix(line, "cmdstat_")
 	if !ok {
 		return false
@@ -55,8 +60,13 @@ type cmdCost struct {
 const maxCmdCosts = 10
 
 // commandCosts is what each command took between two readings of one
-// Redis, the costliest first, at most maxCmdCosts of them.
+// Redis, the costliest first, at most maxCmdCosts of them; nil unless
+// both readings hold the section (a reading that failed has none of it,
+// and would count every command since Redis started).
 func commandCosts(before, after map[string]float64) []cmdCost {
+	if before[metricCmdRead] != 1 || after[metricCmdRead] != 1 {
+		return nil
+	}
 	var out []cmdCost
 	for k, usec := range after {
 		name, ok := strings.CutPrefix(k, metricCmdUsec)

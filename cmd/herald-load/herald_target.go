@@ -172,7 +172,13 @@ func (h *herald) Processes(ctx context.Context) ([]Process, error) {
 func redisInfo(ctx context.Context, rdb redis.UniversalClient) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	info, err := rdb.Info(ctx, "cpu", "memory", "commandstats").Result()
+	sections := []string{"cpu", "memory", "commandstats"}
+	if _, ok := rdb.(*redis.ClusterClient); ok {
+		// one node answers, not always the same one: its commands are
+		// not the deployment's
+		sections = sections[:2]
+	}
+	info, err := rdb.Info(ctx, sections...).Result()
 	if err != nil {
 		return nil, fmt.Errorf("redis INFO: %w", err)
 	}

@@ -274,7 +274,7 @@ func personalRows(row func(k, format string, a ...any), s *personalResult, acks 
 	}
 	row("cpu/notif", "%.1f µs every server process + Redis (Redis %.1f, edge %.1f)", s.CPUPerNotifUS, s.RedisPerNotUS, s.EdgePerNotUS)
 	if s.RedisCmds != "" {
-		row("redis/notif", "%s (Redis's time per command, INFO commandstats: a script's commands count in it and again by name)", s.RedisCmds)
+		row("redis/notif", "%s (Redis's time per command, INFO commandstats: the commands of a script, or of a transaction's exec, count in it and again by name)", s.RedisCmds)
 	}
 	if s.WirePerNotB > 0 {
 		row("wire/notif", "%.1f bytes written by the edges per notification (frame headers included, after compression)", s.WirePerNotB)

@@ -110,8 +110,9 @@ type personalResult struct {
 	EdgePerNotUS  float64         `json:"edge_cpu_per_notification_us"`
 	WirePerNotB   float64         `json:"edge_wire_bytes_per_notification,omitempty"` // Herald: bytes the edges wrote per notification delivered
 	// RedisCmds is where Redis's time went, per notification delivered:
-	// each costly command's time (INFO commandstats, so a script's own
-	// commands count in the script and again under their names) and calls.
+	// each costly command's time (INFO commandstats, so the commands of a
+	// script or of a MULTI count in its evalsha or exec and again under
+	// their names) and calls.
 	RedisCmds string  `json:"redis_commands_per_notification,omitempty"`
 	SLOMS     float64 `json:"slo_ms,omitempty"`
 	Held      bool    `json:"held"` // p99 within the SLO, nothing lost, no publish error

@@ -176,7 +176,11 @@ func TestOrderPayload(t *testing.T) {
 
 func TestCommandStats(t *testing.T) {
 	before, after := map[string]float64{}, map[string]float64{}
+	if commandCosts(before, map[string]float64{metricCmdRead: 1, metricCmdUsec + "xadd": 5, metricCmdCalls + "xadd": 1}) != nil {
+		t.Fatal("costs from a reading without the section: every command since Redis started")
+	}
 	for line, m := range map[string]map[string]float64{
+		"# Commandstats": before,
 		"cmdstat_xadd:calls=10,usec=100,usec_per_call=10.00,rejected_calls=0,failed_calls=0": before,
 		"cmdstat_get:calls=5,usec=5,usec_per_call=1.00":                                      before,
 		"cmdstat_xadd:calls=30,usec=400,usec_per_call=13.33":                                 after,
@@ -187,6 +191,9 @@ func TestCommandStats(t *testing.T) {
 		if !parseCommandStats(strings.TrimSpace(line), m) {
 			t.Fatalf("%q not read", line)
 		}
+	}
+	if !parseCommandStats("# Commandstats", after) || after[metricCmdRead] != 1 {
+		t.Fatal("the section's header not noted")
 	}
 	if parseCommandStats("used_cpu_sys:1.5", after) || parseCommandStats("cmdstat_:calls=1", after) {
 		t.Fatal("a line of another kind was read as a command's")
