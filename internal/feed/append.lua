@@ -24,7 +24,8 @@
 -- The meta hash holds epoch, seq, expires (unix seconds when the stream and
 -- the meta expire, as last set), dx (the last seq with exp or device set), src:<source stream> (the last source entry
 -- id appended from it), and i:<idempotency key> = '<unix seconds>:<seq>'
--- for the keys appended, with ic, where the pruning of those stands.
+-- for the keys appended, with ip, where the pruning of those stands (see
+-- prune; metas written before ip may still hold an unused ic).
 --
 -- Both keys always get their TTL together: when either is new, or once at
 -- most ARGV[5] seconds are left, so with ARGV[5] = 7/8 of the TTL a feed
@@ -36,7 +37,10 @@
 -- appended, as long as the feed lives. Every 64th append of a feed also
 -- walks on through its keys (HSCAN COUNT 128: about two keys for each
 -- append) and deletes those past that, so a feed keeps the keys of about
--- its last ARGV[3] seconds, whatever its rate.
+-- its last ARGV[3] seconds, whatever its rate. A round of that walk also
+-- notes the oldest key it kept; until that one is past the window, the
+-- walk does not run at all (a feed younger than the window, or whose keys
+-- are all recent, has nothing to delete).
 --
 -- A feed whose stream is gone (deleted, evicted) while its meta is not
 -- starts again at seq 1 in a new epoch, and keeps its source positions
@@ -82,15 +86,43 @@ local function expired(v)
 end
 
 -- prune deletes the idempotency keys past their window among the next
--- ones of meta, and returns where it stopped.
+-- ones of meta, and returns the meta fields to set (HSET's arguments, from
+-- the key), or nil when there is nothing to do. Where the pruning stands
+-- is one field, ip = '<cursor>,<im>,<io>': the walk's HSCAN cursor, the
+-- oldest time among the keys it kept so far in this round of the walk, and
+-- when the last round ended, the oldest time among the keys it kept then
+-- (every key the meta held through the round was seen, so none is older,
+-- but for keys appended while a round went on, whose time is at most the
+-- round's end). Until io is past the window, no key can be, and prune only
+-- reads ip. Either time may be empty.
 local function prune(meta)
-  local r = call('HSCAN', meta, call('HGET', meta, 'ic') or '0', 'MATCH', 'i:*', 'COUNT', '128')
+  local p = call('HGET', meta, 'ip') or ''
+  local cursor, imText, ioText = '0', '', ''
+  local c1 = find(p, ',', 1, true)
+  local c2 = c1 and find(p, ',', c1 + 1, true)
+  if c2 then cursor, imText, ioText = sub(p, 1, c1 - 1), sub(p, c1 + 1, c2 - 1), sub(p, c2 + 1) end
+  local io = tonumber(ioText)
+  if io and io > cutoff then return nil end
+  local r = call('HSCAN', meta, cursor, 'MATCH', 'i:*', 'COUNT', '128')
   local kv, del = r[2], {meta}
+  local oldest = tonumber(imText)
   for j = 1, #kv, 2 do
-    if expired(kv[j+1]) then del[#del+1] = kv[j] end
+    local v = kv[j+1]
+    if expired(v) then
+      del[#del+1] = kv[j]
+    else
+      local c = find(v, ':', 1, true)
+      local tText = c and sub(v, 1, c - 1)
+      local t = tText and tonumber(tText)
+      if t and (not oldest or t < oldest) then oldest, imText = t, tText end
+    end
   end
   if #del > 1 then call('HDEL', unpack(del)) end
-  return r[1]
+  if r[1] == '0' then -- the round is over
+    if not oldest then imText = nowText end
+    return {meta, 'ip', '0,,' .. imText}
+  end
+  return {meta, 'ip', r[1] .. ',' .. imText .. ',' .. ioText}
 end
 
 -- xadd adds request a's entry with id; with nomk it does not create a
@@ -168,7 +200,7 @@ local function append(stream, meta, a)
     -- two characters of the feed's tag (bytes -8 and -7 of '...}:meta'), so
     -- that feeds created together (a broadcast, a load test) do not all
     -- prune at once
-    h = {meta, 'ic', prune(meta)}
+    h = prune(meta)
   end
 
   -- the stream and the meta get their TTL together, so they expire together

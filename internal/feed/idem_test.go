@@ -3,6 +3,7 @@ package feed_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,64 @@ func TestIdempotencyKeysPastTheirTTLArePruned(t *testing.T) {
 	}
 	if len(got) != 600 {
 		t.Fatalf("meta holds %d keys, want the 600 new ones", len(got))
+	}
+}
+
+// hscanCalls is how many HSCANs the harness's Redis has run.
+func (h *ttlHarness) hscanCalls() int {
+	h.t.Helper()
+	info, err := h.rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_hscan:calls="); ok {
+			n, _, _ := strings.Cut(rest, ",")
+			calls, err := strconv.Atoi(n)
+			if err != nil {
+				h.t.Fatalf("commandstats line %q: %v", line, err)
+			}
+			return calls
+		}
+	}
+	return 0
+}
+
+// While no key of a feed can be past its window, the pruning walk does
+// not run: once a round of it has seen every key, it knows the oldest,
+// and walks again only when that one is past the window.
+func TestIdempotencyPruningWaitsForTheOldestKey(t *testing.T) {
+	h := newTTLHarness(t)
+	for i := range 200 { // a round or more of the walk
+		h.appendKey(0, fmt.Sprintf("a-%d", i))
+	}
+	walked := h.hscanCalls()
+	if walked == 0 {
+		t.Fatal("no pruning walk in 200 appends")
+	}
+	for i := range 640 { // ten more pruning steps, all keys well inside the window
+		h.appendKey(0, fmt.Sprintf("b-%d", i))
+	}
+	if n := h.hscanCalls(); n != walked {
+		t.Fatalf("%d HSCANs while every key was inside its window, want none (had %d before)", n-walked, walked)
+	}
+	// Past the oldest key's window the walk runs again, and deletes what
+	// it meets of the 840 keys now past their window.
+	h.now = h.now.Add(testIdemTTL)
+	for i := range 200 {
+		h.appendKey(0, fmt.Sprintf("c-%d", i))
+	}
+	if h.hscanCalls() == walked {
+		t.Fatal("no pruning walk once keys were past their window")
+	}
+	old := 0
+	for k := range h.metaKeys() {
+		if !strings.HasPrefix(k, "c-") {
+			old++
+		}
+	}
+	if old >= 840 {
+		t.Fatalf("all %d keys past their window still there after the walk ran", old)
 	}
 }
 
