@@ -71,11 +71,20 @@ local function after(a, b)
   return a > b
 end
 
+-- stamp returns the time in an idempotency key's value ('<unix s>:<seq>')
+-- as a number and as text, and where its ':' is; nothing when malformed.
+local function stamp(v)
+  local c = find(v, ':', 1, true)
+  if not c then return end
+  local text = sub(v, 1, c - 1)
+  local t = tonumber(text)
+  if t then return t, text, c end
+end
+
 -- live returns the seq in an idempotency key's value, or nil when the key
 -- is past its window.
 local function live(v)
-  local c = find(v, ':', 1, true)
-  local t = c and tonumber(sub(v, 1, c - 1))
+  local t, _, c = stamp(v)
   if t and t > cutoff then return tonumber(sub(v, c + 1)) end
 end
 
@@ -89,20 +98,23 @@ end
 -- ones of meta, and returns the meta fields to set (HSET's arguments, from
 -- the key), or nil when there is nothing to do. Where the pruning stands
 -- is one field, ip = '<cursor>,<im>,<io>': the walk's HSCAN cursor, the
--- oldest time among the keys it kept so far in this round of the walk, and
--- when the last round ended, the oldest time among the keys it kept then
--- (every key the meta held through the round was seen, so none is older,
--- but for keys appended while a round went on, whose time is at most the
--- round's end). Until io is past the window, no key can be, and prune only
--- reads ip. Either time may be empty.
+-- oldest time among the keys it kept so far in this round of the walk, and,
+-- set when a round ends, the oldest time among the keys it kept then (every
+-- key the meta held through the round was seen, so none is older, but for
+-- keys appended while a round went on, whose time is at most the round's
+-- end). Until io is past the window, no key can be, and prune only reads
+-- ip; once it is, the walk runs and io is left empty until the round ends.
+-- Either time may be empty.
 local function prune(meta)
   local p = call('HGET', meta, 'ip') or ''
-  local cursor, imText, ioText = '0', '', ''
+  local cursor, imText = '0', ''
   local c1 = find(p, ',', 1, true)
   local c2 = c1 and find(p, ',', c1 + 1, true)
-  if c2 then cursor, imText, ioText = sub(p, 1, c1 - 1), sub(p, c1 + 1, c2 - 1), sub(p, c2 + 1) end
-  local io = tonumber(ioText)
-  if io and io > cutoff then return nil end
+  if c2 then
+    local io = tonumber(sub(p, c2 + 1))
+    if io and io > cutoff then return nil end
+    cursor, imText = sub(p, 1, c1 - 1), sub(p, c1 + 1, c2 - 1)
+  end
   local r = call('HSCAN', meta, cursor, 'MATCH', 'i:*', 'COUNT', '128')
   local kv, del = r[2], {meta}
   local oldest = tonumber(imText)
@@ -111,10 +123,8 @@ local function prune(meta)
     if expired(v) then
       del[#del+1] = kv[j]
     else
-      local c = find(v, ':', 1, true)
-      local tText = c and sub(v, 1, c - 1)
-      local t = tText and tonumber(tText)
-      if t and (not oldest or t < oldest) then oldest, imText = t, tText end
+      local t, text = stamp(v)
+      if t and (not oldest or t < oldest) then oldest, imText = t, text end
     end
   end
   if #del > 1 then call('HDEL', unpack(del)) end
@@ -122,7 +132,7 @@ local function prune(meta)
     if not oldest then imText = nowText end
     return {meta, 'ip', '0,,' .. imText}
   end
-  return {meta, 'ip', r[1] .. ',' .. imText .. ',' .. ioText}
+  return {meta, 'ip', r[1] .. ',' .. imText .. ','}
 end
 
 -- xadd adds request a's entry with id; with nomk it does not create a
