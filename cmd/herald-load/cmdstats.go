@@ -87,9 +87,9 @@ func commandCosts(before, after map[string]float64) []cmdCost {
 	return out
 }
 
-// perNotification describes costs for n notifications (or connections): "evalsha 15.1 µs
-// (0.030 calls), xadd 3.8 µs (2.01 calls), ...".
-func perNotification(costs []cmdCost, n float64) string {
+// costsPer describes costs per one of n (notifications, connections):
+// "evalsha 15.10 µs (0.030 calls), xadd 3.80 µs (2.010 calls), ...".
+func costsPer(costs []cmdCost, n float64) string {
 	if n <= 0 || len(costs) == 0 {
 		return ""
 	}
@@ -106,7 +106,7 @@ func perNotification(costs []cmdCost, n float64) string {
 func (p *phaseResult) redisCommands(n float64) string {
 	var out []string
 	for _, pp := range p.Processes {
-		if s := perNotification(pp.Commands, n); s != "" {
+		if s := costsPer(pp.Commands, n); s != "" {
 			out = append(out, pp.Name+": "+s)
 		}
 	}

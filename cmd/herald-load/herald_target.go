@@ -184,10 +184,11 @@ func redisInfo(ctx context.Context, rdb redis.UniversalClient) (map[string]float
 	}
 	m := make(map[string]float64)
 	for _, line := range strings.Split(info, "\n") {
-		if parseCommandStats(strings.TrimSpace(line), m) {
+		line = strings.TrimSpace(line)
+		if parseCommandStats(line, m) {
 			continue
 		}
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		k, v, ok := strings.Cut(line, ":")
 		if !ok {
 			continue
 		}

@@ -203,7 +203,7 @@ func TestCommandStats(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("costs %+v, want %+v", got, want)
 	}
-	if s := perNotification(got[:2], 100); s != "evalsha 9.00 µs (0.020 calls), xadd 3.00 µs (0.200 calls)" {
+	if s := costsPer(got[:2], 100); s != "evalsha 9.00 µs (0.020 calls), xadd 3.00 µs (0.200 calls)" {
 		t.Fatalf("per notification: %q", s)
 	}
 }
